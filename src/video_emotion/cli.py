@@ -1,0 +1,140 @@
+"""`video-emotion` console script: analyse videos, fetch assets, show the pipeline's results."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from video_emotion.stages.common import setup_env
+
+
+def _cmd_assets(args: argparse.Namespace) -> int:
+    from video_emotion.assets import fetch
+    from video_emotion.config import load_params
+
+    params = load_params(args.params)
+    files = fetch({"pretrained": params.path("pretrained"), "real_faces_dir": params.path("real_faces_dir")},
+                  params.root / ".cache" / "wheels")
+    print(f"{len(files)} asset file(s) in place")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from video_emotion.config import load_params
+
+    params = load_params(args.params)
+    path = params.path("metrics_dir") / "eval.json"
+    if not path.is_file():
+        print(f"no evaluation yet ({path} missing): run `make run`", file=sys.stderr)
+        return 1
+    m = json.loads(path.read_text())
+    print("Test metrics (synthetic corpus, actor-disjoint test split):")
+    print(f"  accuracy (WAR) {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}   UAR {m['uar']:.3f}   "
+          f"clips {m['test_clips']}")
+    if "realface_pass" in m:
+        print(f"  real-face check: {'PASS' if m['realface_pass'] else 'FAIL'} (crying read negative "
+              f"{m['realface_crying_negative_share']:.2f}, laughing read positive "
+              f"{m['realface_laughing_positive_share']:.2f}, posed photos {m['realface_photo_accuracy']:.2f})")
+    reg = params.root / "reports" / "registry.json"
+    if reg.is_file():
+        r = json.loads(reg.read_text())
+        print(f"  registered {r['name']} v{r['version']} as @{r['alias']} ({r['reason']})")
+    print("Open the MLflow UI with:")
+    print(f"  .venv/bin/mlflow ui --backend-store-uri {params.tracking.uri} --port 5000")
+    return 0
+
+
+def _load_bundle(ref: str, params_path: str):
+    from video_emotion.analyze import ModelBundle
+    from video_emotion.config import load_params
+
+    p = Path(ref)
+    if p.is_dir():
+        return ModelBundle.load(p, {"name": p.name, "version": "local"})
+    from video_emotion import tracking
+
+    params = load_params(params_path)
+    folder, info = tracking.download_model(ref, params.tracking, params.root)
+    return ModelBundle.load(folder, info)
+
+
+def _csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    labels = result["model"]["labels"]
+    rows = []
+    for s in result["timeline"]:
+        rows.append({"video": result["video"], "start_s": s["start_s"], "end_s": s["end_s"], "emotion": s["emotion"],
+                     "confidence": s["confidence"], "valence": s["valence"], "arousal": s["arousal"],
+                     "sentiment": s["sentiment"], **{f"p_{k}": s["probabilities"][k] for k in labels}})
+    return rows
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from video_emotion.analyze import analyze_video
+    from video_emotion.video import VideoError
+
+    try:
+        bundle = _load_bundle(args.model, args.params)
+    except Exception as exc:  # a missing model is one clear line, not a traceback
+        print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
+        return 2
+    results, failed = [], 0
+    for path in args.paths:
+        try:
+            results.append(analyze_video(path, bundle, sample_fps=args.sample_fps, lang=args.lang,
+                                         progress=sys.stderr.isatty()))
+        except (VideoError, ValueError, OSError) as exc:
+            failed += 1
+            print(f"error: {path}: {exc}", file=sys.stderr)
+    if args.format == "json":
+        text = json.dumps(results[0] if len(results) == 1 and len(args.paths) == 1 else results,
+                          ensure_ascii=False, indent=2) + "\n"
+    else:
+        buf = io.StringIO()
+        rows = [r for res in results for r in _csv_rows(res)]
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        text = buf.getvalue()
+    if args.out:
+        from video_emotion.io_utils import write_text
+
+        write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_env()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("mlflow", "alembic", "absl"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    p = argparse.ArgumentParser(prog="video-emotion", description=__doc__)
+    p.add_argument("--params", default="params.yaml")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("analyze", help="emotion timeline + summary of one or more videos")
+    a.add_argument("paths", nargs="+")
+    a.add_argument("--model", default="video-emotion@champion",
+                   help="registry reference (name@alias, name/version) or a local bundle folder")
+    a.add_argument("--sample-fps", type=float, default=None, help="frames analysed per second (default: the model's rate)")
+    a.add_argument("--lang", choices=["en", "zh"], default="en")
+    a.add_argument("--format", choices=["json", "csv"], default="json")
+    a.add_argument("--out", default=None, help="write here instead of stdout")
+    a.set_defaults(func=_cmd_analyze)
+    s = sub.add_parser("assets", help="fetch pinned pretrained weights and real test footage (offline-safe)")
+    s.set_defaults(func=_cmd_assets)
+    r = sub.add_parser("report", help="print the latest test metrics and how to open the MLflow UI")
+    r.set_defaults(func=_cmd_report)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

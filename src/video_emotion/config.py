@@ -1,0 +1,181 @@
+"""Typed, frozen view of params.yaml: one dataclass per section, unknown keys fail at load time."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Paths:
+    raw_dir: str = "data/raw"
+    manifest: str = "data/manifest.csv"
+    validation_report: str = "reports/validation"
+    processed_dir: str = "data/processed"
+    model_dir: str = "models/video_emotion"
+    pretrained: str = "models/pretrained/fer2013_mini_xception.hdf5"
+    real_faces_dir: str = "data/external/real_faces"
+    metrics_dir: str = "metrics"
+    plots_dir: str = "plots"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    source: str = "synthetic"
+    seed: int = 7
+    n_actors: int = 16
+    clips_per_label: int = 3
+    fps: float = 12.0
+    duration_s: float = 2.0
+    width: int = 192
+    height: int = 144
+    audio: bool = True
+    val_actors: int = 3
+    test_actors: int = 3
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    min_clips_per_label_split: int = 2
+    min_duration_s: float = 0.2
+    max_duration_s: float = 900.0
+    min_side_px: int = 48
+    max_side_px: int = 4096
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    n_frames: int = 16
+    image_size: int = 64
+    face_margin: float = 0.12
+    min_face_frac: float = 0.2
+    detect_every: int = 1
+    denoise: bool = False
+    equalize: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    init: str = "fer"
+    head: str = "attention"
+    fine_tune: str = "frozen"
+    lstm_units: int = 32
+    bidirectional: bool = True
+    dropout: float = 0.2
+    correction_bound: float = 1.0
+    correction_l2: float = 0.01
+
+    def __post_init__(self) -> None:
+        _choice("model.init", self.init, ("fer", "scratch"))
+        _choice("model.head", self.head, ("attention", "lstm"))
+        _choice("model.fine_tune", self.fine_tune, ("frozen", "partial", "full"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 16
+    learning_rate: float = 0.003
+    patience: int = 4
+    seed: int = 42
+    class_weights: bool = True
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    registered_model: str = "video-emotion"
+    real_face_check: bool = True
+    window_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    experiment: str = "video-emotion"
+
+
+@dataclass(frozen=True)
+class Params:
+    paths: Paths = field(default_factory=Paths)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    root: Path = Path(".")  # folder of params.yaml; relative paths resolve against it
+
+    def path(self, name: str) -> Path:
+        """A `paths` entry resolved against the project root."""
+        return (self.root / getattr(self.paths, name)).resolve()
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        """`section.key -> value` for experiment tracking."""
+        flat: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "root":
+                continue
+            for k, v in dataclasses.asdict(getattr(self, f.name)).items():
+                flat[f"{f.name}.{k}"] = v
+        return flat
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _coerce(section: str, cls: type, raw: Any) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ValueError(f"params section {section!r} must be a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key(s) in params section {section!r}: {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(hint, type) and not isinstance(value, hint):
+            raise ValueError(f"params {section}.{key} must be {hint.__name__}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
+    """Read params.yaml into frozen dataclasses; `overrides` maps `section.key` to a value."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: top level must be a mapping")
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})[key] = value
+    sections = {f.name: f for f in dataclasses.fields(Params) if f.name != "root"}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ValueError(f"unknown params section(s): {', '.join(unknown)}")
+    hints = typing.get_type_hints(Params)
+    kwargs = {name: _coerce(name, hints[name], raw.get(name)) for name in sections}
+    return Params(**kwargs, root=path.resolve().parent)
+
+
+def section_from_dict(cls: type, raw: dict[str, Any]) -> Any:
+    """Rebuild one section (e.g. PreprocessConfig) from a saved dict, ignoring unknown keys."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in known})
+
+

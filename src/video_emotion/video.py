@@ -1,0 +1,238 @@
+"""Frame reading, sampling, face detection and cropping: the ONLY frame preprocessing.
+
+Training (preprocess stage) and serving (analyze) both call these functions, so a model always sees
+frames prepared exactly the way it was trained on. Videos are decoded as a stream: frames that are
+not analysed are only grabbed (demuxed), never converted, and no function holds a whole video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from video_emotion.config import PreprocessConfig
+
+Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+
+
+class VideoError(ValueError):
+    """A file that cannot be read as a video (missing, corrupt, unsupported codec, no frames)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps if self.fps > 0 else 0.0
+
+
+def _open(path: str | Path) -> cv2.VideoCapture:
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{path}: not a readable video (unknown container or codec)")
+    return cap
+
+
+def probe(path: str | Path, count: bool = False) -> VideoInfo:
+    """Container metadata; with `count`, the frame count is established by demuxing every frame.
+
+    Container headers can lie (truncated files, variable frame rate), so ingest counts; a video that
+    yields no decodable first frame is rejected here rather than half-way through a stage.
+    """
+    cap = _open(path)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise VideoError(f"{path}: no decodable frame (corrupt, truncated or unsupported codec)")
+        if count:
+            n = 1
+            while cap.grab():
+                n += 1
+        else:
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            n = max(n, 1)
+        if not (0 < fps < 1000):
+            fps = 25.0  # a missing rate is common in raw streams; 25 is the usual container default
+        return VideoInfo(fps=fps, n_frames=n, width=width or frame.shape[1], height=height or frame.shape[0])
+    finally:
+        cap.release()
+
+
+def uniform_indices(n_frames: int, n_samples: int) -> np.ndarray:
+    """`n_samples` frame indices spread uniformly over `n_frames` (repeats when the clip is short)."""
+    if n_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.floor((np.arange(n_samples) + 0.5) * n_frames / n_samples).astype(np.int64).clip(0, n_frames - 1)
+
+
+def iter_frames(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield `(index, BGR frame)` for the requested (sorted, possibly repeated) frame indices.
+
+    Streams: skipped frames are grabbed without decoding into an array. Stops quietly when the file
+    ends early (a header that overstates the length); the caller sees fewer frames.
+    """
+    wanted = sorted(int(i) for i in indices)
+    if not wanted:
+        return
+    cap = _open(path)
+    try:
+        pos = -1
+        frame = None
+        for idx in wanted:
+            if idx == pos and frame is not None:
+                yield idx, frame
+                continue
+            while pos < idx:
+                if not cap.grab():
+                    return
+                pos += 1
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                return
+            yield idx, frame
+    finally:
+        cap.release()
+
+
+class FaceDetector:
+    """OpenCV Haar cascade face detector (frontal, with a profile fallback).
+
+    The cascades ship inside the opencv-python-headless wheel, so nothing is downloaded.
+    """
+
+    def __init__(self, min_face_frac: float = 0.2) -> None:
+        base = Path(cv2.data.haarcascades)
+        self.frontal = cv2.CascadeClassifier(str(base / "haarcascade_frontalface_default.xml"))
+        self.alt = cv2.CascadeClassifier(str(base / "haarcascade_frontalface_alt2.xml"))
+        if self.frontal.empty() or self.alt.empty():
+            raise RuntimeError("OpenCV Haar cascades are missing from the installed cv2 package")
+        self.min_face_frac = min_face_frac
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        """Faces in a grey frame, largest first."""
+        side = min(gray.shape[:2])
+        min_size = max(20, int(side * self.min_face_frac))
+        # Detect on a frame no larger than 360 px on its short side: Haar cost grows with area and
+        # faces that matter for emotion are large.
+        scale = min(1.0, 360.0 / side)
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        ms = max(20, int(min_size * scale))
+        boxes = self.frontal.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(ms, ms))
+        if len(boxes) == 0:
+            boxes = self.alt.detectMultiScale(small, scaleFactor=1.1, minNeighbors=3, minSize=(ms, ms))
+        out = [tuple(int(round(v / scale)) for v in b) for b in boxes]
+        return sorted(out, key=lambda b: b[2] * b[3], reverse=True)  # type: ignore[return-value]
+
+
+def crop_face(gray: np.ndarray, box: Box, cfg: PreprocessConfig) -> np.ndarray:
+    """Square crop around `box` with a margin, resized to `image_size`, as uint8.
+
+    Normalisation to the CNN's input range happens inside the Keras model, so the crop stays uint8.
+    """
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + 2 * cfg.face_margin)))
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    H, W = gray.shape[:2]
+    pad = max(0, -x0, -y0, x0 + side - W, y0 + side - H)
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad, y0 + pad
+    crop = gray[y0:y0 + side, x0:x0 + side]
+    crop = cv2.resize(crop, (cfg.image_size, cfg.image_size), interpolation=cv2.INTER_AREA)
+    if cfg.equalize:
+        crop = cv2.equalizeHist(crop)
+    if cfg.denoise:
+        crop = cv2.fastNlMeansDenoising(crop, None, h=7)
+    return crop
+
+
+def center_box(width: int, height: int) -> Box:
+    """The fallback region when no face was ever found: the central square of the frame."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side, side
+
+
+@dataclass
+class FaceFrames:
+    """Face crops of a sequence of sampled frames.
+
+    `crops` (n, S, S) uint8; `face` (n,) bool: a face box applies to the frame (detected there, or
+    carried from the nearest detection in the sequence); frames with `face == False` hold a
+    centre-crop fallback and must be masked, never read as an expression.
+    `detected` (n,) bool: the detector itself fired on that frame. `boxes` (n, 4) int.
+    """
+
+    indices: np.ndarray
+    crops: np.ndarray
+    face: np.ndarray
+    detected: np.ndarray
+    boxes: np.ndarray
+
+
+def faces_from_frames(frames: Iterable[tuple[int, np.ndarray]], cfg: PreprocessConfig,
+                      detector: FaceDetector, max_gap: int = 8) -> FaceFrames:
+    """Detect (every `cfg.detect_every` frames) and crop the largest face of each frame.
+
+    Frames between detections reuse the nearest detected box within `max_gap` sampled frames
+    (before or after), which bridges blinks, motion blur and the detector's misses without
+    inventing a face where there was none for long.
+    """
+    idxs, greys, boxes, detected = [], [], [], []
+    last_box: Box | None = None
+    for k, (idx, frame) in enumerate(frames):
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        box = None
+        if k % max(1, cfg.detect_every) == 0 or last_box is None:
+            found = detector.detect(gray)
+            box = found[0] if found else None
+        idxs.append(idx)
+        greys.append(gray)
+        boxes.append(box)
+        detected.append(box is not None)
+        if box is not None:
+            last_box = box
+    n = len(idxs)
+    det = np.array(detected, dtype=bool)
+    filled: list[Box | None] = list(boxes)
+    det_pos = np.flatnonzero(det)
+    for i in range(n):
+        if filled[i] is None and det_pos.size:
+            j = det_pos[np.argmin(np.abs(det_pos - i))]
+            if abs(j - i) <= max_gap:
+                filled[i] = boxes[j]
+    face = np.array([b is not None for b in filled], dtype=bool)
+    crops = np.zeros((n, cfg.image_size, cfg.image_size), np.uint8)
+    box_arr = np.zeros((n, 4), np.int32)
+    for i, gray in enumerate(greys):
+        b = filled[i] if filled[i] is not None else center_box(gray.shape[1], gray.shape[0])
+        crops[i] = crop_face(gray, b, cfg)
+        box_arr[i] = b
+    return FaceFrames(np.array(idxs, dtype=np.int64), crops, face, det, box_arr)
+
+
+def clip_faces(path: str | Path, cfg: PreprocessConfig, detector: FaceDetector,
+               n_frames: int | None = None) -> tuple[FaceFrames, VideoInfo]:
+    """Sample `cfg.n_frames` frames uniformly from a clip and return their face crops."""
+    info = probe(path)
+    indices = uniform_indices(info.n_frames, n_frames or cfg.n_frames)
+    ff = faces_from_frames(iter_frames(path, indices), cfg, detector)
+    if len(ff.indices) == 0:
+        raise VideoError(f"{path}: no frame could be decoded")
+    return ff, info
