@@ -83,12 +83,10 @@ def _explain(batch: str, frame: pd.DataFrame, res: Any) -> dict[str, Any]:
     if not res.success and column and column in frame.columns and examples:
         key = {"actors": "actor", "label_split": "pair"}.get(batch, "path")
         if key in frame.columns:
-            hit = frame[frame[column].isin(examples)] if column != "sha256" or batch != "clips" else \
-                frame[frame[column].duplicated(keep=False) | ~frame[column].astype(str).str.fullmatch(r"[0-9a-f]{64}")]
-            where = [str(v) for v in hit[key].head(5)]
-    if batch == "clips" and column == "sha256" and not res.success:
-        dup = frame[frame["sha256"].duplicated(keep=False)]
-        where = [str(v) for v in dup["path"].head(5)] or where
+            where = [str(v) for v in frame.loc[frame[column].isin(examples), key].head(5)]
+    if cfg.type == "expect_column_values_to_be_unique" and not res.success and column in frame.columns \
+            and "path" in frame.columns:
+        where = [str(v) for v in frame.loc[frame[column].duplicated(keep=False), "path"].head(5)]
     if not res.success and cfg.type == "expect_table_columns_to_match_set":
         missing = sorted(set(REQUIRED) - set(frame.columns))
         examples = missing

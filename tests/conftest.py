@@ -1,0 +1,105 @@
+"""Shared fixtures: tiny real video clips in tmp_path and a shrunken configuration.
+
+No test reaches the network: the pretrained weights and real footage come from `make assets`,
+which runs before the suite; tests that need them skip with the reason if they are missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED = ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5"
+REAL_FACES = ROOT / "data" / "external" / "real_faces"
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 12.0, fourcc: str = "mp4v") -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def blank_clip(tmp_path: Path) -> Path:
+    """A real video with no face in it: a slowly changing grey gradient."""
+    frames = [np.full((120, 160, 3), 60 + 4 * i, np.uint8) for i in range(24)]
+    return write_video(tmp_path / "blank.mp4", frames)
+
+
+@pytest.fixture
+def face_clip(tmp_path: Path) -> Path:
+    """A real video of one synthetic actor smiling (onset, apex, offset)."""
+    from video_emotion.corpora.synthetic import make_actors, write_clip
+
+    actor = make_actors(3, seed=1)[2]
+    path = tmp_path / "happy.mp4"
+    write_clip(path, actor, "happy", fps=12, duration_s=2.0, width=192, height=144,
+               rng=np.random.default_rng(3))
+    return path
+
+
+def tiny_params_dict(tmp_path: Path) -> dict:
+    return {
+        "paths": {
+            "raw_dir": str(tmp_path / "data" / "raw"), "manifest": str(tmp_path / "data" / "manifest.csv"),
+            "validation_report": str(tmp_path / "reports" / "validation"),
+            "processed_dir": str(tmp_path / "data" / "processed"),
+            "model_dir": str(tmp_path / "models" / "video_emotion"), "pretrained": str(PRETRAINED),
+            "real_faces_dir": str(REAL_FACES), "metrics_dir": str(tmp_path / "metrics"),
+            "plots_dir": str(tmp_path / "plots"),
+        },
+        "ingest": {"n_actors": 5, "clips_per_label": 1, "fps": 8.0, "duration_s": 1.0, "width": 160,
+                   "height": 120, "val_actors": 1, "test_actors": 1, "seed": 3},
+        "validate": {"min_clips_per_label_split": 1},
+        "preprocess": {"n_frames": 6},
+        "model": {"lstm_units": 8},
+        "train": {"epochs": 2, "batch_size": 8, "patience": 2},
+        "evaluate": {},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifact_location": str(tmp_path / "mlartifacts"),
+                     "experiment": "video-emotion-test"},
+    }
+
+
+@pytest.fixture
+def tiny_params_file(tmp_path: Path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params_dict(tmp_path)))
+    return path
+
+
+@pytest.fixture
+def tiny_params(tiny_params_file: Path):
+    from video_emotion.config import load_params
+
+    return load_params(tiny_params_file)
+
+
+@pytest.fixture(scope="session")
+def pretrained() -> Path:
+    if not PRETRAINED.is_file():
+        pytest.skip("pretrained weights missing: run `make assets`")
+    return PRETRAINED
+
+
+@pytest.fixture(scope="session")
+def real_faces() -> Path:
+    if not (REAL_FACES / "cry_then_laugh.mp4").is_file():
+        pytest.skip("real footage missing: run `make assets`")
+    return REAL_FACES
