@@ -141,7 +141,8 @@ def register(run_id: str, model_dir: Path, name: str, test_macro_f1: float, gate
     except mlflow.exceptions.MlflowException:
         current = None
     current_f1 = float(current.tags.get("test_macro_f1", "-1")) if current is not None else -1.0
-    if gate_passed and test_macro_f1 > current_f1:
+    # Compare at the precision the tag stores, so that re-evaluating the same model is a tie.
+    if gate_passed and round(test_macro_f1, 6) > current_f1:
         alias, reason = CHAMPION, (f"beats champion v{current.version} ({current_f1:.4f})" if current
                                    else "first version to pass the gate")
     else:

@@ -79,7 +79,7 @@ def test_mlflow_run_and_registry(pipeline):
     second = json.loads((pipeline["tmp"] / "reports" / "registry.json").read_text())
     assert second["version"] == "2" and second["alias"] == "challenger"
     if first["alias"] == "champion":
-        assert client.get_model_version_by_alias("video-emotion", "champion").version == "1"
+        assert str(client.get_model_version_by_alias("video-emotion", "champion").version) == "1"
 
 
 def test_cli_analyze_contract_local_and_registered(pipeline, face_clip, blank_clip, tmp_path, capsys):
