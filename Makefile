@@ -29,6 +29,7 @@ assets: install
 	$(BIN)/video-emotion assets
 
 run: assets
+	$(BIN)/video-emotion keys ensure
 	$(BIN)/dvc repro
 	$(BIN)/video-emotion report
 

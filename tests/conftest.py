@@ -20,6 +20,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# A fixed test-only data key: tests never read or create the user's key ring.
+TEST_DATA_KEY = "dGVzdC1vbmx5IGRhdGEga2V5IHZpZGVvLWVtb3Rpb24="
+os.environ["VIDEO_EMOTION_DATA_KEY"] = TEST_DATA_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5"

@@ -50,6 +50,66 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    import os
+
+    from video_emotion import secure_store as ss
+    from video_emotion.config import load_params
+
+    params = load_params(args.params)
+    key_file = Path(params.secure.key_file).expanduser()
+    if args.action in ("init", "ensure"):
+        if os.environ.get(ss.ENV_KEY):
+            print(f"data key comes from ${ss.ENV_KEY}; nothing to create")
+            return 0
+        if key_file.is_file() and not getattr(args, "force", False):
+            if args.action == "ensure":
+                return 0
+            print(f"error: {key_file} already exists (use --force to replace it: data encrypted "
+                  "with the old key becomes unreadable)", file=sys.stderr)
+            return 1
+        ring = ss.KeyRing(source=str(key_file))
+        kid = ring.add(ss.new_key())
+        ss.save_keyring(ring, key_file)
+        print(f"created a new data key (id {kid.hex()}) in {key_file} (permissions 0600). It encrypts the "
+              "test split at rest; keep it out of the repository and back it up.")
+        return 0
+    if args.action == "status":
+        ring = ss.load_keyring(key_file)
+        print(f"data key id {ring.current.hex()} from {ring.source}" +
+              (f" ({len(ring.keys) - 1} previous key(s): a rotation is unfinished)" if len(ring.keys) > 1 else ""))
+        return 0
+    # rotate: every encrypted file the pipeline wrote, then tell DVC about the new ciphertext.
+    from video_emotion.corpora.manifest import logical_name, read_manifest, resolve
+    from video_emotion.stages.preprocess import split_name
+
+    files: list[tuple[Path, str]] = []
+    manifest = params.path("manifest")
+    if manifest.is_file():
+        df = read_manifest(manifest)
+        for col in ("path", "audio_path"):
+            for rel in df[col]:
+                if isinstance(rel, str) and rel.endswith(ss.SUFFIX):
+                    files.append((resolve(manifest, rel), logical_name(rel)))
+    processed = params.path("processed_dir")
+    for enc in sorted(processed.glob(f"*.npz{ss.SUFFIX}")):
+        files.append((enc, split_name(processed, enc.name[: -len(".npz" + ss.SUFFIX)])))
+    try:
+        out = ss.rotate(files, key_file)
+    except ss.SecureStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    ring = ss.load_keyring(key_file)
+    print(f"rotated to key id {ring.current.hex()}: {out['reencrypted']} file(s) re-encrypted, "
+          f"{out['already_current']} already under the new key")
+    if (params.root / "dvc.lock").is_file() and not args.no_dvc_commit:
+        import subprocess
+
+        subprocess.run(["dvc", "commit", "--force", "--quiet", "ingest", "preprocess"], cwd=params.root, check=False)
+        print("recorded the new ciphertext in dvc.lock (dvc commit ingest preprocess)")
+    return 0
+
+
 def _load_bundle(ref: str, params_path: str):
     from video_emotion.analyze import ModelBundle
     from video_emotion.config import load_params
@@ -130,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     a.set_defaults(func=_cmd_analyze)
     s = sub.add_parser("assets", help="fetch pinned pretrained weights and real test footage (offline-safe)")
     s.set_defaults(func=_cmd_assets)
+    k = sub.add_parser("keys", help="data key for the encrypted test split: init | ensure | status | rotate")
+    k.add_argument("action", choices=["init", "ensure", "status", "rotate"])
+    k.add_argument("--force", action="store_true", help="init: replace an existing key")
+    k.add_argument("--no-dvc-commit", action="store_true", help="rotate: do not update dvc.lock")
+    k.set_defaults(func=_cmd_keys)
     r = sub.add_parser("report", help="print the latest test metrics and how to open the MLflow UI")
     r.set_defaults(func=_cmd_report)
     args = p.parse_args(argv)

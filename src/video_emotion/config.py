@@ -94,6 +94,17 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class SecureConfig:
+    key_file: str = "~/.config/video-emotion/data.key"
+    encrypted_splits: list = field(default_factory=lambda: ["test"])
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.encrypted_splits) - {"train", "val", "test"})
+        if bad:
+            raise ValueError(f"secure.encrypted_splits: unknown split(s) {bad}")
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
     artifact_location: str = "mlartifacts"
@@ -109,6 +120,7 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    secure: SecureConfig = field(default_factory=SecureConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     root: Path = Path(".")  # folder of params.yaml; relative paths resolve against it
 
@@ -121,6 +133,8 @@ class Params:
         flat: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if f.name == "root":
+                continue
+            if f.name == "secure":  # where the key lives is not a model parameter
                 continue
             for k, v in dataclasses.asdict(getattr(self, f.name)).items():
                 flat[f"{f.name}.{k}"] = v

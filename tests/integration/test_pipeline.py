@@ -104,3 +104,104 @@ def test_cli_analyze_contract_local_and_registered(pipeline, face_clip, blank_cl
     assert len(results) == 1 and results[0]["faces_detected"] is False
     assert results[0]["timeline"] == [] and results[0]["summary"]["dominant_emotion"] is None
     assert results[0]["model"]["version"] == "1"
+
+
+def test_no_plaintext_test_clip_or_frame_anywhere(pipeline):
+    """Scan everything the run wrote (data, models, reports, MLflow artifacts) for test-split plaintext."""
+    import numpy as np
+    import pandas as pd
+
+    from video_emotion.io_utils import sha256_file
+
+    tmp = pipeline["tmp"]
+    manifest = pd.read_csv(pipeline["paths"]["manifest"], dtype=str, keep_default_na=False)
+    test = manifest[manifest["split"] == "test"]
+    test_shas = set(test["sha256"])
+    assert test_shas and all(p.endswith(".enc") for p in test["path"])
+    processed = tmp / "data" / "processed"
+    assert (processed / "test.npz.enc").is_file() and not (processed / "test.npz").exists()
+    scanned = 0
+    for f in tmp.rglob("*"):
+        if not f.is_file():
+            continue
+        scanned += 1
+        assert sha256_file(f) not in test_shas, f"plaintext test clip at {f}"
+        if f.suffix == ".npz":
+            with np.load(f) as d:
+                if "sha256" in d.files:
+                    assert not (set(d["sha256"].tolist()) & test_shas), f"test frames in {f}"
+        if f.suffix in (".mp4", ".wav"):
+            assert f.relative_to(tmp).parts[:2] != ("data", "raw") or "test" not in f.name
+    assert scanned > 50
+
+
+def _eval(pipeline, processed, caplog, extra=()):
+    args = list(pipeline["eval_args"])
+    args[args.index("--processed-dir") + 1] = str(processed)
+    args[args.index("--metrics") + 1] = str(processed.parent / "eval-check.json")
+    caplog.clear()
+    rc = evaluate.main(args + ["--no-register", *extra])
+    return rc, caplog.text
+
+
+def test_flipped_byte_in_test_data_fails_evaluate_naming_the_file(pipeline, tmp_path, caplog):
+    import shutil
+
+    processed = tmp_path / "processed"
+    shutil.copytree(pipeline["tmp"] / "data" / "processed", processed)
+    enc = processed / "test.npz.enc"
+    raw = bytearray(enc.read_bytes())
+    raw[len(raw) // 3] ^= 0x80
+    enc.write_bytes(bytes(raw))
+    rc, text = _eval(pipeline, processed, caplog)
+    assert rc == 1 and "test.npz.enc: authentication failed" in text
+    assert not (tmp_path / "eval-check.json").exists()  # no partial output
+
+
+def test_wrong_or_missing_key_fails_clearly(pipeline, monkeypatch, caplog, tmp_path):
+    import base64
+
+    processed = pipeline["tmp"] / "data" / "processed"
+    monkeypatch.setenv("VIDEO_EMOTION_DATA_KEY", base64.b64encode(b"w" * 32).decode())
+    rc, text = _eval(pipeline, processed, caplog)
+    assert rc == 1 and "wrong key" in text and "test.npz.enc" in text
+    monkeypatch.delenv("VIDEO_EMOTION_DATA_KEY")
+    params = pipeline["params"].read_text() + f"secure:\n  key_file: {tmp_path / 'absent.key'}\n"
+    pipeline["params"].write_text(params)
+    try:
+        rc, text = _eval(pipeline, processed, caplog)
+        assert rc == 1 and "no data key" in text and "keys init" in text
+    finally:
+        pipeline["params"].write_text(params.split("secure:")[0])
+
+
+def test_keys_rotate_then_evaluate_gives_the_same_metrics(pipeline, monkeypatch, tmp_path, caplog, capsys):
+    from video_emotion import secure_store as ss
+
+    processed = pipeline["tmp"] / "data" / "processed"
+    before_key = ss.key_of_file(processed / "test.npz.enc")
+    ring = ss.load_keyring(None)  # the test key from the environment, moved into a key file
+    key_file = tmp_path / "data.key"
+    ss.save_keyring(ring, key_file)
+    monkeypatch.delenv("VIDEO_EMOTION_DATA_KEY")
+    original = pipeline["params"].read_text()
+    pipeline["params"].write_text(original + f"secure:\n  key_file: {key_file}\n")
+    try:
+        rc, _ = _eval(pipeline, processed, caplog)
+        assert rc == 0
+        before = json.loads((processed.parent / "eval-check.json").read_text())
+        assert cli.main(["--params", str(pipeline["params"]), "keys", "rotate", "--no-dvc-commit"]) == 0
+        assert "re-encrypted" in capsys.readouterr().out
+        after_key = ss.key_of_file(processed / "test.npz.enc")
+        assert after_key != before_key
+        manifest = pipeline["paths"]["manifest"]
+        import pandas as pd
+
+        enc_clip = pd.read_csv(manifest).query("split == 'test'")["path"].iloc[0]
+        assert ss.key_of_file(pipeline["tmp"] / "data" / enc_clip) == after_key
+        rc, _ = _eval(pipeline, processed, caplog)
+        assert rc == 0
+        after = json.loads((processed.parent / "eval-check.json").read_text())
+        assert {k: after[k] for k in ("accuracy", "macro_f1", "uar")} == {k: before[k] for k in ("accuracy", "macro_f1", "uar")}
+    finally:
+        pipeline["params"].write_text(original)

@@ -27,14 +27,42 @@ def test_ingest_writes_an_actor_disjoint_manifest(ingested, tiny_params):
 
 
 def test_ingest_failure_leaves_no_partial_outputs(tiny_params, monkeypatch):
-    def boom(*a, **k):
-        raise OSError("disk full")
+    real = ingest.synthetic.write_clip
+    calls = {"n": 0}
 
-    monkeypatch.setattr(ingest.synthetic, "generate", boom)
+    def boom(*a, **k):  # the disk fills up half-way through the corpus
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise OSError("disk full")
+        return real(*a, **k)
+
+    monkeypatch.setattr(ingest.synthetic, "write_clip", boom)
     with pytest.raises(OSError):
         ingest.run(tiny_params.ingest, tiny_params.path("raw_dir"), tiny_params.path("manifest"), progress=False)
     assert not tiny_params.path("raw_dir").exists() and not tiny_params.path("manifest").exists()
     assert not any(p.name.startswith(".raw") for p in tiny_params.path("raw_dir").parent.iterdir())
+
+
+def test_encrypted_split_is_never_plaintext(tiny_params):
+    from video_emotion import secure_store as ss
+    from video_emotion.video import VideoError, probe
+
+    ring = ss.load_keyring(None)
+    ingest.run(tiny_params.ingest, tiny_params.path("raw_dir"), tiny_params.path("manifest"), ["test"], ring,
+               progress=False)
+    df = read_manifest(tiny_params.path("manifest"))
+    test = df[df["split"] == "test"]
+    assert len(test) == 7 and test["encrypted"].all() and not df.loc[df["split"] != "test", "encrypted"].any()
+    root = tiny_params.path("manifest").parent
+    for rel, audio, sha in zip(test["path"], test["audio_path"], test["sha256"]):
+        assert rel.endswith(".enc") and audio.endswith(".wav.enc")
+        assert not (root / rel[:-4]).exists()
+        with pytest.raises(VideoError):
+            probe(root / rel)  # ciphertext is not a video
+        with ss.plaintext_path(root / rel, ring, rel[:-4], ".mp4") as clear:
+            from video_emotion.io_utils import sha256_file
+
+            assert sha256_file(clear) == sha and probe(clear).n_frames == 8
 
 
 def test_splits_need_enough_actors():

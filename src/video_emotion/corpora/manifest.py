@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["path", "label", "actor", "split", "duration_s", "fps", "width", "height", "n_frames",
-           "has_audio", "audio_path", "sha256", "source"]
+           "has_audio", "audio_path", "sha256", "source", "encrypted"]
 SPLITS = ("train", "val", "test")
 
 
@@ -29,6 +29,11 @@ def resolve(manifest_path: str | Path, rel: str) -> Path:
     """Clip paths in a manifest are relative to the manifest's folder (or absolute)."""
     p = Path(rel)
     return p if p.is_absolute() else (Path(manifest_path).parent / p)
+
+
+def logical_name(manifest_rel_path: str) -> str:
+    """The name an encrypted clip is bound to: its manifest path without the `.enc` suffix."""
+    return manifest_rel_path[:-4] if manifest_rel_path.endswith(".enc") else manifest_rel_path
 
 
 def actor_disjoint_splits(actors: list[str], n_val: int, n_test: int, seed: int) -> dict[str, str]:

@@ -71,7 +71,7 @@ def make_actors(n: int, seed: int) -> list[Actor]:
     for i in range(n):
         female = bool(i % 2)
         actors.append(Actor(
-            actor_id=f"A{i + 1:02d}",
+            actor_id=actor_ids(n)[i],
             face_w=float(rng.uniform(0.24, 0.31)),
             face_h=float(rng.uniform(0.33, 0.39)),
             skin=SKIN_TONES[int(rng.integers(len(SKIN_TONES)))],
@@ -345,26 +345,40 @@ def write_clip(path: Path, actor: Actor, label: str, *, fps: float, duration_s: 
     return n
 
 
-def generate(out_dir: Path, *, n_actors: int, clips_per_label: int, fps: float, duration_s: float,
-             width: int, height: int, audio: bool, seed: int, progress: bool = True) -> list[dict]:
-    """Write the corpus under `out_dir`; return one record per clip (path relative to `out_dir`)."""
+def iter_generate(out_dir: Path, *, n_actors: int, clips_per_label: int, fps: float, duration_s: float,
+                  width: int, height: int, audio: bool, seed: int, progress: bool = True,
+                  root_for=None):
+    """Write the corpus clip by clip, yielding `(root, record)` as each clip is done.
+
+    `root_for(actor_id)` picks the folder a clip is written under (default `out_dir`), so that a
+    caller can keep some actors' clips in private scratch space (e.g. to encrypt them at once).
+    Record paths are relative to that root.
+    """
     from tqdm import tqdm
 
     actors = make_actors(n_actors, seed)
     jobs = [(a, lab, r) for a in actors for lab in LABELS for r in range(clips_per_label)]
-    records = []
     for actor, label, rep in tqdm(jobs, desc="synthesising clips", disable=None if progress else True,
                                   unit="clip"):
+        root = Path(root_for(actor.actor_id)) if root_for else Path(out_dir)
         # One generator per clip: a clip's pixels do not depend on which other clips exist.
         rng = np.random.default_rng([seed, int(actor.actor_id[1:]), LABELS.index(label), rep])
         rel = Path(actor.actor_id) / f"{actor.actor_id}_{label}_{rep:02d}.mp4"
-        (out_dir / rel.parent).mkdir(parents=True, exist_ok=True)
-        write_clip(out_dir / rel, actor, label, fps=fps, duration_s=duration_s, width=width,
+        (root / rel.parent).mkdir(parents=True, exist_ok=True)
+        write_clip(root / rel, actor, label, fps=fps, duration_s=duration_s, width=width,
                    height=height, rng=rng)
         audio_rel = None
         if audio:
             audio_rel = rel.with_suffix(".wav")
-            write_wav(out_dir / audio_rel, synth_audio(actor, label, duration_s, rng))
-        records.append({"path": rel.as_posix(), "label": label, "actor": actor.actor_id,
-                        "audio_path": audio_rel.as_posix() if audio_rel else ""})
-    return records
+            write_wav(root / audio_rel, synth_audio(actor, label, duration_s, rng))
+        yield root, {"path": rel.as_posix(), "label": label, "actor": actor.actor_id,
+                     "audio_path": audio_rel.as_posix() if audio_rel else ""}
+
+
+def actor_ids(n_actors: int) -> list[str]:
+    return [f"A{i + 1:02d}" for i in range(n_actors)]
+
+
+def generate(out_dir: Path, **kwargs) -> list[dict]:
+    """Write the whole corpus under `out_dir`; return one record per clip."""
+    return [rec for _, rec in iter_generate(out_dir, **kwargs)]

@@ -40,11 +40,10 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
     }
 
 
-def run(cfg: EvaluateConfig, model_dir: Path, processed_dir: Path, real_faces_dir: Path,
-        test: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
-    """Score the bundle on the test split and (optionally) the real-face check."""
+def run(cfg: EvaluateConfig, model_dir: Path, processed_dir: Path, real_faces_dir: Path, ring=None) -> dict[str, Any]:
+    """Score the bundle on the test split (decrypted in memory) and the real-face check."""
     bundle = ModelBundle.load(model_dir)
-    test = test if test is not None else load_split(processed_dir, "test")
+    test = load_split(processed_dir, "test", ring)
     keep = usable(test)
     if keep.sum() == 0:
         raise StageError("no test clip has a detected face; nothing to evaluate")
@@ -131,9 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         from video_emotion import tracking
 
+        from video_emotion import secure_store
+
         params = load(args)
         model_dir = Path(args.model_dir)
-        result = run(params.evaluate, model_dir, Path(args.processed_dir), Path(args.real_faces_dir))
+        enc = (Path(args.processed_dir) / f"test.npz{secure_store.SUFFIX}").is_file()
+        ring = secure_store.load_keyring(params.secure.key_file) if enc else None
+        result = run(params.evaluate, model_dir, Path(args.processed_dir), Path(args.real_faces_dir), ring)
         artifacts = write_outputs(result, Path(args.metrics), Path(args.confusion), Path(args.report_dir))
         if args.no_register:
             return

@@ -1,13 +1,20 @@
-"""Stage `ingest`: bring a corpus into data/raw and write the manifest with actor-disjoint splits."""
+"""Stage `ingest`: bring a corpus into data/raw and write the manifest with actor-disjoint splits.
+
+Clips of the splits named in `secure.encrypted_splits` (the test split by default) are written only
+as ciphertext: each is encoded in private memory-backed scratch space, measured, hashed, encrypted
+into the output and the plaintext deleted at once.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from video_emotion import secure_store
 from video_emotion.config import IngestConfig
 from video_emotion.corpora import synthetic
 from video_emotion.corpora.manifest import COLUMNS, actor_disjoint_splits
@@ -18,58 +25,71 @@ from video_emotion.video import VideoError, probe
 log = logging.getLogger("video_emotion.ingest")
 
 
-def run(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, progress: bool = True) -> dict:
+def run(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits: list[str] = (),
+        ring: secure_store.KeyRing | None = None, progress: bool = True) -> dict:
     """Write the corpus and its manifest atomically; return an ingest summary."""
     if cfg.source != "synthetic":
         raise StageError(f"ingest.source {cfg.source!r} is not supported yet; available: synthetic")
+    if encrypted_splits and ring is None:
+        raise StageError(f"splits {list(encrypted_splits)} must be encrypted but no data key was given")
     raw_dir, manifest_path = Path(raw_dir), Path(manifest_path)
-    with atomic_path(raw_dir) as tmp_raw:
+    split_of = actor_disjoint_splits(synthetic.actor_ids(cfg.n_actors), cfg.val_actors, cfg.test_actors, cfg.seed)
+    rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
+    rows, rejected = [], []
+    with atomic_path(raw_dir) as tmp_raw, secure_store.scratch_dir() as scratch:
         tmp_raw.mkdir(parents=True)
-        records = synthetic.generate(tmp_raw, n_actors=cfg.n_actors, clips_per_label=cfg.clips_per_label,
-                                     fps=cfg.fps, duration_s=cfg.duration_s, width=cfg.width,
-                                     height=cfg.height, audio=cfg.audio, seed=cfg.seed, progress=progress)
-        rows, rejected = _describe(records, tmp_raw, raw_dir, manifest_path)
-        split_of = actor_disjoint_splits([r["actor"] for r in rows], cfg.val_actors, cfg.test_actors, cfg.seed)
-        for r in rows:
-            r["split"] = split_of[r["actor"]]
+
+        def root_for(actor: str) -> Path:
+            return scratch if split_of[actor] in encrypted_splits else tmp_raw
+
+        for root, rec in synthetic.iter_generate(
+                tmp_raw, n_actors=cfg.n_actors, clips_per_label=cfg.clips_per_label, fps=cfg.fps,
+                duration_s=cfg.duration_s, width=cfg.width, height=cfg.height, audio=cfg.audio, seed=cfg.seed,
+                progress=progress, root_for=root_for):
+            split = split_of[rec["actor"]]
+            clip = root / rec["path"]
+            try:
+                info = probe(clip, count=True)
+            except VideoError as exc:
+                rejected.append(str(exc))
+                continue
+            row = {"path": (rel_root / rec["path"]).as_posix(), "label": rec["label"], "actor": rec["actor"],
+                   "split": split, "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4),
+                   "width": info.width, "height": info.height, "n_frames": info.n_frames,
+                   "has_audio": bool(rec["audio_path"]),
+                   "audio_path": (rel_root / rec["audio_path"]).as_posix() if rec["audio_path"] else "",
+                   "sha256": sha256_file(clip), "source": cfg.source, "encrypted": split in encrypted_splits}
+            if row["encrypted"]:
+                for key in ("path", "audio_path"):
+                    if row[key]:
+                        src = root / rec[key if key == "path" else "audio_path"]
+                        dst = tmp_raw / f"{rec[key]}{secure_store.SUFFIX}"
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                        secure_store.encrypt_file(src, dst, ring, name=row[key])
+                        src.unlink()
+                        row[key] += secure_store.SUFFIX
+            rows.append(row)
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
         df = pd.DataFrame(rows, columns=COLUMNS)
+        if len(df) == 0:
+            raise StageError(f"no readable clip was produced ({len(rejected)} rejected, e.g. {rejected[:1]})")
     # The clips are published first, then the manifest that points at them.
     with atomic_path(manifest_path) as tmp_manifest:
         df.to_csv(tmp_manifest, index=False)
     summary = {
         "source": cfg.source, "clips": len(df), "rejected": len(rejected),
         "rejected_examples": rejected[:5], "actors": int(df["actor"].nunique()),
+        "encrypted_clips": int(df["encrypted"].sum()),
         "per_split": {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")},
         "per_label": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()},
     }
-    log.info("%d clips from %d actors (train/val/test %s), %d rejected",
-             summary["clips"], summary["actors"], summary["per_split"], summary["rejected"])
+    log.info("%d clips from %d actors (train/val/test %s), %d encrypted at rest, %d rejected",
+             summary["clips"], summary["actors"], summary["per_split"], summary["encrypted_clips"],
+             summary["rejected"])
+    if rejected:
+        log.warning("rejected clips, e.g.: %s", "; ".join(rejected[:5]))
     return summary
-
-
-def _describe(records: list[dict], tmp_root: Path, final_root: Path, manifest_path: Path) -> tuple[list[dict], list[str]]:
-    rows, rejected = [], []
-    rel_root = Path(_relpath(final_root, manifest_path.parent))
-    for rec in records:
-        clip = tmp_root / rec["path"]
-        try:
-            info = probe(clip, count=True)
-        except VideoError as exc:
-            rejected.append(str(exc))
-            continue
-        audio = rec.get("audio_path") or ""
-        rows.append({
-            "path": (rel_root / rec["path"]).as_posix(), "label": rec["label"], "actor": rec["actor"],
-            "split": "", "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4),
-            "width": info.width, "height": info.height, "n_frames": info.n_frames,
-            "has_audio": bool(audio), "audio_path": (rel_root / audio).as_posix() if audio else "",
-            "sha256": sha256_file(clip), "source": "synthetic",
-        })
-    return rows, rejected
-
-
-def _relpath(target: Path, start: Path) -> str:
-    return os.path.relpath(target.resolve(), start.resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         params = load(args)
-        run(params.ingest, Path(args.raw_dir), Path(args.manifest))
+        splits = list(params.secure.encrypted_splits)
+        ring = secure_store.load_keyring(params.secure.key_file) if splits else None
+        run(params.ingest, Path(args.raw_dir), Path(args.manifest), splits, ring)
 
     return run_main("ingest", body)
 

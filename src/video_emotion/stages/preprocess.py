@@ -7,8 +7,10 @@ expression; clips where no frame has a face are kept out of training and counted
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from video_emotion.config import PreprocessConfig
-from video_emotion.corpora.manifest import SPLITS, read_manifest, resolve
+from video_emotion import secure_store
+from video_emotion.corpora.manifest import SPLITS, logical_name, read_manifest, resolve
 from video_emotion.io_utils import atomic_path, write_json
 from video_emotion.labels import LABELS
 from video_emotion.stages.common import StageError, load, parser, run_main
@@ -26,8 +29,13 @@ from video_emotion.video import FaceDetector, VideoError, clip_faces
 log = logging.getLogger("video_emotion.preprocess")
 
 
-def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips") -> dict[str, Any]:
-    """Face-crop sequences for a list of clips: X (N,T,S,S) uint8, face (N,T) bool, errors."""
+def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
+                  names: list[str | None] | None = None, ring: secure_store.KeyRing | None = None) -> dict[str, Any]:
+    """Face-crop sequences for a list of clips: X (N,T,S,S) uint8, face (N,T) bool, errors.
+
+    Clips with a logical name in `names` are encrypted: each is decrypted to memory-backed scratch
+    space only for as long as it is being read.
+    """
     detector = FaceDetector(cfg.min_face_frac)
     n, t, s = len(paths), cfg.n_frames, cfg.image_size
     X = np.zeros((n, t, s, s), np.uint8)
@@ -36,8 +44,16 @@ def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips")
     errors: list[str] = []
     ok = np.ones(n, bool)
     for i, path in enumerate(tqdm(paths, desc=desc, unit="clip", disable=None)):
+        name = names[i] if names else None
         try:
-            ff, _ = clip_faces(path, cfg, detector)
+            if name is not None:
+                if ring is None:
+                    raise secure_store.SecureStoreError(f"{path}: encrypted, but no data key was given")
+                opened = secure_store.plaintext_path(path, ring, name, suffix=Path(name).suffix)
+            else:
+                opened = contextlib.nullcontext(path)
+            with opened as readable:
+                ff, _ = clip_faces(readable, cfg, detector)
         except VideoError as exc:
             errors.append(str(exc))
             ok[i] = False
@@ -49,24 +65,51 @@ def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips")
     return {"X": X, "face": face, "detected": detected, "ok": ok, "errors": errors}
 
 
-def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path) -> dict[str, Any]:
-    """Write `{split}.npz` and `preprocessing.json` under `out_dir` atomically; return a summary."""
+def save_split(folder: Path, split: str, arrays: dict[str, np.ndarray], ring: secure_store.KeyRing | None,
+               encrypt: bool) -> Path:
+    """`{split}.npz`, or `{split}.npz.enc` (never plaintext on disk) for an encrypted split."""
+    if not encrypt:
+        np.savez(folder / f"{split}.npz", **arrays)
+        return folder / f"{split}.npz"
+    if ring is None:
+        raise StageError(f"split {split!r} must be encrypted but no data key was given")
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    target = folder / f"{split}.npz{secure_store.SUFFIX}"
+    secure_store.encrypt_bytes(buf.getvalue(), target, ring, name=split_name(folder, split))
+    return target
+
+
+def split_name(folder: Path, split: str) -> str:
+    """Logical name an encrypted split file is bound to, e.g. `processed/test.npz`."""
+    return f"{Path(folder).name}/{split}.npz"
+
+
+def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_splits: list[str] = (),
+        ring: secure_store.KeyRing | None = None) -> dict[str, Any]:
+    """Write `{split}.npz[.enc]` and `preprocessing.json` under `out_dir` atomically; return a summary."""
     df = read_manifest(manifest_path)
+    encrypted = df["encrypted"].astype(str).str.lower().eq("true") if "encrypted" in df.columns \
+        else np.zeros(len(df), bool)
     summary: dict[str, Any] = {"n_frames": cfg.n_frames, "image_size": cfg.image_size, "splits": {}}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         for split in SPLITS:
-            part = df[df["split"] == split].reset_index(drop=True)
+            sel = (df["split"] == split).to_numpy()
+            part = df[sel].reset_index(drop=True)
             paths = [resolve(manifest_path, p) for p in part["path"]]
-            res = process_clips(paths, cfg, desc=f"preprocess {split}")
+            names = [logical_name(p) if e else None for p, e in zip(part["path"], np.asarray(encrypted)[sel])]
+            res = process_clips(paths, cfg, desc=f"preprocess {split}", names=names, ring=ring)
             if res["errors"]:
                 raise StageError(f"{len(res['errors'])} clip(s) of the {split} split could not be read, "
                                  f"e.g. {res['errors'][0]}; fix or remove them and re-run ingest")
             y = np.array([LABELS.index(lab) for lab in part["label"]], np.int64)
             faces_per_clip = res["face"].sum(1)
-            np.savez(tmp / f"{split}.npz", X=res["X"], face=res["face"], detected=res["detected"], y=y,
-                     actor=part["actor"].to_numpy(str), path=part["path"].to_numpy(str),
-                     sha256=part["sha256"].to_numpy(str))
+            arrays = {"X": res["X"], "face": res["face"], "detected": res["detected"], "y": y,
+                      "actor": part["actor"].to_numpy(str), "path": part["path"].to_numpy(str),
+                      "sha256": part["sha256"].to_numpy(str)}
+            save_split(tmp, split, arrays, ring, encrypt=split in encrypted_splits)
+            del arrays
             summary["splits"][split] = {
                 "clips": int(len(part)),
                 "clips_without_face": int((faces_per_clip == 0).sum()),
@@ -106,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         params = load(args)
-        run(params.preprocess, Path(args.manifest), Path(args.out_dir))
+        splits = list(params.secure.encrypted_splits)
+        ring = secure_store.load_keyring(params.secure.key_file) if splits else None
+        run(params.preprocess, Path(args.manifest), Path(args.out_dir), splits, ring)
 
     return run_main("preprocess", body)
 

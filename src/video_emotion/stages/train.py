@@ -18,11 +18,24 @@ from video_emotion.stages.common import StageError, load, parser, run_main
 log = logging.getLogger("video_emotion.train")
 
 
-def load_split(processed_dir: Path, split: str) -> dict[str, np.ndarray]:
+def load_split(processed_dir: Path, split: str, ring=None) -> dict[str, np.ndarray]:
+    """A processed split; an encrypted one (`.npz.enc`) is decrypted in memory only."""
+    import io
+
+    from video_emotion import secure_store
+    from video_emotion.stages.preprocess import split_name
+
     path = Path(processed_dir) / f"{split}.npz"
-    if not path.is_file():
+    enc = path.with_name(path.name + secure_store.SUFFIX)
+    if enc.is_file():
+        if ring is None:
+            raise StageError(f"{enc}: the {split} split is encrypted; a data key is needed")
+        source = io.BytesIO(secure_store.decrypt_bytes(enc, ring, split_name(Path(processed_dir), split)))
+    elif path.is_file():
+        source = path
+    else:
         raise StageError(f"{path}: processed split not found; run the preprocess stage")
-    with np.load(path, allow_pickle=False) as d:
+    with np.load(source, allow_pickle=False) as d:
         return {k: d[k] for k in d.files}
 
 
