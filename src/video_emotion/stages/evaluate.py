@@ -57,9 +57,12 @@ def run(cfg: EvaluateConfig, model_dir: Path, processed_dir: Path, real_faces_di
         from video_emotion import realface
 
         real = realface.run(bundle, real_faces_dir)
-        log.info("real-face check: crying windows negative %.2f, laughing windows positive %.2f, photos %.2f -> %s",
-                 real["realface_crying_negative_share"], real["realface_laughing_positive_share"],
-                 real["realface_photo_accuracy"], "PASS" if real["realface_pass"] else "FAIL")
+        log.info("real-face check: crying windows sad %.2f (negative %.2f), laughing windows happy %.2f "
+                 "(positive %.2f), posed photos %.2f -> %s; windows: %s",
+                 real["realface_crying_sad_share"], real["realface_crying_negative_share"],
+                 real["realface_laughing_happy_share"], real["realface_laughing_positive_share"],
+                 real["realface_photo_accuracy"], "PASS" if real["realface_pass"] else "FAIL",
+                 " ".join(f"{t:.0f}s:{e}" for t, e, _ in real["timeline"]))
     log.info("test: accuracy %.3f, macro-F1 %.3f, UAR %.3f on %d clips",
              metrics["accuracy"], metrics["macro_f1"], metrics["uar"], metrics["test_clips"])
     return {"metrics": metrics, "real_face": real, "y_true": y_true, "y_pred": y_pred, "labels": bundle.labels}

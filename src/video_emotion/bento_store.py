@@ -1,0 +1,25 @@
+"""Bring a registered model (MLflow registry) or a local bundle into the BentoML model store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+BENTO_MODEL_NAME = "video-emotion"
+
+
+def import_bundle(bundle_dir: Path, info: dict[str, Any]) -> str:
+    """Copy a model bundle into a new BentoML model; returns its tag."""
+    import bentoml
+
+    settings = json.loads((Path(bundle_dir) / "preprocessing.json").read_text(encoding="utf-8"))
+    labels = {"mlflow_version": str(info.get("version", "local")), "source": info.get("source", "mlflow")}
+    metadata = {k: v for k, v in info.items() if isinstance(v, str | int | float)}
+    metadata["labels"] = ",".join(settings["labels"])
+    with bentoml.models.create(BENTO_MODEL_NAME, labels=labels, metadata=metadata) as model:
+        for f in ("model.keras", "preprocessing.json"):
+            shutil.copy2(Path(bundle_dir) / f, Path(model.path) / f)
+        (Path(model.path) / "registry.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return str(model.tag)
