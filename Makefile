@@ -12,7 +12,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install assets run test lock clean-outputs
+.PHONY: install assets run test lock clean-outputs bento-import serve apikey bento
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,19 @@ run: assets
 
 test: assets
 	$(BIN)/python -m pytest -q
+
+# Serving: import the registry champion into the BentoML store, create a key, serve on :3000.
+bento-import: install
+	$(BIN)/video-emotion bento-import --model video-emotion@champion
+
+apikey: install
+	$(BIN)/video-emotion apikey create --name $(or $(NAME),default)
+
+serve: bento-import
+	$(BIN)/bentoml serve --host 127.0.0.1 --port $(or $(PORT),3000)
+
+bento: bento-import
+	$(BIN)/bentoml build
 
 # Re-resolve the exact pins after editing requirements.in.
 lock: install

@@ -121,9 +121,12 @@ def _cmd_bento_import(args: argparse.Namespace) -> int:
             from video_emotion import tracking
             from video_emotion.config import load_params
 
+            import tempfile
+
             params = load_params(args.params)
-            folder, info = tracking.download_model(args.model, params.tracking, params.root)
-            tag = import_bundle(folder, {**info, "source": f"mlflow:{args.model}"})
+            with tempfile.TemporaryDirectory(prefix="video-emotion-model-") as tmp:
+                folder, info = tracking.download_model(args.model, params.tracking, params.root, Path(tmp))
+                tag = import_bundle(folder, {**info, "source": f"mlflow:{args.model}"})
     except Exception as exc:
         print(f"error: cannot import model {args.model!r}: {exc}", file=sys.stderr)
         return 1
@@ -148,11 +151,14 @@ def _load_bundle(ref: str, params_path: str):
     p = Path(ref)
     if p.is_dir():
         return ModelBundle.load(p, {"name": p.name, "version": "local"})
+    import tempfile
+
     from video_emotion import tracking
 
     params = load_params(params_path)
-    folder, info = tracking.download_model(ref, params.tracking, params.root)
-    return ModelBundle.load(folder, info)
+    with tempfile.TemporaryDirectory(prefix="video-emotion-model-") as tmp:
+        folder, info = tracking.download_model(ref, params.tracking, params.root, Path(tmp))
+        return ModelBundle.load(folder, info)  # loaded into memory; the download can go
 
 
 def _csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +155,8 @@ def register(run_id: str, model_dir: Path, name: str, test_macro_f1: float, gate
     return {"name": name, "version": version, "alias": alias, "reason": reason}
 
 
-def download_model(ref: str, cfg: TrackingConfig, root: Path) -> tuple[Path, dict[str, str]]:
-    """Resolve `name@alias`, `name/version` or a `models:/` URI to a local bundle folder."""
+def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tuple[Path, dict[str, str]]:
+    """Resolve `name@alias`, `name/version` or a `models:/` URI; download its bundle under `dest`."""
     mlflow = _mlflow()
     from mlflow import MlflowClient
 
@@ -172,11 +170,6 @@ def download_model(ref: str, cfg: TrackingConfig, root: Path) -> tuple[Path, dic
     else:
         name, version = body.split("/", 1)
         mv = client.get_model_version(name, version)
-    dest = Path(tempfile.mkdtemp(prefix="video-emotion-model-"))
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=str(dest)))
-    except Exception:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=str(dest)))
     bundle = next(local.rglob("model.keras")).parent
     return bundle, {"name": name, "version": str(mv.version), "run_id": mv.run_id or "", **dict(mv.tags)}
