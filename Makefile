@@ -12,7 +12,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install assets run test lock clean-outputs bento-import serve apikey bento
+.PHONY: install assets browser run test lock clean-outputs bento-import serve apikey bento
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,14 @@ run: assets
 	$(BIN)/dvc repro
 	$(BIN)/video-emotion report
 
-test: assets
+# Browser tests drive Debian's Chromium (no browser download); installed here when run as root.
+browser:
+	@{ test -x /usr/bin/chromium && test -d /usr/share/fonts/truetype/wqy; } || { if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian chromium (and a CJK font) for the browser tests"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei > /dev/null; \
+	else echo "chromium missing and not root: browser tests will be skipped (apt-get install chromium)"; fi; }
+
+test: assets browser
 	$(BIN)/python -m pytest -q
 
 # Serving: import the registry champion into the BentoML store, create a key, serve on :3000.

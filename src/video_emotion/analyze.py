@@ -183,6 +183,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
         "summary": summarize(timeline, bundle.labels, lang),
         "no_face_segments": gaps,
         "lang": lang,
+        "label_names": {lab: translate(lab, lang) for lab in bundle.labels},
     }
     from video_emotion.text_sentiment import align, fuse
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import bentoml
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from video_emotion.auth import GuardMiddleware
 
@@ -33,6 +33,8 @@ MAX_UPLOAD_BYTES = int(float(os.environ.get("VIDEO_EMOTION_MAX_UPLOAD_MB", "200"
 MAX_DURATION_S = float(os.environ.get("VIDEO_EMOTION_MAX_DURATION_S", "600"))
 MAX_TRANSCRIPT_BYTES = 1 << 20
 MIN_FRAMES = 3
+WEB_DIR = Path(__file__).parent / "web"
+WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
 app = FastAPI(title="video-emotion", docs_url=None, redoc_url=None, openapi_url=None)
@@ -98,6 +100,26 @@ class VideoEmotion:
         # queued requests wait here instead of thrashing.
         self.slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) // 2))
         log.info("serving %s (registry version %s)", self.model_tag, info.get("version", "?"))
+
+    @app.get("/favicon.ico")
+    async def favicon(self):
+        from fastapi import Response
+
+        return Response(status_code=204)
+
+    @app.get("/ui")
+    async def page_root(self) -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    @app.get("/ui/")
+    async def page(self) -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    @app.get("/ui/{name}")
+    async def page_asset(self, name: str):
+        if name not in WEB_FILES:  # a fixed set of files: no path ever reaches the file system
+            return _error(404, "not found")
+        return FileResponse(WEB_DIR / name, media_type=WEB_FILES[name])
 
     @app.get("/model")
     async def model_info(self) -> JSONResponse:
@@ -182,4 +204,6 @@ class VideoEmotion:
             raise VideoError(f"undecodable video stream ({exc.err or 'OpenCV error'})") from None
 
 
-VideoEmotion.add_asgi_middleware(GuardMiddleware, max_body_bytes=MAX_UPLOAD_BYTES + (1 << 20))
+# The page itself (/ui) is static and public; everything it does goes through the keyed API.
+VideoEmotion.add_asgi_middleware(GuardMiddleware, max_body_bytes=MAX_UPLOAD_BYTES + (1 << 20),
+                                 public_prefixes=("/ui", "/favicon.ico"))

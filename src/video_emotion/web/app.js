@@ -1,0 +1,249 @@
+// video-emotion web page: plain JavaScript, no external library, nothing fetched from the internet.
+"use strict";
+
+const COLORS = { angry: "#d62728", disgust: "#8c564b", fear: "#9467bd", happy: "#f2b701",
+                 sad: "#1f77b4", surprise: "#17becf", neutral: "#9e9e9e" };
+const SENT_COLORS = { positive: "#3aa655", neutral: "#b8bcc4", negative: "#d9534f" };
+const UI = {
+  en: { dominant: "Dominant emotion", sentiment: "Sentiment", score: "score", tags: "Tags", model: "Model",
+        distribution: "Distribution", noFace: "No face was found in this video: no emotion is reported.",
+        uploading: "Uploading", analysing: "Analysing…", badKey: "The API key is missing or wrong.",
+        needKey: "Enter your API key first.", needVideo: "Choose a video file first.",
+        network: "The service could not be reached.", caption: "Emotion probabilities over time (stacked) with the sentiment band below. Click to seek.",
+        start: "start (s)", end: "end (s)", emotion: "emotion", confidence: "confidence", sentimentCol: "sentiment",
+        text: "Transcript sentiment", combined: "Face + words", positive: "positive", neutral: "neutral", negative: "negative",
+        help: "Your API key stays in this browser tab only (session storage).", key: "API key", video: "Video",
+        transcript: "Transcript (optional: .txt, .srt, .vtt)", drop: "or drop a video (and a transcript) here",
+        fps: "Frames analysed per second", lang: "Language", go: "Analyse", result: "Result",
+        dljson: "Download JSON", dlcsv: "Download CSV", table: "Timeline as a table" },
+  zh: { dominant: "主要情绪", sentiment: "情感倾向", score: "分数", tags: "标签", model: "模型",
+        distribution: "情绪分布", noFace: "视频中未检测到人脸：不报告任何情绪。",
+        uploading: "上传中", analysing: "分析中…", badKey: "API 密钥缺失或错误。",
+        needKey: "请先输入 API 密钥。", needVideo: "请先选择视频文件。",
+        network: "无法连接到服务。", caption: "随时间变化的情绪概率（堆叠）及下方的情感带。点击可跳转。",
+        start: "开始 (秒)", end: "结束 (秒)", emotion: "情绪", confidence: "置信度", sentimentCol: "情感",
+        text: "文本情感", combined: "人脸 + 文本", positive: "积极", neutral: "中性", negative: "消极",
+        help: "API 密钥只保存在此浏览器标签页中（会话存储）。", key: "API 密钥", video: "视频",
+        transcript: "字幕/文本（可选：.txt、.srt、.vtt）", drop: "或将视频（和字幕）拖放到这里",
+        fps: "每秒分析帧数", lang: "语言", go: "分析", result: "结果",
+        dljson: "下载 JSON", dlcsv: "下载 CSV", table: "时间轴表格" },
+};
+
+const $ = (id) => document.getElementById(id);
+let result = null;
+let videoURL = null;
+
+function t(key) { return (UI[$("lang").value] || UI.en)[key]; }
+function labelName(label) { return (result && result.label_names && result.label_names[label]) || label; }
+
+$("key").value = sessionStorage.getItem("ve-key") || "";
+$("key").addEventListener("change", () => sessionStorage.setItem("ve-key", $("key").value.trim()));
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+  box.focus && box.setAttribute("tabindex", "-1");
+}
+function clearError() { $("error").hidden = true; $("error").textContent = ""; }
+
+// Drag and drop: a video file goes to the video input, a text file to the transcript input.
+const drop = $("drop");
+["dragenter", "dragover"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+["dragleave", "drop"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+drop.addEventListener("drop", (e) => {
+  for (const file of e.dataTransfer.files) {
+    const dt = new DataTransfer();
+    dt.items.add(file);
+    const isText = /\.(txt|srt|vtt)$/i.test(file.name) || file.type.startsWith("text/");
+    (isText ? $("transcript") : $("video")).files = dt.files;
+  }
+});
+
+$("form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  clearError();
+  const key = $("key").value.trim();
+  const file = $("video").files[0];
+  if (!key) return showError(t("needKey"));
+  if (!file) return showError(t("needVideo"));
+  sessionStorage.setItem("ve-key", key);
+  const body = new FormData();
+  body.append("video", file, file.name);
+  if ($("transcript").files[0]) body.append("transcript", $("transcript").files[0]);
+  if ($("fps").value) body.append("sample_fps", $("fps").value);
+  body.append("lang", $("lang").value);
+
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/analyze");
+  xhr.setRequestHeader("Authorization", "Bearer " + key);
+  xhr.responseType = "text";
+  $("go").disabled = true;
+  $("progress").hidden = false;
+  $("bar").value = 0;
+  $("progress-text").textContent = t("uploading");
+  xhr.upload.onprogress = (ev) => {
+    if (ev.lengthComputable) {
+      $("bar").value = Math.round(100 * ev.loaded / ev.total);
+      $("progress-text").textContent = `${t("uploading")} ${$("bar").value}%`;
+    }
+  };
+  xhr.upload.onload = () => { $("bar").removeAttribute("value"); $("progress-text").textContent = t("analysing"); };
+  xhr.onerror = () => { done(); showError(t("network")); };
+  xhr.onload = () => {
+    done();
+    let data = null;
+    try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+    if (xhr.status === 401) return showError(t("badKey"));
+    if (xhr.status !== 200 || !data) {
+      const msg = data && data.error ? data.error : `HTTP ${xhr.status}`;
+      return showError(`${xhr.status}: ${msg}`);
+    }
+    show(data, file);
+  };
+  xhr.send(body);
+});
+
+function done() { $("go").disabled = false; $("progress").hidden = true; }
+
+function show(data, file) {
+  result = data;
+  $("result").hidden = false;
+  if (videoURL) URL.revokeObjectURL(videoURL);
+  videoURL = URL.createObjectURL(file);
+  $("player").src = videoURL;
+  renderSummary();
+  renderTable();
+  renderLegend();
+  drawChart();
+  $("chart").setAttribute("aria-label", chartDescription());
+  $("chart-caption").textContent = t("caption");
+  $("result").scrollIntoView({ behavior: "smooth" });
+}
+
+function chartDescription() {
+  if (!result.faces_detected) return t("noFace");
+  return result.timeline.map((s) => `${s.start_s.toFixed(1)}–${s.end_s.toFixed(1)} s: ${labelName(s.emotion)} ` +
+    `(${Math.round(100 * s.confidence)}%), ${t(s.sentiment)}`).join("; ");
+}
+
+function renderSummary() {
+  const s = result.summary;
+  const box = $("summary");
+  box.innerHTML = "";
+  const add = (title, html, id) => {
+    const d = document.createElement("div");
+    if (id) d.id = id;
+    d.innerHTML = `<h3>${title}</h3>${html}`;
+    box.appendChild(d);
+  };
+  const m = result.model;
+  if (!result.faces_detected) {
+    add(t("dominant"), `<p class="big" id="dominant">—</p><p>${t("noFace")}</p>`);
+  } else {
+    add(t("dominant"), `<p class="big" id="dominant" data-label="${s.dominant_emotion}">${labelName(s.dominant_emotion)}</p>`);
+    add(t("sentiment"), `<p class="big sent-${s.sentiment}" id="sentiment" data-sentiment="${s.sentiment}">${t(s.sentiment)}</p>` +
+        `<p>${t("score")} <span id="score">${s.sentiment_score.toFixed(2)}</span></p>`);
+    const dist = Object.entries(s.distribution).sort((a, b) => b[1] - a[1]).map(([k, v]) =>
+      `<div><span style="width:70px">${labelName(k)}</span><i style="--c:${COLORS[k] || "#666"};width:${Math.round(120 * v)}px"></i>${Math.round(100 * v)}%</div>`).join("");
+    add(t("distribution"), `<div class="dist">${dist}</div>`);
+    add(t("tags"), `<p id="tags">${s.tags.map((x) => `<span class="tag" data-label="${x}">${labelName(x)}</span>`).join(" ")}</p>`);
+  }
+  if (result.transcript) {
+    add(t("text"), `<p class="sent-${result.transcript.sentiment}">${t(result.transcript.sentiment)} (${result.transcript.score.toFixed(2)})</p>` +
+        `<p>${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}</p><p class="hint">${s.sentiment_sources}</p>`);
+  }
+  add(t("model"), `<p id="model">${m.name} v${m.version}</p>`);
+}
+
+function renderLegend() {
+  $("legend").innerHTML = result.model.labels.map((k) => `<span style="--c:${COLORS[k] || "#666"}">${labelName(k)}</span>`).join("");
+}
+
+function renderTable() {
+  $("segments").querySelector("thead").innerHTML =
+    `<tr><th>${t("start")}</th><th>${t("end")}</th><th>${t("emotion")}</th><th>${t("confidence")}</th><th>${t("sentimentCol")}</th></tr>`;
+  $("segments").querySelector("tbody").innerHTML = result.timeline.map((s) =>
+    `<tr data-emotion="${s.emotion}" data-sentiment="${s.sentiment}"><td>${s.start_s.toFixed(2)}</td><td>${s.end_s.toFixed(2)}</td>` +
+    `<td>${labelName(s.emotion)}</td><td>${(100 * s.confidence).toFixed(0)}%</td><td>${t(s.sentiment)}</td></tr>`).join("");
+}
+
+const PAD = { l: 40, r: 10, t: 10, b: 50 };
+function drawChart() {
+  const c = $("chart");
+  const g = c.getContext("2d");
+  const W = c.width, H = c.height;
+  const plotH = H - PAD.t - PAD.b, plotW = W - PAD.l - PAD.r;
+  const dur = Math.max(result.duration_s, 0.001);
+  const x = (sec) => PAD.l + plotW * sec / dur;
+  g.clearRect(0, 0, W, H);
+  g.fillStyle = "#fff"; g.fillRect(0, 0, W, H);
+  g.strokeStyle = "#d7dbe3"; g.fillStyle = "#5b6475"; g.font = "12px sans-serif";
+  for (let p = 0; p <= 1.0001; p += 0.25) {
+    const yy = PAD.t + plotH * (1 - p);
+    g.beginPath(); g.moveTo(PAD.l, yy); g.lineTo(W - PAD.r, yy); g.stroke();
+    g.fillText(`${Math.round(p * 100)}%`, 4, yy + 4);
+  }
+  const labels = result.model.labels;
+  for (const s of result.timeline) {          // stacked probabilities per segment
+    let acc = 0;
+    for (const k of labels) {
+      const v = s.probabilities[k] || 0;
+      g.fillStyle = COLORS[k] || "#666";
+      g.fillRect(x(s.start_s), PAD.t + plotH * (1 - acc - v), Math.max(1, x(s.end_s) - x(s.start_s)), plotH * v);
+      acc += v;
+    }
+    g.fillStyle = SENT_COLORS[s.sentiment];    // sentiment band
+    g.fillRect(x(s.start_s), H - PAD.b + 6, Math.max(1, x(s.end_s) - x(s.start_s)), 14);
+    g.fillStyle = "#1d2330";                   // segment label
+    const w = x(s.end_s) - x(s.start_s);
+    if (w > 36) g.fillText(labelName(s.emotion), x(s.start_s) + 3, H - PAD.b + 34);
+  }
+  for (const gap of result.no_face_segments || []) {
+    g.fillStyle = "rgba(0,0,0,0.06)";
+    g.fillRect(x(gap.start_s), PAD.t, x(gap.end_s) - x(gap.start_s), plotH);
+  }
+  g.fillStyle = "#5b6475";
+  for (let sec = 0; sec <= dur; sec += Math.max(1, Math.round(dur / 10))) g.fillText(`${sec}s`, x(sec) - 6, H - 4);
+  const now = $("player").currentTime || 0;   // cursor synced with the video
+  g.strokeStyle = "#000"; g.lineWidth = 2;
+  g.beginPath(); g.moveTo(x(now), PAD.t); g.lineTo(x(now), H - PAD.b + 20); g.stroke(); g.lineWidth = 1;
+  $("chart").dataset.cursor = now.toFixed(2);
+}
+
+function seekFromEvent(ev) {
+  const c = $("chart");
+  const rect = c.getBoundingClientRect();
+  const px = (ev.clientX - rect.left) * c.width / rect.width;
+  const frac = Math.min(1, Math.max(0, (px - PAD.l) / (c.width - PAD.l - PAD.r)));
+  $("player").currentTime = frac * result.duration_s;
+  drawChart();
+}
+$("chart").addEventListener("click", (ev) => result && seekFromEvent(ev));
+$("chart").addEventListener("keydown", (ev) => {   // keyboard seeking on the focused chart
+  if (!result) return;
+  const step = ev.key === "ArrowRight" ? 1 : ev.key === "ArrowLeft" ? -1 : 0;
+  if (step) { $("player").currentTime = Math.max(0, ($("player").currentTime || 0) + step); drawChart(); ev.preventDefault(); }
+});
+$("player").addEventListener("timeupdate", () => result && drawChart());
+$("player").addEventListener("seeked", () => result && drawChart());
+function translatePage() {
+  document.documentElement.lang = $("lang").value === "zh" ? "zh-CN" : "en";
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+}
+$("lang").addEventListener("change", () => { translatePage(); if (result) { renderSummary(); renderTable(); renderLegend(); drawChart(); } });
+
+function download(name, text, type) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = name;
+  document.body.appendChild(a); a.click(); a.remove();
+}
+$("dl-json").addEventListener("click", () => download("emotion-timeline.json", JSON.stringify(result, null, 2), "application/json"));
+$("dl-csv").addEventListener("click", () => {
+  const labels = result.model.labels;
+  const rows = [["start_s", "end_s", "emotion", "confidence", "valence", "arousal", "sentiment", ...labels.map((k) => "p_" + k)].join(",")];
+  for (const s of result.timeline) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
+    ...labels.map((k) => s.probabilities[k])].join(","));
+  download("emotion-timeline.csv", rows.join("\n") + "\n", "text/csv");
+});

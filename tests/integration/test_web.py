@@ -1,0 +1,126 @@
+"""The web page in a real headless Chromium against the real service: upload, chart, summary, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+from tests.integration.conftest import GOOD
+
+pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (make test installs it when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, service):
+    ctx = browser.new_context(viewport={"width": 1100, "height": 1400})
+    pg = ctx.new_page()
+    pg.goto(f"{service['url']}/ui/")
+    yield pg
+    ctx.close()
+
+
+def _analyse(page, video: Path, key: str = GOOD, lang: str = "en") -> None:
+    page.fill("#key", key)
+    page.set_input_files("#video", str(video))
+    page.select_option("#lang", lang)
+    page.click("#go")
+
+
+def test_upload_shows_the_timeline_and_summary_the_api_returns(page, service, face_clip):
+    with open(face_clip, "rb") as fh:
+        expected = requests.post(f"{service['url']}/analyze", files={"video": ("happy.mp4", fh)},
+                                 headers={"Authorization": f"Bearer {GOOD}"}, timeout=120).json()
+    assert expected["faces_detected"]
+    _analyse(page, face_clip)
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    rows = page.locator("#segments tbody tr")
+    assert rows.count() == len(expected["timeline"])
+    assert [rows.nth(i).get_attribute("data-emotion") for i in range(rows.count())] == \
+        [s["emotion"] for s in expected["timeline"]]
+    summary = expected["summary"]
+    assert page.get_attribute("#dominant", "data-label") == summary["dominant_emotion"]
+    assert page.get_attribute("#sentiment", "data-sentiment") == summary["sentiment"]
+    assert page.inner_text("#score") == f"{summary['sentiment_score']:.2f}"
+    assert [t.get_attribute("data-label") for t in page.locator("#tags .tag").all()] == summary["tags"]
+    assert "video-emotion vtest" in page.inner_text("#model")
+    # The chart is really drawn: many coloured pixels, and a text alternative naming each segment.
+    coloured = page.evaluate("""() => { const c = document.getElementById('chart');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (!(d[i] > 240 && d[i+1] > 240 && d[i+2] > 240)) n++; return n; }""")
+    assert coloured > 20_000
+    label = page.get_attribute("#chart", "aria-label")
+    assert label.count(" s: ") == len(expected["timeline"])
+    # Clicking the chart seeks the video; the cursor follows.
+    box = page.locator("#chart").bounding_box()
+    page.mouse.click(box["x"] + 40 / 960 * box["width"] + 0.75 * (920 / 960) * box["width"], box["y"] + 50)
+    t = page.evaluate("document.getElementById('player').currentTime")
+    assert abs(t - 0.75 * expected["duration_s"]) < 0.15
+    assert abs(float(page.get_attribute("#chart", "data-cursor")) - t) < 0.05
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-result.png"), full_page=True)
+
+
+def test_real_footage_in_chinese(page, service):
+    clip = ROOT / "data" / "external" / "real_faces" / "cry_then_laugh.mp4"
+    if not clip.is_file():
+        pytest.skip("real footage missing: run `make assets`")
+    _analyse(page, clip, lang="zh")
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    sentiments = [r.get_attribute("data-sentiment") for r in page.locator("#segments tbody tr").all()]
+    n = len(sentiments)
+    assert sentiments[: n // 3].count("negative") > n // 6 and sentiments[-(n // 3):].count("positive") > n // 6
+    assert "悲伤" in page.inner_text("#legend") and "高兴" in page.inner_text("#legend")
+    page.evaluate("document.getElementById('player').currentTime = 4")
+    page.wait_for_timeout(300)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-real-footage-zh.png"), full_page=True)
+
+
+def test_wrong_key_and_garbage_file_show_clear_messages(page, tmp_path, face_clip):
+    _analyse(page, face_clip, key="not-the-key")
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "API key" in page.inner_text("#error")
+    assert page.is_hidden("#result")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"definitely not a video" * 100)
+    _analyse(page, junk)
+    page.wait_for_function("document.getElementById('error').textContent.includes('422')", timeout=30_000)
+    assert "cannot analyse the video" in page.inner_text("#error")
+
+
+def test_no_face_is_said_not_invented(page, blank_clip):
+    _analyse(page, blank_clip)
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert "No face" in page.inner_text("#summary")
+    assert page.locator("#segments tbody tr").count() == 0
+
+
+def test_controls_are_keyboard_reachable(page):
+    page.focus("#key")
+    order = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id"))
+    assert order[:5] == ["video", "transcript", "fps", "lang", "go"]
+    for control in ("key", "video", "transcript", "fps", "lang"):
+        assert page.locator(f"label[for={control}]").count() == 1
