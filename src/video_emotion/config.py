@@ -67,7 +67,7 @@ class ModelConfig:
     lstm_units: int = 32
     bidirectional: bool = True
     dropout: float = 0.2
-    correction_bound: float = 1.0
+    correction_bound: float = 2.0
     correction_l2: float = 0.01
 
     def __post_init__(self) -> None:
