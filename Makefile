@@ -12,7 +12,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install assets browser run test lock clean-outputs bento-import serve apikey bento
+.PHONY: install assets browser run test lock clean-outputs bento-import serve apikey bento bench
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ serve: bento-import
 
 bento: bento-import
 	$(BIN)/bentoml build
+
+# Speed and memory against the fer package, training throughput, service latency -> benchmarks/RESULTS.md
+bench: assets
+	$(BIN)/python benchmarks/bench.py
 
 # Re-resolve the exact pins after editing requirements.in.
 lock: install

@@ -57,6 +57,21 @@ def service(tmp_path_factory, pretrained):
                              "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, url, tmp)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGTERM)  # never leave a server behind
+        raise
+    yield {"url": url, "tmp": tmp, "proc": proc}
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, tmp: Path) -> None:
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -68,14 +83,4 @@ def service(tmp_path_factory, pretrained):
             pass
         time.sleep(1)
     else:
-        os.killpg(proc.pid, signal.SIGTERM)
         raise RuntimeError("bentoml serve did not become ready:\n" + (tmp / "serve.log").read_text()[-3000:])
-    yield {"url": url, "tmp": tmp, "proc": proc}
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
-
-

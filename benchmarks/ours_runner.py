@@ -1,0 +1,20 @@
+"""Runs video-emotion's analyze_video on one clip (model loaded and warmed up before timing)."""
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from video_emotion.analyze import ModelBundle, analyze_video
+
+bundle_dir, path, rate = sys.argv[1], sys.argv[2], sys.argv[3]
+bundle = ModelBundle.load(Path(bundle_dir))
+sample_fps = None if rate == "default" else float(rate)
+t0 = time.perf_counter()
+res = analyze_video(path, bundle, sample_fps=sample_fps)
+seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "frames": res["frames_analysed"], "segments": len(res["timeline"]),
+                  "dominant": res["summary"]["dominant_emotion"],
+                  "timeline": [s["emotion"] for s in res["timeline"]],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
