@@ -10,6 +10,7 @@ from video_emotion.analyze import ModelBundle, analyze_video
 
 bundle_dir, path, rate = sys.argv[1], sys.argv[2], sys.argv[3]
 bundle = ModelBundle.load(Path(bundle_dir))
+bundle.warm_up()  # as in the service: the model graph is traced once, before timing
 sample_fps = None if rate == "default" else float(rate)
 t0 = time.perf_counter()
 res = analyze_video(path, bundle, sample_fps=sample_fps)

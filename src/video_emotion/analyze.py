@@ -19,7 +19,7 @@ import numpy as np
 
 from video_emotion.config import PreprocessConfig, section_from_dict
 from video_emotion.labels import AROUSAL, VALENCE, polarity, translate
-from video_emotion.video import FaceDetector, VideoError, faces_from_frames, iter_frames, probe, uniform_indices
+from video_emotion.video import FaceDetector, VideoError, iter_frames, probe, uniform_indices
 
 BUNDLE_MODEL = "model.keras"
 BUNDLE_SETTINGS = "preprocessing.json"
@@ -57,13 +57,31 @@ class ModelBundle:
     def n_frames(self) -> int:
         return self.preprocess.n_frames
 
+    _compiled: Any = None
+
+    def _fn(self):
+        """The model as one traced graph with a fixed signature (any batch size): traced once, then
+        several times faster than eager calls, which pay Python overhead on every LSTM step."""
+        if self._compiled is None:
+            import tensorflow as tf
+
+            T, S = self.n_frames, self.preprocess.image_size
+            spec = {"frames": tf.TensorSpec([None, T, S, S], tf.float32), "mask": tf.TensorSpec([None, T], tf.float32)}
+            self._compiled = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        return self._compiled
+
+    def warm_up(self) -> None:
+        """Trace the graph now (a service does this at start-up, not on its first request)."""
+        T, S = self.n_frames, self.preprocess.image_size
+        self.predict(np.zeros((1, T, S, S), np.uint8), np.ones((1, T), bool))
+
     def predict(self, frames: np.ndarray, mask: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """(N, T, S, S) uint8 crops and (N, T) masks -> (N, n_labels) probabilities."""
+        fn = self._fn()
         out = []
         for i in range(0, len(frames), batch_size):
-            out.append(np.asarray(self.model({"frames": frames[i:i + batch_size].astype("float32"),
-                                              "mask": mask[i:i + batch_size].astype("float32")},
-                                             training=False)))
+            out.append(np.asarray(fn({"frames": frames[i:i + batch_size].astype("float32"),
+                                      "mask": mask[i:i + batch_size].astype("float32")})))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
 
@@ -73,51 +91,130 @@ class Window:
     end_s: float
     crops: np.ndarray   # (T, S, S)
     face: np.ndarray    # (T,)
+    new_frames: int = 0  # sampled frames first read for this window (sums to the frames analysed)
+
+
+DETECT_INTERVAL_S = 0.25  # serving runs the face detector at most 4 times a second and tracks between
+
+
+class _Tracker:
+    """Streaming face boxes: detect every `every`-th frame, carry the last box for `max_gap` frames."""
+
+    def __init__(self, detector: FaceDetector, cfg: PreprocessConfig, every: int, max_gap: int) -> None:
+        self.detector, self.cfg, self.every, self.max_gap = detector, cfg, every, max_gap
+        self.k = 0
+        self.box = None
+        self.box_age = 0
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, bool]:
+        import cv2
+
+        from video_emotion.video import center_box, crop_face
+
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if self.k % self.every == 0 or self.box is None:
+            found = self.detector.detect(gray)
+            if found:
+                self.box, self.box_age = found[0], 0
+        self.k += 1
+        face = self.box is not None and self.box_age <= self.max_gap
+        self.box_age += 1
+        box = self.box if face else center_box(gray.shape[1], gray.shape[0])
+        return crop_face(gray, box, self.cfg), face
 
 
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
-                 detector: FaceDetector | None = None) -> Iterator[Window]:
-    """Consecutive windows of `bundle.window_s` seconds, each resampled to the model's T frames.
+                 detector: FaceDetector | None = None,
+                 detect_interval_s: float = DETECT_INTERVAL_S) -> Iterator[Window]:
+    """Windows of `bundle.window_s` seconds, each holding the model's T frames at the model's rate.
 
-    Frames are sampled at `sample_fps` (default: the model's own rate, T / window_s); only sampled
-    frames are decoded, and only one window's frames are held at a time.
+    At the model's own rate (T / window_s, the default) windows follow each other. A higher
+    `sample_fps` adds interleaved, overlapping windows (k = sample_fps / model rate of them per
+    window length), so that every sampled frame goes through the CNN and the timeline gets k times
+    finer; a lower one spreads T frames over fewer distinct frames. Only sampled frames are
+    converted; memory holds about one window of crops whatever the video's length. The face
+    detector runs every `detect_interval_s` seconds and frames in between reuse its box (faces move
+    little in a quarter second); `detect_interval_s=0` detects on every sampled frame.
     """
     info = probe(path)
     cfg = bundle.preprocess
     detector = detector or FaceDetector(cfg.min_face_frac)
     T = bundle.n_frames
-    rate = sample_fps or T / bundle.window_s
-    step = max(1.0, info.fps / rate)
-    frames_per_window = max(1, int(round(bundle.window_s * info.fps)))
-    n_windows = max(1, math.ceil(info.n_frames / frames_per_window))
-    all_idx = np.unique(np.floor(np.arange(0, info.n_frames, step)).astype(np.int64))
-    stream = iter_frames(path, all_idx)
-    pending: tuple[int, np.ndarray] | None = None
-    for w in range(n_windows):
-        lo, hi = w * frames_per_window, min(info.n_frames, (w + 1) * frames_per_window)
-        batch: list[tuple[int, np.ndarray]] = []
-        if pending is not None:
-            if pending[0] < hi:
-                batch.append(pending)
-                pending = None
-        if pending is None:
-            for idx, frame in stream:
-                if idx >= hi:
-                    pending = (idx, frame)
-                    break
-                batch.append((idx, frame))
-        if not batch:
-            if pending is None:
-                break  # the file ended before its header said it would
-            continue
-        ff = faces_from_frames(batch, cfg, detector)
-        pick = uniform_indices(len(batch), T)
-        yield Window(start_s=lo / info.fps, end_s=hi / info.fps, crops=ff.crops[pick], face=ff.face[pick])
+    model_rate = T / bundle.window_s
+    rate = sample_fps or model_rate
+    if rate <= model_rate * 1.001:  # consecutive windows, T frames picked from each
+        k, grid_rate = 1, min(rate, info.fps)
+    else:
+        k = max(1, int(round(rate / model_rate)))
+        grid_rate = min(model_rate * k, info.fps)
+        k = max(1, int(round(grid_rate / model_rate)))
+    every = 1 if detect_interval_s <= 0 else max(cfg.detect_every, int(round(grid_rate * detect_interval_s)))
+    track = _Tracker(detector, cfg, every, max_gap=max(8, 2 * every))
+    n_grid = max(1, int(np.floor(info.duration_s * grid_rate + 1e-6)))
+    grid_frames = np.minimum(np.floor((np.arange(n_grid) + 0.5) * info.fps / grid_rate), info.n_frames - 1).astype(np.int64)
+    crops: dict[int, np.ndarray] = {}
+    faces: dict[int, bool] = {}
+    pos = {int(f): [] for f in grid_frames}
+    for g, f in enumerate(grid_frames):
+        pos[int(f)].append(g)
+
+    if k == 1:
+        per_window = max(1, int(round(bundle.window_s * grid_rate)))
+        spans = [(s, min(n_grid, s + per_window)) for s in range(0, n_grid, per_window)]
+        picks = [s + uniform_indices(e - s, T) for s, e in spans]
+        times = [(s / grid_rate, e / grid_rate) for s, e in spans]
+    else:
+        # Window j starts at grid frame j*hop and takes every k-th frame for T frames. With
+        # gcd(hop, k) == 1 consecutive windows use different residues mod k, so each sampled frame
+        # goes through the CNN about once while windows start k times more often than at the model rate.
+        import math as _math
+
+        hop = T
+        while hop > 1 and _math.gcd(hop, k) != 1:
+            hop -= 1
+        starts = list(range(0, max(1, n_grid - (T - 1) * k), hop)) or [0]
+        picks = [np.minimum(s + np.arange(T) * k, n_grid - 1) for s in starts]
+        half = hop / grid_rate / 2
+        times = []
+        for j, s in enumerate(starts):
+            centre = (s + (T - 1) * k / 2) / grid_rate
+            lo = 0.0 if j == 0 else centre - half
+            hi = info.duration_s if j == len(starts) - 1 else centre + half
+            times.append((lo, hi))
+    next_window = 0
+    fresh = 0
+    for idx, frame in iter_frames(path, np.unique(grid_frames)):
+        crop, face = track(frame)
+        fresh += len(pos[int(idx)])
+        for g in pos[int(idx)]:
+            crops[g], faces[g] = crop, face
+        last = pos[int(idx)][-1]
+        while next_window < len(picks) and int(picks[next_window].max()) <= last:
+            p = picks[next_window]
+            yield Window(start_s=times[next_window][0], end_s=times[next_window][1],
+                         crops=np.stack([crops[int(g)] for g in p]), face=np.array([faces[int(g)] for g in p]),
+                         new_frames=fresh)
+            fresh = 0
+            next_window += 1
+            if next_window < len(picks):  # drop crops no later window needs
+                low = int(picks[next_window].min())
+                for g in [g for g in crops if g < low]:
+                    del crops[g], faces[g]
+    # A file that ends before its header says: close the windows that have frames.
+    while next_window < len(picks):
+        p = [int(g) for g in picks[next_window] if int(g) in crops]
+        if not p:
+            break
+        p = [p[i] for i in uniform_indices(len(p), T)]
+        yield Window(start_s=times[next_window][0], end_s=min(times[next_window][1], info.duration_s),
+                     crops=np.stack([crops[g] for g in p]), face=np.array([faces[g] for g in p]))
+        next_window += 1
 
 
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
                   batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
-                  transcript_lang: str | None = None, min_frames: int = 1) -> dict[str, Any]:
+                  transcript_lang: str | None = None, min_frames: int = 1,
+                  detect_interval_s: float = DETECT_INTERVAL_S) -> dict[str, Any]:
     """The analysis-result contract (see the design notes) for one video.
 
     `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
@@ -162,9 +259,9 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
                 timeline.append(_segment(w, p, bundle.labels, lang))
         windows = []
 
-    for w in iter_windows(path, bundle, sample_fps):
+    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s):
         windows.append(w)
-        frames_analysed += len(w.face)
+        frames_analysed += w.new_frames
         if bar is not None:
             bar.update(round(w.end_s - w.start_s, 1))
         if len(windows) >= batch_windows:

@@ -95,6 +95,7 @@ class VideoEmotion:
         info = json.loads((folder / "registry.json").read_text()) if (folder / "registry.json").is_file() else {}
         info.setdefault("name", "video-emotion")
         self.bundle = ModelBundle.load(folder, info)
+        self.bundle.warm_up()  # trace the model graph before the first request
         self.model_tag = str(self.bento_model.tag)
         # One analysis per core at a time: TensorFlow already uses both cores for a batch, and
         # queued requests wait here instead of thrashing.

@@ -116,21 +116,22 @@ class FaceDetector:
     The cascades ship inside the opencv-python-headless wheel, so nothing is downloaded.
     """
 
-    def __init__(self, min_face_frac: float = 0.2) -> None:
+    def __init__(self, min_face_frac: float = 0.2, detect_short_side: int = 240) -> None:
         base = Path(cv2.data.haarcascades)
         self.frontal = cv2.CascadeClassifier(str(base / "haarcascade_frontalface_default.xml"))
         self.alt = cv2.CascadeClassifier(str(base / "haarcascade_frontalface_alt2.xml"))
         if self.frontal.empty() or self.alt.empty():
             raise RuntimeError("OpenCV Haar cascades are missing from the installed cv2 package")
         self.min_face_frac = min_face_frac
+        self.detect_short_side = detect_short_side
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         """Faces in a grey frame, largest first."""
         side = min(gray.shape[:2])
         min_size = max(20, int(side * self.min_face_frac))
-        # Detect on a frame no larger than 360 px on its short side: Haar cost grows with area and
-        # faces that matter for emotion are large.
-        scale = min(1.0, 360.0 / side)
+        # Detect on a frame no larger than `detect_short_side` on its short side: Haar cost grows
+        # with area, and the faces whose expression can be read fill a fair part of the frame.
+        scale = min(1.0, self.detect_short_side / side)
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
         ms = max(20, int(min_size * scale))
         boxes = self.frontal.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(ms, ms))
