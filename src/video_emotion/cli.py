@@ -144,6 +144,38 @@ def _cmd_apikey(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    """Scan the project tree (DVC cache and MLflow artifacts included) for plaintext test data."""
+    import numpy as np
+
+    from video_emotion.config import load_params
+    from video_emotion.corpora.manifest import read_manifest
+    from video_emotion.io_utils import sha256_file
+
+    params = load_params(args.params)
+    df = read_manifest(params.path("manifest"))
+    secret = set(df.loc[df["split"].isin(params.secure.encrypted_splits), "sha256"])
+    found, scanned = [], 0
+    for f in params.root.rglob("*"):
+        if not f.is_file() or ".venv" in f.parts or ".git" in f.parts:
+            continue
+        scanned += 1
+        if f.stat().st_size > 64 and sha256_file(f) in secret:
+            found.append(f"{f}: a test clip in plaintext")
+        elif f.suffix == ".npz" or f.read_bytes()[:4] == b"PK\x03\x04":
+            try:
+                with np.load(f, allow_pickle=False) as d:
+                    if "sha256" in d.files and set(d["sha256"].tolist()) & secret:
+                        found.append(f"{f}: test frames in plaintext")
+            except Exception:
+                continue
+    for line in found:
+        print(line)
+    print(f"scanned {scanned} files for {len(secret)} encrypted-split clips: "
+          f"{'NO plaintext test data found' if not found else f'{len(found)} plaintext file(s)'}")
+    return 1 if found else 0
+
+
 def _load_bundle(ref: str, params_path: str):
     from video_emotion.analyze import ModelBundle
     from video_emotion.config import load_params
@@ -240,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     ak.add_argument("--name", default="default")
     ak.add_argument("--key-file", default=None, help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
     ak.set_defaults(func=_cmd_apikey)
+    au = sub.add_parser("audit", help="scan the project (DVC cache, MLflow artifacts) for plaintext test data")
+    au.set_defaults(func=_cmd_audit)
     r = sub.add_parser("report", help="print the latest test metrics and how to open the MLflow UI")
     r.set_defaults(func=_cmd_report)
     args = p.parse_args(argv)
