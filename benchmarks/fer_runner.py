@@ -16,7 +16,8 @@ import cv2
 cv2.waitKey = lambda *a, **k: -1
 cv2.destroyAllWindows = lambda *a, **k: None
 
-from fer import FER, Video  # noqa: E402
+from fer.classes import Video  # noqa: E402  (fer 25.10 no longer re-exports these)
+from fer.fer import FER  # noqa: E402
 
 path, frequency = sys.argv[1], int(sys.argv[2])
 detector = FER(mtcnn=False)  # Haar detection + the quantised TFLite model (the package default)

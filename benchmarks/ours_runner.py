@@ -9,13 +9,15 @@ from pathlib import Path
 from video_emotion.analyze import ModelBundle, analyze_video
 
 bundle_dir, path, rate = sys.argv[1], sys.argv[2], sys.argv[3]
+fast = not (len(sys.argv) > 4 and sys.argv[4] == "full")  # "full": detector on every frame, no tracking
 bundle = ModelBundle.load(Path(bundle_dir))
 bundle.warm_up()  # as in the service: the model graph is traced once, before timing
 sample_fps = None if rate == "default" else float(rate)
 t0 = time.perf_counter()
-res = analyze_video(path, bundle, sample_fps=sample_fps)
+res = analyze_video(path, bundle, sample_fps=sample_fps, fast=fast)
 seconds = time.perf_counter() - t0
 print(json.dumps({"seconds": seconds, "frames": res["frames_analysed"], "segments": len(res["timeline"]),
                   "dominant": res["summary"]["dominant_emotion"],
                   "timeline": [s["emotion"] for s in res["timeline"]],
+                  "sentiments": [s["sentiment"] for s in res["timeline"]],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -94,17 +94,19 @@ class Window:
     new_frames: int = 0  # sampled frames first read for this window (sums to the frames analysed)
 
 
-DETECT_INTERVAL_S = 0.25  # serving runs the face detector at most 4 times a second and tracks between
+DETECT_INTERVAL_S = 0.125  # serving looks for the face at most 8 times a second (mostly near the last box)
 
 
 class _Tracker:
     """Streaming face boxes: detect every `every`-th frame, carry the last box for `max_gap` frames."""
 
-    def __init__(self, detector: FaceDetector, cfg: PreprocessConfig, every: int, max_gap: int) -> None:
-        self.detector, self.cfg, self.every, self.max_gap = detector, cfg, every, max_gap
+    def __init__(self, detector: FaceDetector, cfg: PreprocessConfig, every: int, max_gap: int,
+                 track: bool = True) -> None:
+        self.detector, self.cfg, self.every, self.max_gap, self.track = detector, cfg, every, max_gap, track
         self.k = 0
         self.box = None
         self.box_age = 0
+        self.full_every = every * 16  # a whole-frame search at least every 16 detections
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, bool]:
         import cv2
@@ -113,7 +115,17 @@ class _Tracker:
 
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         if self.k % self.every == 0 or self.box is None:
-            found = self.detector.detect(gray)
+            found = []
+            tracking = self.track and self.box is not None and self.box_age <= self.max_gap
+            # Near the last box first (cheap). The whole frame when the track is stale, every
+            # `full_every` frames so that a new, larger face is not missed, and, when the face is
+            # lost near its box (a hand over it), only every few frames: the box is carried meanwhile.
+            if tracking and self.k % self.full_every:
+                found = self.detector.detect(gray, near=self.box)
+                if not found and self.k % (4 * self.every) == 0:
+                    found = self.detector.detect(gray)
+            else:
+                found = self.detector.detect(gray)
             if found:
                 self.box, self.box_age = found[0], 0
         self.k += 1
@@ -125,7 +137,7 @@ class _Tracker:
 
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
                  detector: FaceDetector | None = None,
-                 detect_interval_s: float = DETECT_INTERVAL_S) -> Iterator[Window]:
+                 detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True) -> Iterator[Window]:
     """Windows of `bundle.window_s` seconds, each holding the model's T frames at the model's rate.
 
     At the model's own rate (T / window_s, the default) windows follow each other. A higher
@@ -148,8 +160,8 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
         k = max(1, int(round(rate / model_rate)))
         grid_rate = min(model_rate * k, info.fps)
         k = max(1, int(round(grid_rate / model_rate)))
-    every = 1 if detect_interval_s <= 0 else max(cfg.detect_every, int(round(grid_rate * detect_interval_s)))
-    track = _Tracker(detector, cfg, every, max_gap=max(8, 2 * every))
+    every = 1 if detect_interval_s <= 0 or not fast else max(cfg.detect_every, int(round(grid_rate * detect_interval_s)))
+    track = _Tracker(detector, cfg, every, max_gap=max(8, 2 * every), track=fast)
     n_grid = max(1, int(np.floor(info.duration_s * grid_rate + 1e-6)))
     grid_frames = np.minimum(np.floor((np.arange(n_grid) + 0.5) * info.fps / grid_rate), info.n_frames - 1).astype(np.int64)
     crops: dict[int, np.ndarray] = {}
@@ -214,11 +226,13 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
                   batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
                   transcript_lang: str | None = None, min_frames: int = 1,
-                  detect_interval_s: float = DETECT_INTERVAL_S) -> dict[str, Any]:
+                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True) -> dict[str, Any]:
     """The analysis-result contract (see the design notes) for one video.
 
     `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
     it is timed; `lang` (en|zh) adds translated label names beside the canonical English keys.
+    `fast=False` runs the whole-frame face detector on every sampled frame (the reference path that
+    the benchmark compares the default tracking path with).
     """
     from video_emotion.labels import TRANSLATIONS
 
@@ -259,7 +273,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
                 timeline.append(_segment(w, p, bundle.labels, lang))
         windows = []
 
-    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s):
+    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast):
         windows.append(w)
         frames_analysed += w.new_frames
         if bar is not None:
