@@ -27,6 +27,8 @@ class Paths:
 @dataclass(frozen=True)
 class IngestConfig:
     source: str = "synthetic"
+    root: str = ""                 # corpus folder (ravdess, cremad, folders) or CSV file (csv)
+    ravdess_calm: str = "neutral"  # RAVDESS `calm`: neutral (merge) | drop
     seed: int = 7
     n_actors: int = 16
     clips_per_label: int = 3
@@ -37,6 +39,12 @@ class IngestConfig:
     audio: bool = True
     val_actors: int = 3
     test_actors: int = 3
+
+    def __post_init__(self) -> None:
+        _choice("ingest.source", self.source, ("synthetic", "ravdess", "cremad", "csv", "folders"))
+        _choice("ingest.ravdess_calm", self.ravdess_calm, ("neutral", "drop"))
+        if self.source != "synthetic" and not self.root:
+            raise ValueError(f"ingest.root must point at the {self.source} corpus")
 
 
 @dataclass(frozen=True)

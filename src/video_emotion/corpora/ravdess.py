@@ -1,0 +1,74 @@
+"""RAVDESS adapter: `Actor_XX/MM-VC-EE-II-SS-RR-AA.mp4` (and `.wav`) -> manifest records.
+
+Modality 01 audio-video, 02 video-only, 03 audio-only; vocal channel 01 speech, 02 song; emotion 01
+neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised; intensity 01
+normal, 02 strong; statement; repetition; actor 01-24 (odd male, even female). A video-only clip
+takes the audio-only file with the same identifiers as its sidecar audio.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from video_emotion.corpora.common import CorpusScan
+
+NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.(mp4|wav)$", re.IGNORECASE)
+MODALITY = {"01": "audio-video", "02": "video-only", "03": "audio-only"}
+VOCAL = {"01": "speech", "02": "song"}
+EMOTION = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fear",
+           "07": "disgust", "08": "surprise"}
+MEDIA = {".mp4", ".wav"}
+
+
+def scan(root: str | Path, calm: str = "neutral") -> CorpusScan:
+    """Every media file under `root` becomes a record or a rejection with its reason."""
+    if calm not in ("neutral", "drop"):
+        raise ValueError(f"ingest.ravdess_calm must be neutral or drop, got {calm!r}")
+    root = Path(root)
+    out = CorpusScan(source="ravdess")
+    parsed: dict[tuple[str, ...], dict[str, Path]] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix.lower() not in MEDIA:
+            out.reject(path, "not a RAVDESS media file (.mp4 or .wav)")
+            continue
+        m = NAME.match(path.name)
+        if not m:
+            out.reject(path, "name does not follow MM-VC-EE-II-SS-RR-AA")
+            continue
+        mod, vc, emo, inten, stmt, rep, actor, _ = m.groups()
+        problems = [f"modality {mod}" for _ in [0] if mod not in MODALITY] + \
+                   [f"vocal channel {vc}" for _ in [0] if vc not in VOCAL] + \
+                   [f"emotion {emo}" for _ in [0] if emo not in EMOTION] + \
+                   [f"intensity {inten}" for _ in [0] if inten not in ("01", "02")] + \
+                   [f"actor {actor}" for _ in [0] if not 1 <= int(actor) <= 24]
+        if problems:
+            out.reject(path, "unknown " + ", ".join(problems))
+            continue
+        folder = path.parent.name
+        if re.fullmatch(r"Actor_\d{2}", folder) and folder != f"Actor_{actor}":
+            out.reject(path, f"file of actor {actor} inside {folder}")
+            continue
+        if (mod == "03") != (path.suffix.lower() == ".wav"):
+            out.reject(path, f"modality {mod} ({MODALITY[mod]}) does not match the {path.suffix} extension")
+            continue
+        parsed.setdefault((vc, emo, inten, stmt, rep, actor), {})[mod] = path
+    for (vc, emo, inten, stmt, rep, actor), files in sorted(parsed.items()):
+        label = EMOTION[emo]
+        for mod in ("01", "02"):
+            if mod not in files:
+                continue
+            path = files[mod]
+            if label == "calm" and calm == "drop":
+                out.reject(path, "calm clips dropped (ingest.ravdess_calm: drop)")
+                continue
+            audio = path if mod == "01" else files.get("03")
+            out.records.append({
+                "path": path, "label": "neutral" if label == "calm" else label, "actor": f"ravdess-{actor}",
+                "modality": MODALITY[mod], "audio_path": audio, "source_label": label,
+                "vocal_channel": VOCAL[vc], "intensity": "strong" if inten == "02" else "normal",
+                "gender": "male" if int(actor) % 2 else "female",
+            })
+        if "03" in files and "01" not in files and "02" not in files:
+            out.reject(files["03"], "audio-only file without a matching video (kept out of a video corpus)")
+    return out
