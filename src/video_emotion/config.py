@@ -92,6 +92,11 @@ class TrainConfig:
     patience: int = 4
     seed: int = 42
     class_weights: bool = True
+    cv_folds: int = 0  # > 1: actor-independent k-fold cross-validation in the `crossval` stage
+
+    def __post_init__(self) -> None:
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ValueError("train.cv_folds must be 0 (off) or at least 2")
 
 
 @dataclass(frozen=True)

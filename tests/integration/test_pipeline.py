@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -175,7 +176,30 @@ def test_wrong_or_missing_key_fails_clearly(pipeline, monkeypatch, caplog, tmp_p
         pipeline["params"].write_text(params.split("secure:")[0])
 
 
+def test_actor_independent_cross_validation(pipeline, tmp_path):
+    import dataclasses
+
+    from video_emotion import secure_store
+    from video_emotion.config import load_params
+    from video_emotion.stages import crossval
+
+    params = load_params(pipeline["params"])
+    cfg = dataclasses.replace(params.train, cv_folds=3, epochs=1)
+    assert crossval.run(params.model, dataclasses.replace(cfg, cv_folds=0), Path(pipeline["paths"]["processed_dir"]),
+                        Path(pipeline["paths"]["pretrained"])) == {"enabled": False, "folds": 0}
+    out = crossval.run(params.model, cfg, Path(pipeline["paths"]["processed_dir"]), Path(pipeline["paths"]["pretrained"]),
+                       secure_store.load_keyring(None))
+    assert out["enabled"] and out["folds"] == 3 and len(out["per_fold"]) == 3
+    tested = [a for r in out["per_fold"] for a in r["test_actors"]]
+    assert len(tested) == len(set(tested)) == 5  # every actor tested exactly once: no actor in two folds
+    assert sum(r["test_clips"] for r in out["per_fold"]) == 35
+    accs = [r["accuracy"] for r in out["per_fold"]]
+    assert out["accuracy_mean"] == pytest.approx(sum(accs) / 3, abs=1e-4)
+    assert out["accuracy_std"] >= 0 and set(out["per_class_f1_mean"]) == set(out["per_class_f1_std"])
+
+
 def test_keys_rotate_then_evaluate_gives_the_same_metrics(pipeline, monkeypatch, tmp_path, caplog, capsys):
+    """Runs last in this module: it leaves the shared test data under a rotated key."""
     from video_emotion import secure_store as ss
 
     processed = pipeline["tmp"] / "data" / "processed"

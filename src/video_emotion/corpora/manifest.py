@@ -46,3 +46,12 @@ def actor_disjoint_splits(actors: list[str], n_val: int, n_test: int, seed: int)
     for rank, i in enumerate(order):
         out[uniq[i]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
     return out
+
+
+def actor_folds(actors: list[str], k: int, seed: int) -> dict[str, int]:
+    """Every actor in exactly one of `k` folds (sizes differ by at most one), deterministic in `seed`."""
+    uniq = sorted(set(actors))
+    if len(uniq) < k:
+        raise ValueError(f"{len(uniq)} actors cannot fill {k} actor-independent folds")
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    return {uniq[i]: rank % k for rank, i in enumerate(order)}

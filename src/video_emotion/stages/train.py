@@ -52,15 +52,13 @@ def class_weights(y: np.ndarray, n: int) -> dict[int, float]:
     return {i: float(w[i]) for i in range(n) if present[i]}
 
 
-def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir: Path,
-        pretrained: Path | None) -> dict[str, Any]:
-    """Train and write the bundle (model.keras, preprocessing.json, history.json) atomically."""
+def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], train: dict[str, np.ndarray],
+        val: dict[str, np.ndarray], pretrained: Path | None, verbose: int = 2):
+    """Build and fit one model on in-memory arrays; returns (model, history, metrics)."""
     import keras
 
     from video_emotion.model import build_model
 
-    settings = json.loads((Path(processed_dir) / "preprocessing.json").read_text(encoding="utf-8"))
-    train, val = load_split(processed_dir, "train"), load_split(processed_dir, "val")
     tk, vk = usable(train), usable(val)
     if tk.sum() == 0 or vk.sum() == 0:
         raise StageError("no train or val clip has a detected face; check the corpus and preprocess settings")
@@ -74,7 +72,7 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir
     hist = model.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
                      class_weight=class_weights(train["y"][tk], len(LABELS)) if cfg.class_weights else None,
-                     verbose=2)
+                     verbose=verbose)
     seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     epochs_run = len(history.get("loss", []))
@@ -87,6 +85,16 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir
         "train_seconds": round(seconds, 2),
         "train_clips_per_second": round(int(tk.sum()) * epochs_run / seconds, 2),
     }
+    return model, history, metrics
+
+
+def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir: Path,
+        pretrained: Path | None) -> dict[str, Any]:
+    """Train and write the bundle (model.keras, preprocessing.json, history.json) atomically."""
+    settings = json.loads((Path(processed_dir) / "preprocessing.json").read_text(encoding="utf-8"))
+    train, val = load_split(processed_dir, "train"), load_split(processed_dir, "val")
+    model, history, metrics = fit(model_cfg, cfg, settings, train, val, pretrained)
+    epochs_run, best, seconds = metrics["epochs_run"], metrics["best_epoch"] - 1, metrics["train_seconds"]
     bundle_settings = {**settings, "model": {k: getattr(model_cfg, k) for k in model_cfg.__dataclass_fields__}}
     with atomic_path(model_dir) as tmp:
         tmp.mkdir(parents=True)

@@ -1,0 +1,102 @@
+"""Stage `crossval`: actor-independent k-fold cross-validation (`train.cv_folds` >= 2).
+
+All clips of all splits are pooled (the encrypted test split is decrypted in memory) and the actors
+are dealt into k folds; fold i is tested on its actors after training on the others, with the next
+fold's actors held out for early stopping. No actor is ever in two folds: the stage checks it and
+fails otherwise. Reports mean and standard deviation over folds of accuracy (WAR), UAR and macro-F1,
+and per-class F1, as DVC metrics and in one MLflow run. With `cv_folds: 0` it records that CV is off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from video_emotion.config import ModelConfig, TrainConfig
+from video_emotion.corpora.manifest import SPLITS, actor_folds
+from video_emotion.io_utils import write_json
+from video_emotion.labels import LABELS
+from video_emotion.stages.common import StageError, load, parser, run_main
+from video_emotion.stages.evaluate import classification_metrics
+from video_emotion.stages.train import fit, load_split, usable
+
+log = logging.getLogger("video_emotion.crossval")
+
+
+def _take(d: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[keep] for k, v in d.items()}
+
+
+def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretrained: Path | None,
+        ring=None) -> dict[str, Any]:
+    if cfg.cv_folds < 2:
+        return {"enabled": False, "folds": 0}
+    settings = json.loads((Path(processed_dir) / "preprocessing.json").read_text(encoding="utf-8"))
+    parts = [load_split(processed_dir, s, ring) for s in SPLITS]
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    fold_of = actor_folds(list(data["actor"]), cfg.cv_folds, cfg.seed)
+    fold = np.array([fold_of[a] for a in data["actor"]])
+    for a in set(data["actor"]):  # the leakage check: an actor's clips all sit in one fold
+        if len(set(fold[data["actor"] == a])) != 1:
+            raise StageError(f"actor {a} appears in more than one fold")
+    results = []
+    for i in range(cfg.cv_folds):
+        te, va = fold == i, fold == (i + 1) % cfg.cv_folds
+        tr = ~(te | va)
+        model, history, m = fit(model_cfg, cfg, settings, _take(data, tr), _take(data, va), pretrained, verbose=0)
+        test = _take(data, te)
+        keep = usable(test)
+        probs = np.asarray(model.predict({"frames": test["X"][keep], "mask": test["face"][keep].astype("float32")},
+                                         verbose=0))
+        scores = classification_metrics(test["y"][keep], probs.argmax(1), list(LABELS))
+        results.append({"fold": i, "test_actors": sorted(set(test["actor"])), "test_clips": int(keep.sum()),
+                        "epochs_run": m["epochs_run"], **{k: scores[k] for k in ("accuracy", "uar", "macro_f1")},
+                        "per_class_f1": {k: v["f1"] for k, v in scores["per_class"].items()}})
+        log.info("fold %d/%d: %d test clips, accuracy %.3f, UAR %.3f, macro-F1 %.3f", i + 1, cfg.cv_folds,
+                 keep.sum(), scores["accuracy"], scores["uar"], scores["macro_f1"])
+    summary: dict[str, Any] = {"enabled": True, "folds": cfg.cv_folds}
+    for key in ("accuracy", "uar", "macro_f1"):
+        vals = np.array([r[key] for r in results])
+        summary[f"{key}_mean"], summary[f"{key}_std"] = round(float(vals.mean()), 4), round(float(vals.std(ddof=0)), 4)
+    summary["per_class_f1_mean"] = {lab: round(float(np.mean([r["per_class_f1"][lab] for r in results])), 4) for lab in LABELS}
+    summary["per_class_f1_std"] = {lab: round(float(np.std([r["per_class_f1"][lab] for r in results])), 4) for lab in LABELS}
+    log.info("%d-fold actor-independent CV: accuracy %.3f ± %.3f, UAR %.3f ± %.3f, macro-F1 %.3f ± %.3f",
+             cfg.cv_folds, summary["accuracy_mean"], summary["accuracy_std"], summary["uar_mean"], summary["uar_std"],
+             summary["macro_f1_mean"], summary["macro_f1_std"])
+    return {**summary, "per_fold": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser("Actor-independent k-fold cross-validation (stage `crossval`; off unless train.cv_folds >= 2).")
+    p.add_argument("--processed-dir", required=True)
+    p.add_argument("--pretrained", required=True)
+    p.add_argument("--metrics", required=True)
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from video_emotion import secure_store, tracking
+
+        params = load(args)
+        enc = (Path(args.processed_dir) / f"test.npz{secure_store.SUFFIX}").is_file()
+        ring = secure_store.load_keyring(params.secure.key_file) if enc and params.train.cv_folds >= 2 else None
+        result = run(params.model, params.train, Path(args.processed_dir), Path(args.pretrained), ring)
+        per_fold = {f"fold{r['fold'] + 1}": {k: round(r[k], 4) for k in ("accuracy", "uar", "macro_f1")}
+                    for r in result.get("per_fold", [])}
+        write_json(args.metrics, {**{k: v for k, v in result.items() if k != "per_fold"}, "per_fold": per_fold})
+        if result["enabled"]:
+            run_id = tracking.start_run(params.tracking, params.root, params.to_flat_dict(),
+                                        {"kind": "crossval", "model_design": f"{params.model.init}/{params.model.head}"},
+                                        run_name=f"cv{params.train.cv_folds}")
+            flat = {f"cv_{k}": v for k, v in result.items() if isinstance(v, float)}
+            flat.update({f"cv_f1_{k}": v for k, v in result["per_class_f1_mean"].items()})
+            tracking.log_metrics(run_id, flat)
+
+    return run_main("crossval", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
