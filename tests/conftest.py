@@ -106,3 +106,16 @@ def real_faces() -> Path:
     if not (REAL_FACES / "cry_then_laugh.mp4").is_file():
         pytest.skip("real footage missing: run `make assets`")
     return REAL_FACES
+
+
+@pytest.fixture
+def media_clip(tmp_path: Path) -> Path:
+    """A real face clip with a real muxed AAC audio track whose prosody follows the emotion."""
+    from video_emotion.audio import mux
+    from video_emotion.corpora.synthetic import make_actors, synth_audio, write_clip, write_wav
+
+    actor = make_actors(2, seed=5)[1]
+    write_clip(tmp_path / "v.mp4", actor, "angry", fps=12, duration_s=2.0, width=192, height=144,
+               rng=np.random.default_rng(7))
+    write_wav(tmp_path / "a.wav", synth_audio(actor, "angry", 2.0, np.random.default_rng(8)))
+    return mux(tmp_path / "v.mp4", tmp_path / "a.wav", tmp_path / "angry_av.mp4")

@@ -51,7 +51,10 @@ class ModelBundle:
         return cls(model=model, labels=list(settings["labels"]),
                    preprocess=section_from_dict(PreprocessConfig, settings),
                    window_s=float(settings.get("window_s", 2.0)),
-                   info={**settings.get("model_info", {}), **(info or {})})
+                   info={**settings.get("model_info", {}), **(info or {})},
+                   modalities=list(settings.get("model", {}).get("modalities", ["video"])))
+
+    modalities: list[str] = field(default_factory=lambda: ["video"])
 
     @property
     def n_frames(self) -> int:
@@ -65,24 +68,35 @@ class ModelBundle:
         if self._compiled is None:
             import tensorflow as tf
 
-            T, S = self.n_frames, self.preprocess.image_size
-            spec = {"frames": tf.TensorSpec([None, T, S, S], tf.float32), "mask": tf.TensorSpec([None, T], tf.float32)}
+            spec = {name: tf.TensorSpec([None, *self.input_shapes[name]], tf.float32) for name in self.input_shapes}
             self._compiled = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
         return self._compiled
 
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        inputs = self.model.input if isinstance(self.model.input, dict) else {}
+        return {name: tuple(int(d) for d in t.shape[1:]) for name, t in inputs.items()}
+
+    @property
+    def n_audio_frames(self) -> int:
+        return self.input_shapes.get("audio", (64, 200))[1]
+
     def warm_up(self) -> None:
         """Trace the graph now (a service does this at start-up, not on its first request)."""
-        T, S = self.n_frames, self.preprocess.image_size
-        self.predict(np.zeros((1, T, S, S), np.uint8), np.ones((1, T), bool))
+        self.predict_inputs({name: np.zeros((1, *shape), np.float32) for name, shape in self.input_shapes.items()})
+
+    def predict_inputs(self, inputs: dict[str, np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Named model inputs (see model.model_inputs) -> (N, n_labels) probabilities."""
+        fn = self._fn()
+        n = len(next(iter(inputs.values()))) if inputs else 0
+        out = []
+        for i in range(0, n, batch_size):
+            out.append(np.asarray(fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()})))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
     def predict(self, frames: np.ndarray, mask: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """(N, T, S, S) uint8 crops and (N, T) masks -> (N, n_labels) probabilities."""
-        fn = self._fn()
-        out = []
-        for i in range(0, len(frames), batch_size):
-            out.append(np.asarray(fn({"frames": frames[i:i + batch_size].astype("float32"),
-                                      "mask": mask[i:i + batch_size].astype("float32")})))
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+        """(N, T, S, S) uint8 crops and (N, T) masks -> (N, n_labels) probabilities (video models)."""
+        return self.predict_inputs({"frames": frames, "mask": mask}, batch_size)
 
 
 @dataclass
@@ -92,6 +106,7 @@ class Window:
     crops: np.ndarray   # (T, S, S)
     face: np.ndarray    # (T,)
     new_frames: int = 0  # sampled frames first read for this window (sums to the frames analysed)
+    span_s: tuple[float, float] | None = None  # time covered by the window's frames (audio is cut to it)
 
 
 DETECT_INTERVAL_S = 0.125  # serving looks for the face at most 8 times a second (mostly near the last box)
@@ -175,6 +190,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
         spans = [(s, min(n_grid, s + per_window)) for s in range(0, n_grid, per_window)]
         picks = [s + uniform_indices(e - s, T) for s, e in spans]
         times = [(s / grid_rate, e / grid_rate) for s, e in spans]
+        covered = times
     else:
         # Window j starts at grid frame j*hop and takes every k-th frame for T frames. With
         # gcd(hop, k) == 1 consecutive windows use different residues mod k, so each sampled frame
@@ -187,6 +203,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
         starts = list(range(0, max(1, n_grid - (T - 1) * k), hop)) or [0]
         picks = [np.minimum(s + np.arange(T) * k, n_grid - 1) for s in starts]
         half = hop / grid_rate / 2
+        covered = [(s / grid_rate, (s + (T - 1) * k + 1) / grid_rate) for s in starts]
         times = []
         for j, s in enumerate(starts):
             centre = (s + (T - 1) * k / 2) / grid_rate
@@ -205,7 +222,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
             p = picks[next_window]
             yield Window(start_s=times[next_window][0], end_s=times[next_window][1],
                          crops=np.stack([crops[int(g)] for g in p]), face=np.array([faces[int(g)] for g in p]),
-                         new_frames=fresh)
+                         new_frames=fresh, span_s=covered[next_window])
             fresh = 0
             next_window += 1
             if next_window < len(picks):  # drop crops no later window needs
@@ -219,7 +236,8 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
             break
         p = [p[i] for i in uniform_indices(len(p), T)]
         yield Window(start_s=times[next_window][0], end_s=min(times[next_window][1], info.duration_s),
-                     crops=np.stack([crops[g] for g in p]), face=np.array([faces[g] for g in p]))
+                     crops=np.stack([crops[g] for g in p]), face=np.array([faces[g] for g in p]),
+                     span_s=covered[next_window])
         next_window += 1
 
 
@@ -260,17 +278,45 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
 
         bar = tqdm(total=round(info.duration_s, 1), unit="s", desc=path.name, disable=None)
 
+    uses_video, uses_audio = "video" in bundle.modalities, "audio" in bundle.modalities
+    samples = None
+    if uses_audio:
+        from video_emotion.audio import SAMPLE_RATE, load_audio, log_mel
+
+        try:
+            samples = load_audio(path)
+        except ValueError:
+            samples = None  # no audio track: audio windows are flagged, never invented
+
+    def audio_of(w: Window) -> tuple[np.ndarray, float]:
+        lo, hi = w.span_s or (w.start_s, w.end_s)
+        seg = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)] if samples is not None else np.zeros(0, np.float32)
+        has = float(seg.size > 0 and np.abs(seg).max() > 1e-4)
+        feats = log_mel(seg, bundle.n_audio_frames) if has else np.zeros((64, bundle.n_audio_frames), np.float32)
+        return feats, has
+
     def flush() -> None:
         nonlocal windows
-        with_face = [w for w in windows if w.face.any()]
-        for w in windows:
-            if not w.face.any():
+        audio = [audio_of(w) for w in windows] if uses_audio else []
+        ok = [bool(w.face.any()) if uses_video else bool(audio[i][1]) for i, w in enumerate(windows)]
+        for w, good in zip(windows, ok):
+            if not good:
                 gaps.append({"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3)})
-        if with_face:
-            probs = bundle.predict(np.stack([w.crops for w in with_face]), np.stack([w.face for w in with_face]),
-                                   batch_size=batch_windows)
-            for w, p in zip(with_face, probs):
-                timeline.append(_segment(w, p, bundle.labels, lang))
+        idx = [i for i, good in enumerate(ok) if good]
+        if idx:
+            inputs: dict[str, np.ndarray] = {}
+            if uses_video:
+                inputs["frames"] = np.stack([windows[i].crops for i in idx])
+                inputs["mask"] = np.stack([windows[i].face for i in idx])
+            if uses_audio:
+                inputs["audio"] = np.stack([audio[i][0] for i in idx])
+                inputs["has_audio"] = np.array([[audio[i][1]] for i in idx], np.float32)
+            probs = bundle.predict_inputs(inputs, batch_size=batch_windows)
+            for i, p in zip(idx, probs):
+                seg = _segment(windows[i], p, bundle.labels, lang)
+                if uses_audio:
+                    seg["audio"] = bool(audio[i][1])
+                timeline.append(seg)
         windows = []
 
     for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast):
@@ -288,7 +334,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
         "video": path.name, "duration_s": round(info.duration_s, 3), "fps": round(info.fps, 3),
         "frames_analysed": frames_analysed,
         "model": {"name": bundle.info.get("name", "video-emotion"), "version": str(bundle.info.get("version", "local")),
-                  "labels": list(bundle.labels)},
+                  "labels": list(bundle.labels), "modalities": list(bundle.modalities)},
         "faces_detected": bool(timeline),
         "timeline": timeline,
         "summary": summarize(timeline, bundle.labels, lang),

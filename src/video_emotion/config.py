@@ -65,6 +65,7 @@ class PreprocessConfig:
     detect_every: int = 1
     denoise: bool = False
     equalize: bool = False
+    audio: bool = True  # log-mel features of each clip's audio (sidecar WAV or the video's own track)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,12 @@ class ModelConfig:
     dropout: float = 0.2
     correction_bound: float = 2.0
     correction_l2: float = 0.01
+    modalities: list = field(default_factory=lambda: ["video"])
 
     def __post_init__(self) -> None:
+        mods = list(self.modalities)
+        if not mods or sorted(set(mods)) != sorted(mods) or not set(mods) <= {"video", "audio"}:
+            raise ValueError(f"model.modalities must be [video], [audio] or [video, audio], got {mods}")
         _choice("model.init", self.init, ("fer", "scratch"))
         _choice("model.head", self.head, ("attention", "lstm"))
         _choice("model.fine_tune", self.fine_tune, ("frozen", "partial", "full"))

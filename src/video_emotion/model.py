@@ -140,11 +140,76 @@ def _set_trainable(backbone: keras.Model, mode: str) -> None:
         layer.trainable = i >= first_trainable and not isinstance(layer, layers.BatchNormalization)
 
 
-def build_model(cfg: ModelConfig, n_frames: int, image_size: int, pretrained_path: str | Path | None = None) -> keras.Model:
-    """Inputs: `frames` (T, S, S) uint8 grey crops and `mask` (T,) 1 where a face applies.
+def audio_branch(n_mels: int, n_audio_frames: int) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """A small CNN over the log-mel spectrogram -> 7 class logits."""
+    audio = keras.Input((n_mels, n_audio_frames), name="audio")
+    x = layers.Reshape((n_mels, n_audio_frames, 1))(audio)
+    x = layers.Rescaling(1.0 / 5.0, offset=1.0, name="audio_scale")(x)  # log-mel ~[-14, 10] -> ~[-2, 3]
+    for filters in (16, 32, 48):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    return audio, layers.Dense(N_CLASSES, name="audio_logits")(x)
+
+
+@keras.saving.register_keras_serializable(package="video_emotion")
+class LateFusion(layers.Layer):
+    """softmax(log p_video + has_audio * audio_logits): the voice shifts the face's reading where
+    there is a voice, and clips without audio keep the face's reading unchanged."""
+
+    def call(self, probs, logits, has_audio):
+        return ops.softmax(ops.log(probs + EPS) + ops.cast(has_audio, logits.dtype) * logits, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="video_emotion")
+class MaskedSoftmax(layers.Layer):
+    """Audio-only output: softmax of the logits, uniform where a clip has no audio."""
+
+    def call(self, logits, has_audio):
+        return ops.softmax(ops.cast(has_audio, logits.dtype) * logits, axis=-1)
+
+
+def model_inputs(arrays: dict, keep, modalities: list[str]) -> dict:
+    """The Keras inputs a model with `modalities` takes, from processed-split arrays."""
+    out = {}
+    if "video" in modalities:
+        out["frames"] = arrays["X"][keep]
+        out["mask"] = arrays["face"][keep].astype("float32")
+    if "audio" in modalities:
+        if "A" not in arrays:
+            raise ValueError("the audio modality needs audio features: set preprocess.audio: true")
+        out["audio"] = arrays["A"][keep].astype("float32")
+        out["has_audio"] = arrays["has_audio"][keep].astype("float32")[:, None]
+    return out
+
+
+def build_model(cfg: ModelConfig, n_frames: int, image_size: int, pretrained_path: str | Path | None = None,
+                n_mels: int = 64, n_audio_frames: int = 200) -> keras.Model:
+    """Inputs (by `cfg.modalities`): `frames` (T, S, S) grey crops and `mask` (T,) 1 where a face
+    applies; `audio` (n_mels, frames) log-mel and `has_audio` (1,).
 
     Output: class probabilities (7,) in the canonical label order.
     """
+    mods = list(cfg.modalities)
+    if mods == ["audio"]:
+        audio, logits = audio_branch(n_mels, n_audio_frames)
+        has_audio = keras.Input((1,), name="has_audio")
+        probs = MaskedSoftmax(name="emotion")(logits, has_audio)
+        return keras.Model({"audio": audio, "has_audio": has_audio}, probs, name="video_emotion")
+    video_model = _build_video(cfg, n_frames, image_size, pretrained_path)
+    if "audio" not in mods:
+        return video_model
+    audio, logits = audio_branch(n_mels, n_audio_frames)
+    has_audio = keras.Input((1,), name="has_audio")
+    probs = LateFusion(name="fused")(video_model.output, logits, has_audio)
+    inputs = {**video_model.input, "audio": audio, "has_audio": has_audio}
+    return keras.Model(inputs, probs, name="video_emotion")
+
+
+def _build_video(cfg: ModelConfig, n_frames: int, image_size: int, pretrained_path: str | Path | None) -> keras.Model:
     frames = keras.Input((n_frames, image_size, image_size), name="frames")
     mask = keras.Input((n_frames,), name="mask")
     x = layers.Reshape((n_frames, image_size, image_size, 1))(frames)

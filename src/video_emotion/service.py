@@ -131,6 +131,7 @@ class VideoEmotion:
         return JSONResponse({
             "name": info.get("name", "video-emotion"), "version": str(info.get("version", "local")),
             "bento_model": self.model_tag, "labels": self.bundle.labels, "metrics": metrics,
+            "modalities": self.bundle.modalities,
             "preprocessing": {"n_frames": self.bundle.n_frames, "image_size": self.bundle.preprocess.image_size,
                               "window_s": self.bundle.window_s},
             "limits": {"max_upload_mb": MAX_UPLOAD_BYTES >> 20, "max_duration_s": MAX_DURATION_S,

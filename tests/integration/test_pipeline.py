@@ -198,6 +198,33 @@ def test_actor_independent_cross_validation(pipeline, tmp_path):
     assert out["accuracy_std"] >= 0 and set(out["per_class_f1_mean"]) == set(out["per_class_f1_std"])
 
 
+@pytest.mark.parametrize("modalities", ["[audio]", "[video, audio]"])
+def test_every_modality_choice_trains_evaluates_and_analyses(pipeline, modalities, tmp_path, media_clip):
+    import numpy as np
+
+    d = pipeline["paths"]
+    with np.load(Path(d["processed_dir"]) / "train.npz") as arr:
+        assert arr["A"].shape[1:] == (64, 100) and arr["has_audio"].all()  # 1 s clips: 100 audio frames
+    P = ["--params", str(pipeline["params"]), "-S", f"model.modalities={modalities}"]
+    model_dir = tmp_path / "model"
+    assert train.main(P + ["--processed-dir", d["processed_dir"], "--model-dir", str(model_dir),
+                           "--pretrained", d["pretrained"], "--metrics", str(tmp_path / "train.json"),
+                           "--plot", str(tmp_path / "curves.csv")]) == 0
+    args = list(pipeline["eval_args"])
+    args[args.index("--model-dir") + 1] = str(model_dir)
+    args[args.index("--metrics") + 1] = str(tmp_path / "eval.json")
+    args[args.index("--report-dir") + 1] = str(tmp_path / "report")
+    assert evaluate.main(args + ["--no-register", *P[2:]]) == 0
+    m = json.loads((tmp_path / "eval.json").read_text())
+    assert m["test_clips"] == 7 and 0 <= m["macro_f1"] <= 1
+    assert ("realface_pass" in m) == ("video" in modalities)  # the face check needs a face model
+    out = tmp_path / "r.json"
+    assert cli.main(["analyze", str(media_clip), "--model", str(model_dir), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["model"]["modalities"] == json.loads(modalities.replace("audio", '"audio"').replace("video", '"video"'))
+    assert res["timeline"] and all(seg["audio"] for seg in res["timeline"])
+
+
 def test_keys_rotate_then_evaluate_gives_the_same_metrics(pipeline, monkeypatch, tmp_path, caplog, capsys):
     """Runs last in this module: it leaves the shared test data under a rotated key."""
     from video_emotion import secure_store as ss

@@ -20,6 +20,7 @@ from video_emotion.config import ModelConfig, TrainConfig
 from video_emotion.corpora.manifest import SPLITS, actor_folds
 from video_emotion.io_utils import write_json
 from video_emotion.labels import LABELS
+from video_emotion.model import model_inputs
 from video_emotion.stages.common import StageError, load, parser, run_main
 from video_emotion.stages.evaluate import classification_metrics
 from video_emotion.stages.train import fit, load_split, usable
@@ -49,9 +50,8 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
         tr = ~(te | va)
         model, history, m = fit(model_cfg, cfg, settings, _take(data, tr), _take(data, va), pretrained, verbose=0)
         test = _take(data, te)
-        keep = usable(test)
-        probs = np.asarray(model.predict({"frames": test["X"][keep], "mask": test["face"][keep].astype("float32")},
-                                         verbose=0))
+        keep = usable(test, list(model_cfg.modalities))
+        probs = np.asarray(model.predict(model_inputs(test, keep, list(model_cfg.modalities)), verbose=0))
         scores = classification_metrics(test["y"][keep], probs.argmax(1), list(LABELS))
         results.append({"fold": i, "test_actors": sorted(set(test["actor"])), "test_clips": int(keep.sum()),
                         "epochs_run": m["epochs_run"], **{k: scores[k] for k in ("accuracy", "uar", "macro_f1")},

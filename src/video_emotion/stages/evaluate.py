@@ -12,6 +12,7 @@ import numpy as np
 from video_emotion.analyze import ModelBundle
 from video_emotion.config import EvaluateConfig
 from video_emotion.io_utils import atomic_path, write_json, write_text
+from video_emotion.model import model_inputs
 from video_emotion.stages.common import StageError, load, parser, run_main
 from video_emotion.stages.train import load_split, usable
 
@@ -44,16 +45,16 @@ def run(cfg: EvaluateConfig, model_dir: Path, processed_dir: Path, real_faces_di
     """Score the bundle on the test split (decrypted in memory) and the real-face check."""
     bundle = ModelBundle.load(model_dir)
     test = load_split(processed_dir, "test", ring)
-    keep = usable(test)
+    keep = usable(test, bundle.modalities)
     if keep.sum() == 0:
-        raise StageError("no test clip has a detected face; nothing to evaluate")
-    probs = bundle.predict(test["X"][keep], test["face"][keep])
+        raise StageError(f"no test clip is usable for modalities {bundle.modalities}; nothing to evaluate")
+    probs = bundle.predict_inputs(model_inputs(test, keep, bundle.modalities))
     y_true, y_pred = test["y"][keep], probs.argmax(1)
     metrics = classification_metrics(y_true, y_pred, bundle.labels)
     metrics["test_clips"] = int(keep.sum())
     metrics["test_clips_without_face"] = int((~keep).sum())
     real: dict[str, Any] = {}
-    if cfg.real_face_check:
+    if cfg.real_face_check and "video" in bundle.modalities:
         from video_emotion import realface
 
         real = realface.run(bundle, real_faces_dir)

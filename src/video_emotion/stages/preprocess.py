@@ -65,6 +65,30 @@ def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
     return {"X": X, "face": face, "detected": detected, "ok": ok, "errors": errors}
 
 
+def process_audio(paths: list[Path | None], names: list[str | None], ring, n_frames: int,
+                  desc: str = "audio") -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel (N, N_MELS, n_frames) float16 and a has-audio flag per clip; encrypted sources are
+    decrypted to memory-backed scratch only while ffmpeg reads them."""
+    from video_emotion.audio import N_MELS, load_audio, log_mel
+
+    A = np.zeros((len(paths), N_MELS, n_frames), np.float16)
+    has = np.zeros(len(paths), bool)
+    for i, (path, name) in enumerate(tqdm(list(zip(paths, names)), desc=desc, unit="clip", disable=None)):
+        if path is None:
+            continue
+        opened = (secure_store.plaintext_path(path, ring, name, suffix=Path(name).suffix) if name
+                  else contextlib.nullcontext(path))
+        try:
+            with opened as readable:
+                samples = load_audio(readable, max_s=n_frames / 100 + 0.1)
+        except ValueError:
+            continue  # no audio stream: flagged, never invented
+        if samples.size and np.abs(samples).max() > 1e-4:
+            A[i] = log_mel(samples, n_frames)
+            has[i] = True
+    return A, has
+
+
 def save_split(folder: Path, split: str, arrays: dict[str, np.ndarray], ring: secure_store.KeyRing | None,
                encrypt: bool) -> Path:
     """`{split}.npz`, or `{split}.npz.enc` (never plaintext on disk) for an encrypted split."""
@@ -92,6 +116,8 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
     encrypted = df["encrypted"].astype(str).str.lower().eq("true") if "encrypted" in df.columns \
         else np.zeros(len(df), bool)
     summary: dict[str, Any] = {"n_frames": cfg.n_frames, "image_size": cfg.image_size, "splits": {}}
+    # The temporal span one sequence covers: serving slides windows of this length.
+    window_s = float(df["duration_s"].median()) if len(df) else 2.0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         for split in SPLITS:
@@ -104,10 +130,26 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
                 raise StageError(f"{len(res['errors'])} clip(s) of the {split} split could not be read, "
                                  f"e.g. {res['errors'][0]}; fix or remove them and re-run ingest")
             y = np.array([LABELS.index(lab) for lab in part["label"]], np.int64)
+            extra = {}
+            if cfg.audio:
+                from video_emotion.audio import n_audio_frames
+
+                has_col = part["has_audio"].astype(str).str.lower().eq("true") if "has_audio" in part else None
+                a_paths, a_names = [], []
+                for j, row in part.iterrows():
+                    rel = row.get("audio_path") or ""
+                    if not rel or (has_col is not None and not has_col.iloc[j]):
+                        a_paths.append(None)
+                        a_names.append(None)
+                        continue
+                    a_paths.append(resolve(manifest_path, rel))
+                    a_names.append(logical_name(rel) if rel.endswith(secure_store.SUFFIX) else None)
+                A, has_audio = process_audio(a_paths, a_names, ring, n_audio_frames(window_s), desc=f"audio {split}")
+                extra = {"A": A, "has_audio": has_audio}
             faces_per_clip = res["face"].sum(1)
             arrays = {"X": res["X"], "face": res["face"], "detected": res["detected"], "y": y,
                       "actor": part["actor"].to_numpy(str), "path": part["path"].to_numpy(str),
-                      "sha256": part["sha256"].to_numpy(str)}
+                      "sha256": part["sha256"].to_numpy(str), **extra}
             save_split(tmp, split, arrays, ring, encrypt=split in encrypted_splits)
             del arrays
             summary["splits"][split] = {
@@ -115,13 +157,12 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
                 "clips_without_face": int((faces_per_clip == 0).sum()),
                 "frame_face_rate": round(float(res["face"].mean()) if len(part) else 0.0, 4),
                 "frame_detection_rate": round(float(res["detected"].mean()) if len(part) else 0.0, 4),
+                "clips_with_audio": int(extra["has_audio"].sum()) if extra else 0,
             }
             log.info("%s: %d clips, face on %.1f%% of frames (detector fired on %.1f%%), %d clips without a face",
                      split, len(part), 100 * summary["splits"][split]["frame_face_rate"],
                      100 * summary["splits"][split]["frame_detection_rate"],
                      summary["splits"][split]["clips_without_face"])
-        # The temporal span one sequence covers: serving slides windows of this length.
-        window_s = float(df["duration_s"].median()) if len(df) else 2.0
         settings = {"labels": list(LABELS), **dataclasses.asdict(cfg), "window_s": round(window_s, 4)}
         write_json(tmp / "preprocessing.json", settings)
         write_json(tmp / "summary.json", summary)

@@ -39,9 +39,12 @@ def load_split(processed_dir: Path, split: str, ring=None) -> dict[str, np.ndarr
         return {k: d[k] for k in d.files}
 
 
-def usable(d: dict[str, np.ndarray]) -> np.ndarray:
-    """Clips with at least one face frame; the others cannot teach or test an expression."""
-    return d["face"].any(axis=1)
+def usable(d: dict[str, np.ndarray], modalities: list[str] = ("video",)) -> np.ndarray:
+    """Clips that can teach or test the model: a face in at least one frame (video models), or an
+    audio track (audio-only models)."""
+    if "video" in modalities:
+        return d["face"].any(axis=1)
+    return d["has_audio"].astype(bool) if "has_audio" in d else np.zeros(len(d["y"]), bool)
 
 
 def class_weights(y: np.ndarray, n: int) -> dict[int, float]:
@@ -57,16 +60,19 @@ def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], trai
     """Build and fit one model on in-memory arrays; returns (model, history, metrics)."""
     import keras
 
-    from video_emotion.model import build_model
+    from video_emotion.model import build_model, model_inputs
 
-    tk, vk = usable(train), usable(val)
+    mods = list(model_cfg.modalities)
+    tk, vk = usable(train, mods), usable(val, mods)
     if tk.sum() == 0 or vk.sum() == 0:
-        raise StageError("no train or val clip has a detected face; check the corpus and preprocess settings")
+        raise StageError(f"no train or val clip is usable for modalities {mods} (no face / no audio); "
+                         "check the corpus and preprocess settings")
     keras.utils.set_random_seed(cfg.seed)
-    model = build_model(model_cfg, settings["n_frames"], settings["image_size"], pretrained)
+    n_audio = train["A"].shape[-1] if "A" in train else 200
+    model = build_model(model_cfg, settings["n_frames"], settings["image_size"], pretrained, n_audio_frames=n_audio)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    xs = lambda d, k: {"frames": d["X"][k], "mask": d["face"][k].astype("float32")}  # noqa: E731
+    xs = lambda d, k: model_inputs(d, k, mods)  # noqa: E731
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
     t0 = time.perf_counter()
     hist = model.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),
