@@ -52,7 +52,7 @@ def run_main(name: str, body: Callable[[], Any]) -> int:
     """Run a stage body with logging configured; expected failures exit 1 with one clear line."""
     setup_env()
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stderr)
-    for noisy in ("great_expectations", "alembic", "mlflow", "absl", "urllib3", "numexpr"):
+    for noisy in ("great_expectations", "alembic", "mlflow", "absl", "urllib3", "numexpr", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         body()
