@@ -212,11 +212,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     except Exception as exc:  # a missing model is one clear line, not a traceback
         print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
         return 2
+    transcript = None
+    if args.transcript:
+        try:
+            transcript = Path(args.transcript).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: transcript {args.transcript}: {exc}", file=sys.stderr)
+            return 2
     results, failed = [], 0
     for path in args.paths:
         try:
             results.append(analyze_video(path, bundle, sample_fps=args.sample_fps, lang=args.lang,
-                                         progress=sys.stderr.isatty()))
+                                         progress=sys.stderr.isatty(), transcript=transcript,
+                                         transcript_lang=args.transcript_lang))
         except (VideoError, ValueError, OSError) as exc:
             failed += 1
             print(f"error: {path}: {exc}", file=sys.stderr)
@@ -253,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--model", default="video-emotion@champion",
                    help="registry reference (name@alias, name/version) or a local bundle folder")
     a.add_argument("--sample-fps", type=float, default=None, help="frames analysed per second (default: the model's rate)")
-    a.add_argument("--lang", choices=["en", "zh"], default="en")
+    a.add_argument("--lang", choices=["en", "zh"], default="en", help="language of the label names in the result")
+    a.add_argument("--transcript", default=None, help="transcript (plain text, .srt or .vtt) of the video")
+    a.add_argument("--transcript-lang", choices=["en", "zh"], default=None, help="transcript language (default: detected)")
     a.add_argument("--format", choices=["json", "csv"], default="json")
     a.add_argument("--out", default=None, help="write here instead of stdout")
     a.set_defaults(func=_cmd_analyze)

@@ -161,6 +161,9 @@ class VideoEmotion:
                 raise BadRequest(400, f"`lang` must be en or zh, got {str(lang)[:20]!r}")
             sample_fps = _float_field(form, "sample_fps")
             transcript = await _text_field(form, "transcript")
+            transcript_lang = form.get("transcript_lang") or None
+            if transcript_lang not in (None, "en", "zh"):
+                raise BadRequest(400, f"`transcript_lang` must be en or zh, got {str(transcript_lang)[:20]!r}")
             suffix = Path(upload.filename or "").suffix.lower()
             fd, name = tempfile.mkstemp(prefix="video-emotion-upload-", suffix=suffix if suffix in VIDEO_SUFFIXES else ".bin")
             tmp_path = Path(name)
@@ -172,7 +175,7 @@ class VideoEmotion:
             if size == 0:
                 raise BadRequest(400, "the uploaded video is empty (0 bytes)")
             async with self.slots:
-                result = await asyncio.to_thread(self._run, tmp_path, sample_fps, lang, transcript)
+                result = await asyncio.to_thread(self._run, tmp_path, sample_fps, lang, transcript, transcript_lang)
             result["video"] = Path(upload.filename or "upload").name
             return JSONResponse(result)
         except BadRequest as exc:
@@ -192,7 +195,8 @@ class VideoEmotion:
             if tmp_path is not None:
                 tmp_path.unlink(missing_ok=True)
 
-    def _run(self, path: Path, sample_fps: float | None, lang: str, transcript: str | None) -> dict[str, Any]:
+    def _run(self, path: Path, sample_fps: float | None, lang: str, transcript: str | None,
+             transcript_lang: str | None = None) -> dict[str, Any]:
         import cv2
 
         from video_emotion.analyze import VideoError, analyze_video
@@ -203,7 +207,7 @@ class VideoEmotion:
             raise BadRequest(413, f"video is {info.duration_s:.0f} s long; the limit is {MAX_DURATION_S:.0f} s")
         try:
             return analyze_video(path, self.bundle, sample_fps=sample_fps, lang=lang, transcript=transcript,
-                                 min_frames=MIN_FRAMES)
+                                 transcript_lang=transcript_lang, min_frames=MIN_FRAMES)
         except cv2.error as exc:  # a stream OpenCV opens but cannot decode
             raise VideoError(f"undecodable video stream ({exc.err or 'OpenCV error'})") from None
 

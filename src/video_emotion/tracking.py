@@ -114,7 +114,7 @@ def _pyfunc_class():
     return VideoEmotionPyfunc
 
 
-def register(run_id: str, model_dir: Path, name: str, test_macro_f1: float, gate_passed: bool,
+def register(run_id: str, model_dir: Path, name: str, test_macro_f1: float, gate_passed: bool | None,
              requirements: list[str]) -> dict[str, Any]:
     """Log the model bundle in the run, register a new version and decide the alias.
 
@@ -131,7 +131,8 @@ def register(run_id: str, model_dir: Path, name: str, test_macro_f1: float, gate
                                        registered_model_name=name)
     version = str(info.registered_model_version)
     client.set_model_version_tag(name, version, "test_macro_f1", f"{test_macro_f1:.6f}")
-    client.set_model_version_tag(name, version, "real_face_check", "pass" if gate_passed else "fail")
+    client.set_model_version_tag(name, version, "real_face_check",
+                                 "not run" if gate_passed is None else "pass" if gate_passed else "fail")
     client.set_model_version_tag(name, version, "run_id", run_id)
     current = None
     try:
@@ -145,7 +146,8 @@ def register(run_id: str, model_dir: Path, name: str, test_macro_f1: float, gate
                                    else "first version to pass the gate")
     else:
         alias = CHALLENGER
-        reason = ("failed the real-face check" if not gate_passed
+        reason = ("the real-face check needs a face (video) model" if gate_passed is None
+                  else "failed the real-face check" if not gate_passed
                   else f"does not beat champion v{current.version} ({current_f1:.4f})")
     client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, "alias_decision", reason)

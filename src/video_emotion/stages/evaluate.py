@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         logged.update({f"test_f1_{k}": v["f1"] for k, v in m["per_class"].items()})
         logged.update({k: v for k, v in real.items() if k.startswith("realface_")})
         tracking.log_metrics(run_id, logged, artifacts)
-        gate = bool(real.get("realface_pass", 0.0)) if params.evaluate.real_face_check else False
+        # No check (disabled, or an audio-only model): the version can never become champion.
+        gate = bool(real["realface_pass"]) if "realface_pass" in real else (None if params.evaluate.real_face_check else False)
         decision = tracking.register(run_id, model_dir, params.evaluate.registered_model, m["macro_f1"], gate,
                                      requirements())
         write_json(Path(args.report_dir).parent / "registry.json", {**decision, "run_id": run_id})
