@@ -107,47 +107,90 @@ class Window:
     face: np.ndarray    # (T,)
     new_frames: int = 0  # sampled frames first read for this window (sums to the frames analysed)
     span_s: tuple[float, float] | None = None  # time covered by the window's frames (audio is cut to it)
+    tracks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # per face: (crops, face)
 
 
 DETECT_INTERVAL_S = 0.125  # serving looks for the face at most 8 times a second (mostly near the last box)
 
 
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
+
+
 class _Tracker:
-    """Streaming face boxes: detect every `every`-th frame, carry the last box for `max_gap` frames."""
+    """Streaming face tracks. Every `every`-th frame each live track is looked for near its last box
+    (cheap); a whole-frame search runs every `full_every` frames, when nothing is tracked, and (every
+    few frames) when the largest face is lost: it starts tracks for new faces, matched by overlap.
+    A track's box is carried for `max_gap` frames without a detection, then the track ends.
+    The largest live face is the primary one: it drives the main timeline."""
 
     def __init__(self, detector: FaceDetector, cfg: PreprocessConfig, every: int, max_gap: int,
                  track: bool = True) -> None:
         self.detector, self.cfg, self.every, self.max_gap, self.track = detector, cfg, every, max_gap, track
         self.k = 0
-        self.box = None
-        self.box_age = 0
+        self.tracks: dict[int, dict] = {}  # id -> {"box": Box, "age": int}
+        self.ended: dict[int, dict] = {}   # tracks lost recently, for re-identification
+        self.next_id = 0
         self.full_every = every * 16  # a whole-frame search at least every 16 detections
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, bool]:
+    def _whole_frame(self, gray: np.ndarray) -> None:
+        found = self.detector.detect(gray)
+        free = set(self.tracks)
+        for box in found:  # largest first
+            best = max(free, key=lambda t: _iou(self.tracks[t]["box"], box), default=None)
+            if best is not None and _iou(self.tracks[best]["box"], box) >= 0.3:
+                self.tracks[best].update(box=box, age=0)
+                free.discard(best)
+            else:
+                back = max(self.ended, key=lambda t: _iou(self.ended[t]["box"], box), default=None)
+                if back is not None and _iou(self.ended[back]["box"], box) >= 0.3:
+                    self.tracks[back] = {"box": box, "age": 0}
+                    del self.ended[back]
+                else:
+                    self.tracks[self.next_id] = {"box": box, "age": 0}
+                    self.next_id += 1
+
+    def _primary(self) -> int | None:
+        live = [t for t, v in self.tracks.items() if v["age"] <= self.max_gap]
+        return max(live, key=lambda t: self.tracks[t]["box"][2] * self.tracks[t]["box"][3], default=None)
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, bool, dict[int, np.ndarray]]:
+        """(primary crop, primary face flag, {track id: crop} of every live track) for one frame."""
         import cv2
 
         from video_emotion.video import center_box, crop_face
 
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        if self.k % self.every == 0 or self.box is None:
-            found = []
-            tracking = self.track and self.box is not None and self.box_age <= self.max_gap
-            # Near the last box first (cheap). The whole frame when the track is stale, every
-            # `full_every` frames so that a new, larger face is not missed, and, when the face is
-            # lost near its box (a hand over it), only every few frames: the box is carried meanwhile.
-            if tracking and self.k % self.full_every:
-                found = self.detector.detect(gray, near=self.box)
-                if not found and self.k % (4 * self.every) == 0:
-                    found = self.detector.detect(gray)
+        primary = self._primary()
+        if self.k % self.every == 0 or primary is None:
+            if self.track and primary is not None and self.k % self.full_every:
+                for t, v in self.tracks.items():
+                    if v["age"] <= self.max_gap:
+                        near = self.detector.detect(gray, near=v["box"])
+                        if near:
+                            v.update(box=near[0], age=0)
+                lost = any(v["age"] > 0 for v in self.tracks.values() if v["age"] <= self.max_gap)
+                if lost and self.k % (4 * self.every) == 0:
+                    self._whole_frame(gray)  # a face is lost near its box: look everywhere
             else:
-                found = self.detector.detect(gray)
-            if found:
-                self.box, self.box_age = found[0], 0
+                self._whole_frame(gray)
         self.k += 1
-        face = self.box is not None and self.box_age <= self.max_gap
-        self.box_age += 1
-        box = self.box if face else center_box(gray.shape[1], gray.shape[0])
-        return crop_face(gray, box, self.cfg), face
+        for t in [t for t, v in self.tracks.items() if v["age"] > self.max_gap]:
+            self.ended[t] = self.tracks.pop(t)  # kept a while: the same face found again keeps its id
+        for t in [t for t, v in self.ended.items() if v["age"] > 8 * self.max_gap]:
+            del self.ended[t]
+        crops = {t: crop_face(gray, v["box"], self.cfg) for t, v in self.tracks.items()}
+        for v in (*self.tracks.values(), *self.ended.values()):
+            v["age"] += 1
+        primary = self._primary()
+        if primary is None:
+            return crop_face(gray, center_box(gray.shape[1], gray.shape[0]), self.cfg), False, {}
+        return crops[primary], True, crops
 
 
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
@@ -181,6 +224,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     grid_frames = np.minimum(np.floor((np.arange(n_grid) + 0.5) * info.fps / grid_rate), info.n_frames - 1).astype(np.int64)
     crops: dict[int, np.ndarray] = {}
     faces: dict[int, bool] = {}
+    per_track: dict[int, dict[int, np.ndarray]] = {}  # grid index -> {track id: crop}
     pos = {int(f): [] for f in grid_frames}
     for g, f in enumerate(grid_frames):
         pos[int(f)].append(g)
@@ -213,22 +257,22 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     next_window = 0
     fresh = 0
     for idx, frame in iter_frames(path, np.unique(grid_frames)):
-        crop, face = track(frame)
+        crop, face, others = track(frame)
         fresh += len(pos[int(idx)])
         for g in pos[int(idx)]:
-            crops[g], faces[g] = crop, face
+            crops[g], faces[g], per_track[g] = crop, face, others
         last = pos[int(idx)][-1]
         while next_window < len(picks) and int(picks[next_window].max()) <= last:
             p = picks[next_window]
             yield Window(start_s=times[next_window][0], end_s=times[next_window][1],
                          crops=np.stack([crops[int(g)] for g in p]), face=np.array([faces[int(g)] for g in p]),
-                         new_frames=fresh, span_s=covered[next_window])
+                         new_frames=fresh, span_s=covered[next_window], tracks=_track_windows(p, per_track))
             fresh = 0
             next_window += 1
             if next_window < len(picks):  # drop crops no later window needs
                 low = int(picks[next_window].min())
                 for g in [g for g in crops if g < low]:
-                    del crops[g], faces[g]
+                    del crops[g], faces[g], per_track[g]
     # A file that ends before its header says: close the windows that have frames.
     while next_window < len(picks):
         p = [int(g) for g in picks[next_window] if int(g) in crops]
@@ -239,6 +283,17 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
                      crops=np.stack([crops[g] for g in p]), face=np.array([faces[g] for g in p]),
                      span_s=covered[next_window])
         next_window += 1
+
+
+def _track_windows(picks, per_track: dict[int, dict[int, np.ndarray]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each face track's crops at a window's frames (zeros and face=False where the track is absent)."""
+    ids = sorted({t for g in picks for t in per_track.get(int(g), {})})
+    out = {}
+    for t in ids:
+        face = np.array([t in per_track[int(g)] for g in picks])
+        some = next(per_track[int(g)][t] for g in picks if t in per_track[int(g)])
+        out[t] = (np.stack([per_track[int(g)].get(t, np.zeros_like(some)) for g in picks]), face)
+    return out
 
 
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
@@ -270,6 +325,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
         raise ValueError(f"sample_fps must be in (0, 120], got {sample_fps}")
     windows: list[Window] = []
     timeline: list[dict[str, Any]] = []
+    face_tracks: dict[int, list[dict[str, Any]]] = {}
     gaps: list[dict[str, float]] = []
     frames_analysed = 0
     bar = None
@@ -317,7 +373,33 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
                 if uses_audio:
                     seg["audio"] = bool(audio[i][1])
                 timeline.append(seg)
+            if uses_video:
+                _track_segments(windows, idx, probs, audio)
         windows = []
+
+    def _track_segments(wins, idx, probs, audio) -> None:
+        """Per-face timelines: a window with a single face reuses the main reading; only windows
+        with several faces run the model again, once per extra face."""
+        extra_inputs: dict[str, list] = {"frames": [], "mask": [], "audio": [], "has_audio": []}
+        extra_keys = []
+        for i, p in zip(idx, probs):
+            w = wins[i]
+            live = {t: v for t, v in w.tracks.items() if v[1].any()}
+            if len(live) <= 1:
+                for t in live:
+                    face_tracks.setdefault(t, []).append(_segment(w, p, bundle.labels, lang))
+                continue
+            for t, (c, f) in live.items():
+                extra_keys.append((w, t))
+                extra_inputs["frames"].append(c)
+                extra_inputs["mask"].append(f)
+                if uses_audio:
+                    extra_inputs["audio"].append(audio[i][0])
+                    extra_inputs["has_audio"].append([audio[i][1]])
+        if extra_keys:
+            ins = {k: np.stack(v) for k, v in extra_inputs.items() if v}
+            for (w, t), p in zip(extra_keys, bundle.predict_inputs(ins, batch_size=batch_windows)):
+                face_tracks.setdefault(t, []).append(_segment(w, p, bundle.labels, lang))
 
     for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast):
         windows.append(w)
@@ -341,6 +423,9 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
         "no_face_segments": gaps,
         "lang": lang,
         "label_names": {lab: translate(lab, lang) for lab in bundle.labels},
+        # Every face tracked, in order of appearance; the main timeline follows the largest face.
+        "faces": [{"track": n, "timeline": segs, "summary": summarize(segs, bundle.labels, lang)}
+                  for n, (_, segs) in enumerate(sorted(face_tracks.items()))],
     }
     from video_emotion.text_sentiment import align, fuse
 
