@@ -30,7 +30,8 @@ assets: install
 
 run: assets
 	$(BIN)/video-emotion keys ensure
-	$(BIN)/dvc repro
+	@mkdir -p .bench; start=$$(date +%s); $(BIN)/dvc repro && \
+	  echo $$(( $$(date +%s) - start )) > .bench/last_repro_seconds
 	$(BIN)/video-emotion report
 
 # Browser tests drive Debian's Chromium (no browser download); installed here when run as root.
