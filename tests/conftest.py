@@ -119,3 +119,27 @@ def media_clip(tmp_path: Path) -> Path:
                rng=np.random.default_rng(7))
     write_wav(tmp_path / "a.wav", synth_audio(actor, "angry", 2.0, np.random.default_rng(8)))
     return mux(tmp_path / "v.mp4", tmp_path / "a.wav", tmp_path / "angry_av.mp4")
+
+
+def make_two_face_clip(path: Path) -> Path:
+    """A real video with two synthetic people side by side: a large surprised face and a smaller happy one."""
+    from video_emotion.corpora.synthetic import draw_face, make_actors
+
+    actors = make_actors(3, seed=2)
+    big, small = actors[1], actors[0]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (480, 240))
+    pose = {"dx": 0.0, "dy": 0.0, "scale": 1.0, "roll": 0.0, "bg_phase": 0.0}
+    left = draw_face(big, "surprise", 1.0, (288, 240), pose)
+    right = cv2.resize(draw_face(small, "happy", 1.0, (288, 240), pose), (192, 160))
+    for _ in range(36):
+        frame = np.full((240, 480, 3), 128, np.uint8)
+        frame[:, :288] = left
+        frame[40:200, 288:480] = right
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def two_face_clip(tmp_path: Path) -> Path:
+    return make_two_face_clip(tmp_path / "two.mp4")

@@ -124,3 +124,12 @@ def test_controls_are_keyboard_reachable(page):
     assert order[:5] == ["video", "transcript", "fps", "lang", "go"]
     for control in ("key", "video", "transcript", "fps", "lang"):
         assert page.locator(f"label[for={control}]").count() == 1
+
+
+def test_several_faces_get_their_own_tracks(page, two_face_clip):
+    _analyse(page, two_face_clip)
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert page.is_visible("#faces")
+    cards = page.locator("#face-list .face")
+    assert cards.count() == 2
+    assert all(cards.nth(i).get_attribute("data-dominant") for i in range(2))

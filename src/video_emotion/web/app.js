@@ -15,7 +15,8 @@ const UI = {
         help: "Your API key stays in this browser tab only (session storage).", key: "API key", video: "Video",
         transcript: "Transcript (optional: .txt, .srt, .vtt)", drop: "or drop a video (and a transcript) here",
         fps: "Frames analysed per second", lang: "Language", go: "Analyse", result: "Result",
-        dljson: "Download JSON", dlcsv: "Download CSV", table: "Timeline as a table" },
+        dljson: "Download JSON", dlcsv: "Download CSV", table: "Timeline as a table",
+        faces: "Faces (the largest drives the timeline above)", face: "Face" },
   zh: { dominant: "主要情绪", sentiment: "情感倾向", score: "分数", tags: "标签", model: "模型",
         distribution: "情绪分布", noFace: "视频中未检测到人脸：不报告任何情绪。",
         uploading: "上传中", analysing: "分析中…", badKey: "API 密钥缺失或错误。",
@@ -26,7 +27,8 @@ const UI = {
         help: "API 密钥只保存在此浏览器标签页中（会话存储）。", key: "API 密钥", video: "视频",
         transcript: "字幕/文本（可选：.txt、.srt、.vtt）", drop: "或将视频（和字幕）拖放到这里",
         fps: "每秒分析帧数", lang: "语言", go: "分析", result: "结果",
-        dljson: "下载 JSON", dlcsv: "下载 CSV", table: "时间轴表格" },
+        dljson: "下载 JSON", dlcsv: "下载 CSV", table: "时间轴表格",
+        faces: "人脸（最大的人脸决定上方的时间轴）", face: "人脸" },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -115,6 +117,7 @@ function show(data, file) {
   renderSummary();
   renderTable();
   renderLegend();
+  renderFaces();
   drawChart();
   $("chart").setAttribute("aria-label", chartDescription());
   $("chart-caption").textContent = t("caption");
@@ -154,6 +157,21 @@ function renderSummary() {
         `<p>${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}</p><p class="hint">${s.sentiment_sources}</p>`);
   }
   add(t("model"), `<p id="model">${m.name} v${m.version}</p>`);
+}
+
+function renderFaces() {
+  const faces = result.faces || [];
+  $("faces").hidden = faces.length < 2;
+  $("face-list").innerHTML = faces.map((f) => {
+    const s = f.summary;
+    const band = f.timeline.map((seg) => `<span title="${seg.start_s.toFixed(1)}–${seg.end_s.toFixed(1)} s: ${labelName(seg.emotion)}" ` +
+      `style="display:inline-block;width:${Math.max(2, Math.round(160 * (seg.end_s - seg.start_s) / Math.max(result.duration_s, 0.001)))}px;` +
+      `height:10px;background:${COLORS[seg.emotion] || "#666"}"></span>`).join("");
+    return `<div class="face" data-track="${f.track}" data-dominant="${s.dominant_emotion}"><h4>${t("face")} ${f.track + 1}</h4>` +
+      `<p class="big">${s.dominant_emotion ? labelName(s.dominant_emotion) : "—"}</p>` +
+      `<p class="sent-${s.sentiment}">${s.sentiment ? t(s.sentiment) : ""} ${s.sentiment_score === null ? "" : s.sentiment_score.toFixed(2)}</p>` +
+      `<div aria-hidden="true">${band}</div></div>`;
+  }).join("");
 }
 
 function renderLegend() {
@@ -231,7 +249,7 @@ function translatePage() {
   document.documentElement.lang = $("lang").value === "zh" ? "zh-CN" : "en";
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
 }
-$("lang").addEventListener("change", () => { translatePage(); if (result) { renderSummary(); renderTable(); renderLegend(); drawChart(); } });
+$("lang").addEventListener("change", () => { translatePage(); if (result) { renderSummary(); renderTable(); renderLegend(); renderFaces(); drawChart(); } });
 
 function download(name, text, type) {
   const a = document.createElement("a");
