@@ -16,7 +16,8 @@ const UI = {
         transcript: "Transcript (optional: .txt, .srt, .vtt)", drop: "or drop a video (and a transcript) here",
         fps: "Frames analysed per second", lang: "Language", go: "Analyse", result: "Result",
         dljson: "Download JSON", dlcsv: "Download CSV", table: "Timeline as a table",
-        faces: "Faces (the largest drives the timeline above)", face: "Face" },
+        faces: "Faces (the largest drives the timeline above)", face: "Face",
+        noPlay: "This browser cannot play the clip's codec (e.g. MPEG-4 Part 2 from OpenCV); the analysis below is complete, and the chart still works." },
   zh: { dominant: "主要情绪", sentiment: "情感倾向", score: "分数", tags: "标签", model: "模型",
         distribution: "情绪分布", noFace: "视频中未检测到人脸：不报告任何情绪。",
         uploading: "上传中", analysing: "分析中…", badKey: "API 密钥缺失或错误。",
@@ -28,7 +29,8 @@ const UI = {
         transcript: "字幕/文本（可选：.txt、.srt、.vtt）", drop: "或将视频（和字幕）拖放到这里",
         fps: "每秒分析帧数", lang: "语言", go: "分析", result: "结果",
         dljson: "下载 JSON", dlcsv: "下载 CSV", table: "时间轴表格",
-        faces: "人脸（最大的人脸决定上方的时间轴）", face: "人脸" },
+        faces: "人脸（最大的人脸决定上方的时间轴）", face: "人脸",
+        noPlay: "此浏览器无法播放该视频的编码；分析结果完整，图表仍可用于跳转。" },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -113,6 +115,7 @@ function show(data, file) {
   $("result").hidden = false;
   if (videoURL) URL.revokeObjectURL(videoURL);
   videoURL = URL.createObjectURL(file);
+  $("player-note").hidden = true;
   $("player").src = videoURL;
   renderSummary();
   renderTable();
@@ -243,6 +246,7 @@ $("chart").addEventListener("keydown", (ev) => {   // keyboard seeking on the fo
   const step = ev.key === "ArrowRight" ? 1 : ev.key === "ArrowLeft" ? -1 : 0;
   if (step) { $("player").currentTime = Math.max(0, ($("player").currentTime || 0) + step); drawChart(); ev.preventDefault(); }
 });
+$("player").addEventListener("error", () => { $("player-note").textContent = t("noPlay"); $("player-note").hidden = false; });
 $("player").addEventListener("timeupdate", () => result && drawChart());
 $("player").addEventListener("seeked", () => result && drawChart());
 function translatePage() {
