@@ -9,7 +9,6 @@ windows run through the CNN+LSTM in batches.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +168,7 @@ class _Tracker:
         primary = self._primary()
         if self.k % self.every == 0 or primary is None:
             if self.track and primary is not None and self.k % self.full_every:
-                for t, v in self.tracks.items():
+                for v in self.tracks.values():
                     if v["age"] <= self.max_gap:
                         near = self.detector.detect(gray, near=v["box"])
                         if near:

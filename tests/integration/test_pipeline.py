@@ -42,7 +42,7 @@ def pipeline(tmp_path_factory, pretrained, real_faces):
 
 
 def test_stage_outputs(pipeline):
-    d, tmp = pipeline["paths"], pipeline["tmp"]
+    tmp = pipeline["tmp"]
     m = json.loads((tmp / "metrics" / "eval.json").read_text())
     for key in ("accuracy", "macro_f1", "uar", "realface_pass", "realface_crying_negative_share"):
         assert key in m and 0.0 <= m[key] <= 1.0
@@ -258,15 +258,11 @@ def test_keys_rotate_then_evaluate_gives_the_same_metrics(pipeline, monkeypatch,
         pipeline["params"].write_text(original)
 
 
-def test_two_faces_get_two_tracks_and_the_largest_drives_the_summary(tmp_path, pretrained):
+def test_two_faces_get_two_tracks_and_the_largest_drives_the_summary(tmp_path, pretrained, two_face_clip):
     import json as _json
-
-    import cv2
-    import numpy as np
 
     from video_emotion.analyze import ModelBundle, analyze_video
     from video_emotion.config import ModelConfig
-    from video_emotion.corpora.synthetic import draw_face, make_actors
     from video_emotion.labels import LABELS
     from video_emotion.model import build_model
 
@@ -276,25 +272,11 @@ def test_two_faces_get_two_tracks_and_the_largest_drives_the_summary(tmp_path, p
     (bundle_dir / "preprocessing.json").write_text(_json.dumps(
         {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.1,
          "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
-    bundle = ModelBundle.load(bundle_dir)
-    actors = make_actors(3, seed=2)
-    big, small = actors[1], actors[0]
-    path = tmp_path / "two.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (480, 240))
-    pose = {"dx": 0.0, "dy": 0.0, "scale": 1.0, "roll": 0.0, "bg_phase": 0.0}
-    for i in range(36):
-        left = draw_face(big, "surprise", 1.0, (288, 240), pose)                      # a large face
-        right = cv2.resize(draw_face(small, "happy", 1.0, (288, 240), pose), (192, 160))  # a smaller one
-        frame = np.full((240, 480, 3), 128, np.uint8)
-        frame[:, :288] = left
-        frame[40:200, 288:480] = right
-        writer.write(frame)
-    writer.release()
-    res = analyze_video(path, bundle)
+    res = analyze_video(two_face_clip, ModelBundle.load(bundle_dir))
     assert res["faces_detected"] and len(res["faces"]) == 2
-    tracks = sorted(res["faces"], key=lambda f: len(f["timeline"]), reverse=True)
-    assert all(len(f["timeline"]) == len(res["timeline"]) for f in tracks)
+    assert all(len(f["timeline"]) == len(res["timeline"]) for f in res["faces"])
     # The main timeline is the largest face's: it equals one of the per-face timelines exactly.
     assert any([s["probabilities"] for s in f["timeline"]] == [s["probabilities"] for s in res["timeline"]]
                for f in res["faces"])
-    assert [s["probabilities"] for s in res["faces"][0]["timeline"]] != [s["probabilities"] for s in res["faces"][1]["timeline"]]
+    assert [s["probabilities"] for s in res["faces"][0]["timeline"]] != \
+        [s["probabilities"] for s in res["faces"][1]["timeline"]]

@@ -110,8 +110,7 @@ def test_ingest_ravdess_writes_the_manifest_and_reports_everything(ravdess_root,
 @pytest.fixture
 def cremad_root(tmp_path, media):
     r = tmp_path / "CREMA-D"
-    for stem, emo in (("1001_DFA_ANG_XX", None), ("1001_IEO_HAP_HI", None), ("1002_TIE_SAD_LO", None),
-                      ("1003_WSI_NEU_MD", None)):
+    for stem in ("1001_DFA_ANG_XX", "1001_IEO_HAP_HI", "1002_TIE_SAD_LO", "1003_WSI_NEU_MD"):
         _put(media / "v.mp4", r / "VideoFlash" / f"{stem}.flv")
         _put(media / "a.wav", r / "AudioWAV" / f"{stem}.wav")
     _put(media / "v.mp4", r / "VideoFlash" / "1004_DFA_DIS_XX.flv")      # no audio file: video-only

@@ -1,6 +1,5 @@
 import json
 
-import pandas as pd
 import pytest
 
 from video_emotion.corpora.manifest import COLUMNS, actor_disjoint_splits, read_manifest

@@ -3,7 +3,6 @@ import io
 import os
 import stat
 
-import numpy as np
 import pytest
 
 from video_emotion import secure_store as ss

@@ -53,7 +53,7 @@ def scan(root: str | Path, calm: str = "neutral") -> CorpusScan:
             out.reject(path, f"modality {mod} ({MODALITY[mod]}) does not match the {path.suffix} extension")
             continue
         parsed.setdefault((vc, emo, inten, stmt, rep, actor), {})[mod] = path
-    for (vc, emo, inten, stmt, rep, actor), files in sorted(parsed.items()):
+    for (vc, emo, inten, _statement, _repetition, actor), files in sorted(parsed.items()):
         label = EMOTION[emo]
         for mod in ("01", "02"):
             if mod not in files:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from video_emotion.config import ValidateConfig
-from video_emotion.corpora.manifest import COLUMNS, SPLITS, read_manifest
+from video_emotion.corpora.manifest import SPLITS, read_manifest
 from video_emotion.io_utils import atomic_path, write_json
 from video_emotion.labels import LABELS
 from video_emotion.stages.common import StageError, load, parser, run_main
