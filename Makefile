@@ -39,7 +39,7 @@ browser:
 	@{ test -x /usr/bin/chromium && test -d /usr/share/fonts/truetype/wqy; } || { if [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian chromium (and a CJK font) for the browser tests"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei > /dev/null; \
-	else echo "chromium missing and not root: browser tests will be skipped (apt-get install chromium)"; fi; }
+	else echo "chromium missing and not root: install it (apt-get install chromium fonts-wqy-zenhei) or the browser tests fail"; fi; }
 
 test: assets browser
 	$(BIN)/python -m pytest -q

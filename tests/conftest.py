@@ -94,17 +94,23 @@ def tiny_params(tiny_params_file: Path):
     return load_params(tiny_params_file)
 
 
+def require_assets() -> None:
+    """The pretrained weights and real footage are installed by the project (`make assets`, run by
+    `make test`); without them the suite fails rather than quietly testing less."""
+    missing = [p for p in (PRETRAINED, REAL_FACES / "cry_then_laugh.mp4") if not p.is_file()]
+    if missing:
+        pytest.fail(f"{missing[0]} is missing: run `make assets` (make test does)", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def pretrained() -> Path:
-    if not PRETRAINED.is_file():
-        pytest.skip("pretrained weights missing: run `make assets`")
+    require_assets()
     return PRETRAINED
 
 
 @pytest.fixture(scope="session")
 def real_faces() -> Path:
-    if not (REAL_FACES / "cry_then_laugh.mp4").is_file():
-        pytest.skip("real footage missing: run `make assets`")
+    require_assets()
     return REAL_FACES
 
 

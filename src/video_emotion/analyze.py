@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from video_emotion.config import PreprocessConfig, section_from_dict
-from video_emotion.labels import AROUSAL, VALENCE, polarity, translate
-from video_emotion.video import FaceDetector, VideoError, iter_frames, probe, uniform_indices
+from video_emotion.labels import arousal_of, polarity, translate, valence_of
+from video_emotion.video import FaceDetector, VideoError, VideoInfo, iter_frames, probe, uniform_indices
 
 BUNDLE_MODEL = "model.keras"
 BUNDLE_SETTINGS = "preprocessing.json"
@@ -194,7 +194,8 @@ class _Tracker:
 
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
                  detector: FaceDetector | None = None,
-                 detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True) -> Iterator[Window]:
+                 detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True,
+                 info: VideoInfo | None = None) -> Iterator[Window]:
     """Windows of `bundle.window_s` seconds, each holding the model's T frames at the model's rate.
 
     At the model's own rate (T / window_s, the default) windows follow each other. A higher
@@ -205,7 +206,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     detector runs every `detect_interval_s` seconds and frames in between reuse its box (faces move
     little in a quarter second); `detect_interval_s=0` detects on every sampled frame.
     """
-    info = probe(path)
+    info = info or probe(path)
     cfg = bundle.preprocess
     detector = detector or FaceDetector(cfg.min_face_frac)
     T = bundle.n_frames
@@ -400,7 +401,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
             for (w, t), p in zip(extra_keys, bundle.predict_inputs(ins, batch_size=batch_windows)):
                 face_tracks.setdefault(t, []).append(_segment(w, p, bundle.labels, lang))
 
-    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast):
+    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast, info=info):
         windows.append(w)
         frames_analysed += w.new_frames
         if bar is not None:
@@ -442,8 +443,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
 def _segment(w: Window, p: np.ndarray, labels: list[str], lang: str) -> dict[str, Any]:
     probs = {lab: round(float(v), 4) for lab, v in zip(labels, p)}
     top = labels[int(np.argmax(p))]
-    val = sum(probs[k] * VALENCE.get(k, 0.0) for k in labels)
-    aro = sum(probs[k] * AROUSAL.get(k, 0.0) for k in labels)
+    val, aro = valence_of(probs), arousal_of(probs)
     seg = {"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3), "emotion": top,
            "confidence": round(float(np.max(p)), 4), "probabilities": probs, "valence": round(val, 4),
            "arousal": round(aro, 4), "sentiment": polarity(val), "face_coverage": round(float(w.face.mean()), 3)}

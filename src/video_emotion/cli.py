@@ -144,6 +144,11 @@ def _cmd_apikey(args: argparse.Namespace) -> int:
     return 0
 
 
+def _magic(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(4)
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     """Scan the project tree (DVC cache and MLflow artifacts included) for plaintext test data."""
     import numpy as np
@@ -162,7 +167,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         scanned += 1
         if f.stat().st_size > 64 and sha256_file(f) in secret:
             found.append(f"{f}: a test clip in plaintext")
-        elif f.suffix == ".npz" or f.read_bytes()[:4] == b"PK\x03\x04":
+        elif f.suffix == ".npz" or _magic(f) == b"PK\x03\x04":
             try:
                 with np.load(f, allow_pickle=False) as d:
                     if "sha256" in d.files and set(d["sha256"].tolist()) & secret:

@@ -198,13 +198,14 @@ def decrypt_stream(path: str | Path, ring: KeyRing, name: str) -> Iterator[bytes
             index += 1
 
 
-def encrypt_file(src: str | Path, dst: str | Path, ring: KeyRing, name: str) -> None:
-    """Encrypt `src` to `dst` atomically (a crash leaves either the old `dst` or the new one)."""
+def _encrypt_to(src: io.BufferedIOBase, dst: str | Path, ring: KeyRing, name: str) -> None:
+    """Encrypt a stream to `dst` atomically and durably: a crash leaves either the old `dst` or the
+    new one (rotation relies on this), never a torn file."""
     dst = Path(dst)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
     try:
-        with open(src, "rb") as s, os.fdopen(fd, "wb") as d:
-            encrypt_stream(s, d, ring.current_key, name)
+        with os.fdopen(fd, "wb") as d:
+            encrypt_stream(src, d, ring.current_key, name)
             d.flush()
             os.fsync(d.fileno())
         os.replace(tmp, dst)
@@ -213,16 +214,15 @@ def encrypt_file(src: str | Path, dst: str | Path, ring: KeyRing, name: str) -> 
         raise
 
 
+def encrypt_file(src: str | Path, dst: str | Path, ring: KeyRing, name: str) -> None:
+    """Encrypt the file `src` to `dst`, streaming (see `_encrypt_to`)."""
+    with open(src, "rb") as s:
+        _encrypt_to(s, dst, ring, name)
+
+
 def encrypt_bytes(data: bytes, dst: str | Path, ring: KeyRing, name: str) -> None:
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as d:
-            encrypt_stream(io.BytesIO(data), d, ring.current_key, name)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Encrypt in-memory `data` to `dst` (see `_encrypt_to`)."""
+    _encrypt_to(io.BytesIO(data), dst, ring, name)
 
 
 def decrypt_bytes(path: str | Path, ring: KeyRing, name: str) -> bytes:

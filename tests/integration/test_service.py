@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import REAL_FACES, write_video
+from tests.conftest import write_video
 from tests.integration.conftest import GOOD
 
 pytestmark = pytest.mark.slow
@@ -55,10 +55,8 @@ def test_contract_on_a_generated_clip_with_transcript_and_chinese(service, face_
     assert -1 <= s["combined_sentiment_score"] <= 1
 
 
-def test_real_footage_reads_crying_then_laughing(service):
-    clip = REAL_FACES / "cry_then_laugh.mp4"
-    if not clip.is_file():
-        pytest.skip("real footage missing: run `make assets`")
+def test_real_footage_reads_crying_then_laughing(service, real_faces):
+    clip = real_faces / "cry_then_laugh.mp4"
     with open(clip, "rb") as fh:
         r = post(service, files={"video": ("clip.mp4", fh)})
     assert r.status_code == 200, r.text

@@ -20,8 +20,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (make test installs it when run as root)")
+    if not CHROMIUM.exists():  # the browser test is part of the suite: missing Chromium is a failure
+        pytest.fail("Debian chromium is not installed: `make test` installs it when run as root "
+                    "(otherwise: apt-get install chromium fonts-wqy-zenhei)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -80,10 +81,8 @@ def test_upload_shows_the_timeline_and_summary_the_api_returns(page, service, fa
     page.screenshot(path=str(ARTIFACTS / "web-page-result.png"), full_page=True)
 
 
-def test_real_footage_in_chinese(page, service):
-    clip = ROOT / "data" / "external" / "real_faces" / "cry_then_laugh.mp4"
-    if not clip.is_file():
-        pytest.skip("real footage missing: run `make assets`")
+def test_real_footage_in_chinese(page, service, real_faces):
+    clip = real_faces / "cry_then_laugh.mp4"
     _analyse(page, clip, lang="zh")
     page.wait_for_selector("#result:not([hidden])", timeout=120_000)
     sentiments = [r.get_attribute("data-sentiment") for r in page.locator("#segments tbody tr").all()]

@@ -16,6 +16,13 @@ class CorpusScan:
     def reject(self, path: Path | str, reason: str) -> None:
         self.rejected.append((str(path), reason))
 
+    def reject_unknown(self, path: Path | str, fields: dict[str, bool]) -> bool:
+        """Reject `path` naming every field value that is not known (`{description: is_known}`)."""
+        unknown = [what for what, known in fields.items() if not known]
+        if unknown:
+            self.reject(path, "unknown " + ", ".join(unknown))
+        return bool(unknown)
+
     def summary(self, examples: int = 5) -> dict[str, Any]:
         reasons: dict[str, int] = {}
         for _, r in self.rejected:

@@ -31,12 +31,8 @@ def scan(root: str | Path) -> CorpusScan:
             out.reject(path, "name does not follow ActorID_Sentence_Emotion_Level")
             continue
         actor, sentence, emo, level = m.groups()
-        problems = [f"emotion {emo}" for _ in [0] if emo not in EMOTION] + \
-                   [f"sentence {sentence}" for _ in [0] if sentence not in SENTENCES] + \
-                   [f"level {level}" for _ in [0] if level not in LEVEL] + \
-                   [f"actor {actor}" for _ in [0] if not 1001 <= int(actor) <= 1091]
-        if problems:
-            out.reject(path, "unknown " + ", ".join(problems))
+        if out.reject_unknown(path, {f"emotion {emo}": emo in EMOTION, f"sentence {sentence}": sentence in SENTENCES,
+                                     f"level {level}": level in LEVEL, f"actor {actor}": 1001 <= int(actor) <= 1091}):
             continue
         wav = audio.get(path.stem)
         if wav is not None:

@@ -37,13 +37,9 @@ def scan(root: str | Path, calm: str = "neutral") -> CorpusScan:
             out.reject(path, "name does not follow MM-VC-EE-II-SS-RR-AA")
             continue
         mod, vc, emo, inten, stmt, rep, actor, _ = m.groups()
-        problems = [f"modality {mod}" for _ in [0] if mod not in MODALITY] + \
-                   [f"vocal channel {vc}" for _ in [0] if vc not in VOCAL] + \
-                   [f"emotion {emo}" for _ in [0] if emo not in EMOTION] + \
-                   [f"intensity {inten}" for _ in [0] if inten not in ("01", "02")] + \
-                   [f"actor {actor}" for _ in [0] if not 1 <= int(actor) <= 24]
-        if problems:
-            out.reject(path, "unknown " + ", ".join(problems))
+        if out.reject_unknown(path, {f"modality {mod}": mod in MODALITY, f"vocal channel {vc}": vc in VOCAL,
+                                     f"emotion {emo}": emo in EMOTION, f"intensity {inten}": inten in ("01", "02"),
+                                     f"actor {actor}": 1 <= int(actor) <= 24}):
             continue
         folder = path.parent.name
         if re.fullmatch(r"Actor_\d{2}", folder) and folder != f"Actor_{actor}":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +31,6 @@ def run(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits:
         raise StageError(f"splits {list(encrypted_splits)} must be encrypted but no data key was given")
     if cfg.source != "synthetic":
         return run_corpus(cfg, Path(raw_dir), Path(manifest_path), encrypted_splits, ring)
-    if encrypted_splits and ring is None:
-        raise StageError(f"splits {list(encrypted_splits)} must be encrypted but no data key was given")
     raw_dir, manifest_path = Path(raw_dir), Path(manifest_path)
     split_of = actor_disjoint_splits(synthetic.actor_ids(cfg.n_actors), cfg.val_actors, cfg.test_actors, cfg.seed)
     rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
@@ -71,8 +68,6 @@ def run(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits:
                         src.unlink()
                         row[key] += secure_store.SUFFIX
             rows.append(row)
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir()
         df = pd.DataFrame(rows, columns=COLUMNS)
         if len(df) == 0:
             raise StageError(f"no readable clip was produced ({len(rejected)} rejected, e.g. {rejected[:1]})")

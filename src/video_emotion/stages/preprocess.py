@@ -42,7 +42,6 @@ def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
     face = np.zeros((n, t), bool)
     detected = np.zeros((n, t), bool)
     errors: list[str] = []
-    ok = np.ones(n, bool)
     for i, path in enumerate(tqdm(paths, desc=desc, unit="clip", disable=None)):
         name = names[i] if names else None
         try:
@@ -56,13 +55,12 @@ def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
                 ff, _ = clip_faces(readable, cfg, detector)
         except VideoError as exc:
             errors.append(str(exc))
-            ok[i] = False
             continue
         k = len(ff.indices)
         X[i, :k] = ff.crops
         face[i, :k] = ff.face
         detected[i, :k] = ff.detected
-    return {"X": X, "face": face, "detected": detected, "ok": ok, "errors": errors}
+    return {"X": X, "face": face, "detected": detected, "errors": errors}
 
 
 def process_audio(paths: list[Path | None], names: list[str | None], ring, n_frames: int,

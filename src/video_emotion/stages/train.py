@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                                     {"data_hash": data_hash(Path(args.processed_dir)),
                                      "model_design": f"{params.model.init}/{params.model.head}/{params.model.fine_tune}"})
         tracking.log_history(run_id, result["history"])
-        tracking.log_metrics(run_id, {k: v for k, v in result["metrics"].items()})
+        tracking.log_metrics(run_id, result["metrics"])
         # Evaluate continues the same run, so one run holds training and test results.
         write_json(model_dir / "run.json", {"run_id": run_id})
 
