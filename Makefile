@@ -17,8 +17,11 @@ export GX_ANALYTICS_ENABLED := false
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==0.13.9
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode --no-deps -e .
+	# Bytecode for every installed file: with PYTHONDONTWRITEBYTECODE=1 (common in images) nothing else writes it,
+	# and each process would recompile TensorFlow's sources (import 16 s instead of 8 s).
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
