@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from video_emotion.analyze import ModelBundle, analyze_video
+from video_emotion.inference.analyze import ModelBundle, analyze_video
 
 bundle_dir, path, rate = sys.argv[1], sys.argv[2], sys.argv[3]
 fast = not (len(sys.argv) > 4 and sys.argv[4] == "full")  # "full": detector on every frame, no tracking

@@ -49,7 +49,7 @@ def blank_clip(tmp_path: Path) -> Path:
 @pytest.fixture
 def face_clip(tmp_path: Path) -> Path:
     """A real video of one synthetic actor smiling (onset, apex, offset)."""
-    from video_emotion.corpora.synthetic import make_actors, write_clip
+    from video_emotion.data.synthetic import make_actors, write_clip
 
     actor = make_actors(3, seed=1)[2]
     path = tmp_path / "happy.mp4"
@@ -117,8 +117,13 @@ def real_faces() -> Path:
 @pytest.fixture
 def media_clip(tmp_path: Path) -> Path:
     """A real face clip with a real muxed AAC audio track whose prosody follows the emotion."""
-    from video_emotion.audio import mux
-    from video_emotion.corpora.synthetic import make_actors, synth_audio, write_clip, write_wav
+    from video_emotion.data.synthetic import (
+        make_actors,
+        synth_audio,
+        write_clip,
+        write_wav,
+    )
+    from video_emotion.features.audio import mux
 
     actor = make_actors(2, seed=5)[1]
     write_clip(tmp_path / "v.mp4", actor, "angry", fps=12, duration_s=2.0, width=192, height=144,
@@ -129,7 +134,7 @@ def media_clip(tmp_path: Path) -> Path:
 
 def make_two_face_clip(path: Path) -> Path:
     """A real video with two synthetic people side by side: a large surprised face and a smaller happy one."""
-    from video_emotion.corpora.synthetic import draw_face, make_actors
+    from video_emotion.data.synthetic import draw_face, make_actors
 
     actors = make_actors(3, seed=2)
     big, small = actors[1], actors[0]

@@ -28,10 +28,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def service(tmp_path_factory, pretrained):
     """Import a FER-initialised bundle into a private BentoML store and serve it."""
-    from video_emotion.bento_store import import_bundle
     from video_emotion.config import ModelConfig
     from video_emotion.labels import LABELS
-    from video_emotion.model import build_model
+    from video_emotion.modeling.model import build_model
+    from video_emotion.serving.bento_store import import_bundle
 
     tmp = tmp_path_factory.mktemp("service")
     bundle = tmp / "bundle"

@@ -18,9 +18,9 @@ SEGMENT_KEYS = {"start_s", "end_s", "emotion", "confidence", "probabilities", "v
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, pretrained, real_faces):
-    from tests.conftest import tiny_params_dict
-
     import yaml
+
+    from tests.conftest import tiny_params_dict
 
     tmp = tmp_path_factory.mktemp("pipeline")
     params_file = tmp / "params.yaml"
@@ -179,7 +179,7 @@ def test_wrong_or_missing_key_fails_clearly(pipeline, monkeypatch, caplog, tmp_p
 def test_actor_independent_cross_validation(pipeline, tmp_path):
     import dataclasses
 
-    from video_emotion import secure_store
+    from video_emotion import security as secure_store
     from video_emotion.config import load_params
     from video_emotion.stages import crossval
 
@@ -227,8 +227,7 @@ def test_every_modality_choice_trains_evaluates_and_analyses(pipeline, modalitie
 
 def test_keys_rotate_then_evaluate_gives_the_same_metrics(pipeline, monkeypatch, tmp_path, caplog, capsys):
     """Runs last in this module: it leaves the shared test data under a rotated key."""
-    from video_emotion import secure_store as ss
-
+    from video_emotion import security as ss
     processed = pipeline["tmp"] / "data" / "processed"
     before_key = ss.key_of_file(processed / "test.npz.enc")
     ring = ss.load_keyring(None)  # the test key from the environment, moved into a key file
@@ -261,10 +260,10 @@ def test_keys_rotate_then_evaluate_gives_the_same_metrics(pipeline, monkeypatch,
 def test_two_faces_get_two_tracks_and_the_largest_drives_the_summary(tmp_path, pretrained, two_face_clip):
     import json as _json
 
-    from video_emotion.analyze import ModelBundle, analyze_video
     from video_emotion.config import ModelConfig
+    from video_emotion.inference.analyze import ModelBundle, analyze_video
     from video_emotion.labels import LABELS
-    from video_emotion.model import build_model
+    from video_emotion.modeling.model import build_model
 
     bundle_dir = tmp_path / "bundle"
     bundle_dir.mkdir()

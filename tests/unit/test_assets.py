@@ -1,6 +1,6 @@
 import pytest
 
-from video_emotion import assets
+from video_emotion.data import assets
 
 
 def test_assets_in_place_need_no_download(pretrained, real_faces, monkeypatch, tmp_path):

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from video_emotion import auth
+from video_emotion.serving import auth
 
 
 def test_created_keys_are_stored_only_as_hashes(tmp_path, monkeypatch):

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from video_emotion.audio import has_audio, load_audio, mux
-from video_emotion.corpora import cremad, own, ravdess
-from video_emotion.corpora.manifest import read_manifest
-from video_emotion.corpora.synthetic import make_actors, synth_audio, write_clip, write_wav
+from video_emotion.data import cremad, own, ravdess
+from video_emotion.data.manifest import read_manifest
+from video_emotion.data.synthetic import make_actors, synth_audio, write_clip, write_wav
+from video_emotion.features.audio import has_audio, load_audio, mux
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_real_muxed_audio_is_seen_and_read(media):
 def test_ingest_ravdess_writes_the_manifest_and_reports_everything(ravdess_root, tiny_params, monkeypatch):
     import dataclasses
 
-    from video_emotion import secure_store
+    from video_emotion import security as secure_store
     from video_emotion.stages import ingest
 
     cfg = dataclasses.replace(tiny_params.ingest, source="ravdess", root=str(ravdess_root), val_actors=1, test_actors=1)

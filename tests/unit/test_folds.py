@@ -1,6 +1,6 @@
 import pytest
 
-from video_emotion.corpora.manifest import actor_folds
+from video_emotion.data.manifest import actor_folds
 
 
 def test_actor_folds_are_disjoint_balanced_and_deterministic():

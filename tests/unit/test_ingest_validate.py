@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from video_emotion.corpora.manifest import COLUMNS, actor_disjoint_splits, read_manifest
+from video_emotion.data.manifest import COLUMNS, actor_disjoint_splits, read_manifest
 from video_emotion.stages import ingest, validate
-from video_emotion.stages.common import StageError
+from video_emotion.stages.runner import StageError
 
 
 @pytest.fixture
@@ -26,7 +26,9 @@ def test_ingest_writes_an_actor_disjoint_manifest(ingested, tiny_params):
 
 
 def test_ingest_failure_leaves_no_partial_outputs(tiny_params, monkeypatch):
-    real = ingest.synthetic.write_clip
+    from video_emotion.data import synthetic
+
+    real = synthetic.write_clip
     calls = {"n": 0}
 
     def boom(*a, **k):  # the disk fills up half-way through the corpus
@@ -35,7 +37,7 @@ def test_ingest_failure_leaves_no_partial_outputs(tiny_params, monkeypatch):
             raise OSError("disk full")
         return real(*a, **k)
 
-    monkeypatch.setattr(ingest.synthetic, "write_clip", boom)
+    monkeypatch.setattr(synthetic, "write_clip", boom)
     with pytest.raises(OSError):
         ingest.run(tiny_params.ingest, tiny_params.path("raw_dir"), tiny_params.path("manifest"), progress=False)
     assert not tiny_params.path("raw_dir").exists() and not tiny_params.path("manifest").exists()
@@ -43,8 +45,8 @@ def test_ingest_failure_leaves_no_partial_outputs(tiny_params, monkeypatch):
 
 
 def test_encrypted_split_is_never_plaintext(tiny_params):
-    from video_emotion import secure_store as ss
-    from video_emotion.video import VideoError, probe
+    from video_emotion import security as ss
+    from video_emotion.features.video import VideoError, probe
 
     ring = ss.load_keyring(None)
     ingest.run(tiny_params.ingest, tiny_params.path("raw_dir"), tiny_params.path("manifest"), ["test"], ring,

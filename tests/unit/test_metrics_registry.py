@@ -1,6 +1,6 @@
 import numpy as np
 
-from video_emotion.stages.evaluate import classification_metrics
+from video_emotion.modeling.metrics import classification_metrics
 
 
 def test_classification_metrics_by_hand():

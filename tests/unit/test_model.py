@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from video_emotion.config import ModelConfig
-from video_emotion.model import build_model
+from video_emotion.modeling.model import build_model
 
 
 def _inputs(n=3, t=6, seed=0):
@@ -42,7 +42,7 @@ def test_masked_frames_do_not_change_the_output(attention_model):
 def test_correction_is_bounded(pretrained):
     import keras
 
-    from video_emotion.model import EPS
+    from video_emotion.modeling.model import EPS
 
     bound = 0.5
     model = build_model(ModelConfig(lstm_units=8, correction_bound=bound), 6, 64, pretrained)

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from video_emotion import secure_store as ss
+from video_emotion import security as ss
 
 
 @pytest.fixture
@@ -145,7 +145,9 @@ def test_interrupted_rotation_keeps_every_file_readable_and_resumes(tmp_path, mo
             raise KeyboardInterrupt("power cut")
         real_encrypt(data, dst, r, name)
 
-    monkeypatch.setattr(ss, "encrypt_bytes", crash_on_third)
+    from video_emotion.security import rotation
+
+    monkeypatch.setattr(rotation, "encrypt_bytes", crash_on_third)  # the rotation's own writer
     with pytest.raises(KeyboardInterrupt):
         ss.rotate(files, key_file)
     saved = ss.load_keyring(key_file)

@@ -2,7 +2,7 @@ import wave
 
 import numpy as np
 
-from video_emotion.corpora import synthetic
+from video_emotion.data import synthetic
 from video_emotion.io_utils import sha256_file
 from video_emotion.labels import LABELS
 

@@ -1,6 +1,6 @@
 import pytest
 
-from video_emotion import text_sentiment as ts
+from video_emotion.text import sentiment as ts
 
 SRT = """1
 00:00:00,000 --> 00:00:02,000

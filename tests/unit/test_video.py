@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from video_emotion.config import PreprocessConfig
-from video_emotion.video import (FaceDetector, VideoError, clip_faces, faces_from_frames, iter_frames, probe,
-                                 uniform_indices)
+from video_emotion.features.faces import FaceDetector, clip_faces, faces_from_frames
+from video_emotion.features.video import VideoError, iter_frames, probe, uniform_indices
 
 
 def test_uniform_indices_cover_the_clip():

@@ -17,15 +17,20 @@ from typing import Any
 import numpy as np
 
 from video_emotion.config import ModelConfig, TrainConfig
-from video_emotion.corpora.manifest import SPLITS, actor_folds
+from video_emotion.data.manifest import SPLITS, actor_folds
+from video_emotion.data.processed import is_encrypted, load_split, usable
 from video_emotion.io_utils import write_json
 from video_emotion.labels import LABELS
-from video_emotion.model import model_inputs
-from video_emotion.stages.common import StageError, load, parser, run_main
-from video_emotion.stages.evaluate import classification_metrics
-from video_emotion.stages.train import fit, load_split, usable
+from video_emotion.modeling.inputs import model_inputs
+from video_emotion.modeling.metrics import classification_metrics
+from video_emotion.modeling.training import fit
+from video_emotion.stages.runner import Context, Stage, StageError, param_path
 
 log = logging.getLogger("video_emotion.crossval")
+
+STAGE = Stage("crossval", "Actor-independent k-fold cross-validation (stage `crossval`; off unless train.cv_folds >= 2).",
+              reads={"processed_dir": param_path("processed_dir"), "pretrained": param_path("pretrained")},
+              writes={"metrics": param_path("metrics_dir", "cv.json")})
 
 
 def _take(d: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
@@ -70,32 +75,26 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
     return {**summary, "per_fold": results}
 
 
+def body(ctx: Context) -> None:
+    from video_emotion.modeling import registry
+
+    params = ctx.params
+    needs_key = params.train.cv_folds >= 2 and is_encrypted(ctx.path("processed_dir"), "test")
+    result = run(params.model, params.train, ctx.path("processed_dir"), ctx.path("pretrained"), ctx.ring_if(needs_key))
+    per_fold = {f"fold{r['fold'] + 1}": {k: round(r[k], 4) for k in ("accuracy", "uar", "macro_f1")}
+                for r in result.get("per_fold", [])}
+    write_json(ctx.path("metrics"), {**{k: v for k, v in result.items() if k != "per_fold"}, "per_fold": per_fold})
+    if result["enabled"]:
+        run_id = registry.start_run(params.tracking, params.root, params.to_flat_dict(),
+                                    {"kind": "crossval", "model_design": f"{params.model.init}/{params.model.head}"},
+                                    run_name=f"cv{params.train.cv_folds}")
+        flat = {f"cv_{k}": v for k, v in result.items() if isinstance(v, float)}
+        flat.update({f"cv_f1_{k}": v for k, v in result["per_class_f1_mean"].items()})
+        registry.log_metrics(run_id, flat)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = parser("Actor-independent k-fold cross-validation (stage `crossval`; off unless train.cv_folds >= 2).")
-    p.add_argument("--processed-dir", required=True)
-    p.add_argument("--pretrained", required=True)
-    p.add_argument("--metrics", required=True)
-    args = p.parse_args(argv)
-
-    def body() -> None:
-        from video_emotion import secure_store, tracking
-
-        params = load(args)
-        enc = (Path(args.processed_dir) / f"test.npz{secure_store.SUFFIX}").is_file()
-        ring = secure_store.load_keyring(params.secure.key_file) if enc and params.train.cv_folds >= 2 else None
-        result = run(params.model, params.train, Path(args.processed_dir), Path(args.pretrained), ring)
-        per_fold = {f"fold{r['fold'] + 1}": {k: round(r[k], 4) for k in ("accuracy", "uar", "macro_f1")}
-                    for r in result.get("per_fold", [])}
-        write_json(args.metrics, {**{k: v for k, v in result.items() if k != "per_fold"}, "per_fold": per_fold})
-        if result["enabled"]:
-            run_id = tracking.start_run(params.tracking, params.root, params.to_flat_dict(),
-                                        {"kind": "crossval", "model_design": f"{params.model.init}/{params.model.head}"},
-                                        run_name=f"cv{params.train.cv_folds}")
-            flat = {f"cv_{k}": v for k, v in result.items() if isinstance(v, float)}
-            flat.update({f"cv_f1_{k}": v for k, v in result["per_class_f1_mean"].items()})
-            tracking.log_metrics(run_id, flat)
-
-    return run_main("crossval", body)
+    return STAGE.main(body, argv)
 
 
 if __name__ == "__main__":

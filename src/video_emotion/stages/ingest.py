@@ -1,202 +1,22 @@
-"""Stage `ingest`: bring a corpus into data/raw and write the manifest with actor-disjoint splits.
-
-Clips of the splits named in `secure.encrypted_splits` (the test split by default) are written only
-as ciphertext: each is encoded in private memory-backed scratch space, measured, hashed, encrypted
-into the output and the plaintext deleted at once.
-"""
+"""Stage `ingest`: bring a corpus into data/raw and write the manifest (see `data.corpus`)."""
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
+from video_emotion.data.corpus import CorpusError  # noqa: F401  (tests call run())
+from video_emotion.data.corpus import ingest as run
+from video_emotion.stages.runner import Context, Stage, param_path
 
-import pandas as pd
-
-from video_emotion import secure_store
-from video_emotion.config import IngestConfig
-from video_emotion.corpora import synthetic
-from video_emotion.corpora.manifest import COLUMNS, actor_disjoint_splits
-from video_emotion.io_utils import atomic_path, sha256_file
-from video_emotion.stages.common import StageError, load, parser, run_main
-from video_emotion.video import VideoError, probe
-
-log = logging.getLogger("video_emotion.ingest")
+STAGE = Stage("ingest", "Generate or collect the corpus and write the clip manifest (stage `ingest`).",
+              writes={"raw_dir": param_path("raw_dir"), "manifest": param_path("manifest")})
 
 
-def run(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits: list[str] = (),
-        ring: secure_store.KeyRing | None = None, progress: bool = True) -> dict:
-    """Write the corpus and its manifest atomically; return an ingest summary."""
-    if encrypted_splits and ring is None:
-        raise StageError(f"splits {list(encrypted_splits)} must be encrypted but no data key was given")
-    if cfg.source != "synthetic":
-        return run_corpus(cfg, Path(raw_dir), Path(manifest_path), encrypted_splits, ring)
-    raw_dir, manifest_path = Path(raw_dir), Path(manifest_path)
-    split_of = actor_disjoint_splits(synthetic.actor_ids(cfg.n_actors), cfg.val_actors, cfg.test_actors, cfg.seed)
-    rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
-    rows, rejected = [], []
-    with atomic_path(raw_dir) as tmp_raw, secure_store.scratch_dir() as scratch:
-        tmp_raw.mkdir(parents=True)
-
-        def root_for(actor: str) -> Path:
-            return scratch if split_of[actor] in encrypted_splits else tmp_raw
-
-        for root, rec in synthetic.iter_generate(
-                tmp_raw, n_actors=cfg.n_actors, clips_per_label=cfg.clips_per_label, fps=cfg.fps,
-                duration_s=cfg.duration_s, width=cfg.width, height=cfg.height, audio=cfg.audio, seed=cfg.seed,
-                progress=progress, root_for=root_for):
-            split = split_of[rec["actor"]]
-            clip = root / rec["path"]
-            try:
-                info = probe(clip, count=True)
-            except VideoError as exc:
-                rejected.append(str(exc))
-                continue
-            row = {"path": (rel_root / rec["path"]).as_posix(), "label": rec["label"], "actor": rec["actor"],
-                   "split": split, "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4),
-                   "width": info.width, "height": info.height, "n_frames": info.n_frames,
-                   "has_audio": bool(rec["audio_path"]),
-                   "audio_path": (rel_root / rec["audio_path"]).as_posix() if rec["audio_path"] else "",
-                   "sha256": sha256_file(clip), "source": cfg.source, "encrypted": split in encrypted_splits}
-            if row["encrypted"]:
-                for key in ("path", "audio_path"):
-                    if row[key]:
-                        src = root / rec[key if key == "path" else "audio_path"]
-                        dst = tmp_raw / f"{rec[key]}{secure_store.SUFFIX}"
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        secure_store.encrypt_file(src, dst, ring, name=row[key])
-                        src.unlink()
-                        row[key] += secure_store.SUFFIX
-            rows.append(row)
-        df = pd.DataFrame(rows, columns=COLUMNS)
-        if len(df) == 0:
-            raise StageError(f"no readable clip was produced ({len(rejected)} rejected, e.g. {rejected[:1]})")
-    # The clips are published first, then the manifest that points at them.
-    with atomic_path(manifest_path) as tmp_manifest:
-        df.to_csv(tmp_manifest, index=False)
-    summary = {
-        "source": cfg.source, "clips": len(df), "rejected": len(rejected),
-        "rejected_examples": rejected[:5], "actors": int(df["actor"].nunique()),
-        "encrypted_clips": int(df["encrypted"].sum()),
-        "per_split": {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")},
-        "per_label": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()},
-    }
-    log.info("%d clips from %d actors (train/val/test %s), %d encrypted at rest, %d rejected",
-             summary["clips"], summary["actors"], summary["per_split"], summary["encrypted_clips"],
-             summary["rejected"])
-    if rejected:
-        log.warning("rejected clips, e.g.: %s", "; ".join(rejected[:5]))
-    return summary
-
-
-def scan_corpus(cfg: IngestConfig):
-    """The adapter for `ingest.source` over `ingest.root`."""
-    from video_emotion.corpora import cremad, own, ravdess
-
-    root = Path(cfg.root).expanduser()
-    if not root.exists():
-        raise StageError(f"ingest.root {root} does not exist (see the README on obtaining {cfg.source})")
-    if cfg.source == "ravdess":
-        return ravdess.scan(root, calm=cfg.ravdess_calm)
-    if cfg.source == "cremad":
-        return cremad.scan(root)
-    if cfg.source == "csv":
-        return own.scan_csv(root)
-    return own.scan_folders(root)
-
-
-def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits: list[str],
-               ring: secure_store.KeyRing | None) -> dict:
-    """A real corpus: clips stay where they are (track them with `dvc add`) except those of the
-    encrypted splits, which are written encrypted under `raw_dir`. Every file that cannot be used
-    is reported with its reason, in the log and in `raw_dir/ingest_report.json`."""
-    import json
-
-    from video_emotion.audio import has_audio
-
-    scan = scan_corpus(cfg)
-    rows = []
-    for rec in scan.records:
-        try:
-            info = probe(rec["path"], count=True)
-        except VideoError as exc:
-            scan.reject(rec["path"], f"unreadable video ({exc})")
-            continue
-        audio = rec.get("audio_path")
-        rows.append({**rec, "info": info, "sha256": sha256_file(rec["path"]),
-                     "has_audio": bool(audio) and (audio != rec["path"] or has_audio(rec["path"]))})
-    if not rows:
-        raise StageError(f"no usable clip under {cfg.root}: {scan.summary()['rejected_examples']}")
-    given = [r.get("split") or "" for r in rows]
-    if all(given):
-        split_of = None
-    else:
-        split_of = actor_disjoint_splits([r["actor"] for r in rows], cfg.val_actors, cfg.test_actors, cfg.seed)
-    out_rows = []
-    with atomic_path(raw_dir) as tmp_raw:
-        tmp_raw.mkdir(parents=True)
-        rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
-        base = Path(cfg.root).expanduser().resolve()
-        base = base.parent if base.is_file() else base
-        for r in rows:
-            split = r.get("split") or split_of[r["actor"]]
-            src = Path(r["path"]).resolve()
-            audio = Path(r["audio_path"]).resolve() if r.get("audio_path") else None
-            encrypted = split in encrypted_splits
-            if encrypted:
-                inner = Path(cfg.source) / os.path.relpath(src, base)
-                path = (rel_root / inner).as_posix()
-                (tmp_raw / inner).parent.mkdir(parents=True, exist_ok=True)
-                secure_store.encrypt_file(src, tmp_raw / f"{inner}{secure_store.SUFFIX}", ring, name=path)
-                audio_rel = ""
-                if audio is not None and audio != src:
-                    a_inner = Path(cfg.source) / os.path.relpath(audio, base)
-                    audio_rel = (rel_root / a_inner).as_posix()
-                    (tmp_raw / a_inner).parent.mkdir(parents=True, exist_ok=True)
-                    secure_store.encrypt_file(audio, tmp_raw / f"{a_inner}{secure_store.SUFFIX}", ring, name=audio_rel)
-                    audio_rel += secure_store.SUFFIX
-                elif audio is not None:
-                    audio_rel = path + secure_store.SUFFIX
-                path += secure_store.SUFFIX
-            else:
-                path = os.path.relpath(src, manifest_path.parent.resolve())
-                audio_rel = os.path.relpath(audio, manifest_path.parent.resolve()) if audio is not None else ""
-            info = r["info"]
-            out_rows.append({"path": Path(path).as_posix(), "label": r["label"], "actor": r["actor"], "split": split,
-                             "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4), "width": info.width,
-                             "height": info.height, "n_frames": info.n_frames, "has_audio": r["has_audio"],
-                             "audio_path": Path(audio_rel).as_posix() if audio_rel else "", "sha256": r["sha256"],
-                             "source": cfg.source, "encrypted": encrypted})
-        report = {**scan.summary(examples=50), "rejected_all": [{"path": p, "reason": why} for p, why in scan.rejected]}
-        (tmp_raw / "ingest_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-        df = pd.DataFrame(out_rows, columns=COLUMNS)
-    with atomic_path(manifest_path) as tmp_manifest:
-        df.to_csv(tmp_manifest, index=False)
-    summary = {**scan.summary(), "clips": len(df), "actors": int(df["actor"].nunique()),
-               "encrypted_clips": int(df["encrypted"].sum()),
-               "per_split": {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")},
-               "per_label": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()}}
-    log.info("%s: %d clips from %d actors (train/val/test %s), %d encrypted at rest; %d file(s) not used",
-             cfg.source, summary["clips"], summary["actors"], summary["per_split"], summary["encrypted_clips"],
-             summary["rejected"])
-    for example in summary["rejected_examples"]:
-        log.warning("not used: %s", example)
-    return summary
+def body(ctx: Context) -> None:
+    splits = ctx.encrypted_splits
+    run(ctx.params.ingest, ctx.path("raw_dir"), ctx.path("manifest"), splits, ctx.ring_if(bool(splits)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser("Generate or collect the corpus and write the clip manifest (stage `ingest`).")
-    p.add_argument("--raw-dir", required=True)
-    p.add_argument("--manifest", required=True)
-    args = p.parse_args(argv)
-
-    def body() -> None:
-        params = load(args)
-        splits = list(params.secure.encrypted_splits)
-        ring = secure_store.load_keyring(params.secure.key_file) if splits else None
-        run(params.ingest, Path(args.raw_dir), Path(args.manifest), splits, ring)
-
-    return run_main("ingest", body)
+    return STAGE.main(body, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 from video_emotion.config import TrackingConfig
 
-log = logging.getLogger("video_emotion.tracking")
+log = logging.getLogger("video_emotion.modeling.registry")
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -101,12 +101,12 @@ def _pyfunc_class():
         """pyfunc wrapper: a DataFrame column `video` of paths -> JSON analysis results."""
 
         def load_context(self, context):
-            from video_emotion.analyze import ModelBundle
+            from video_emotion.inference.analyze import ModelBundle
 
             self.bundle = ModelBundle.load(Path(context.artifacts["bundle"]))
 
         def predict(self, context, model_input, params=None):
-            from video_emotion.analyze import analyze_video
+            from video_emotion.inference.analyze import analyze_video
 
             videos = model_input["video"] if hasattr(model_input, "columns") else model_input
             return [json.dumps(analyze_video(v, self.bundle)) for v in videos]
@@ -175,3 +175,16 @@ def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tup
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=str(dest)))
     bundle = next(local.rglob("model.keras")).parent
     return bundle, {"name": name, "version": str(mv.version), "run_id": mv.run_id or "", **dict(mv.tags)}
+
+
+def requirements() -> list[str]:
+    """Exact pins of what the logged pyfunc model needs, from the installed distributions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("tensorflow-cpu", "keras", "numpy", "opencv-python-headless", "pandas", "tqdm", "pyyaml"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return out

@@ -23,3 +23,17 @@ def import_bundle(bundle_dir: Path, info: dict[str, Any]) -> str:
             shutil.copy2(Path(bundle_dir) / f, Path(model.path) / f)
         (Path(model.path) / "registry.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return str(model.tag)
+
+
+def import_model(ref: str, params) -> str:
+    """Import a bundle folder or a registry reference (`name@alias`, `name/version`); returns the tag."""
+    p = Path(ref)
+    if p.is_dir():
+        return import_bundle(p, {"name": "video-emotion", "version": "local", "source": str(p)})
+    import tempfile
+
+    from video_emotion.modeling import registry
+
+    with tempfile.TemporaryDirectory(prefix="video-emotion-model-") as tmp:
+        folder, info = registry.download_model(ref, params.tracking, params.root, Path(tmp))
+        return import_bundle(folder, {**info, "source": f"mlflow:{ref}"})

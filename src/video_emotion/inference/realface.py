@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from video_emotion.analyze import ModelBundle, analyze_video
+from video_emotion.inference.analyze import ModelBundle, analyze_video
 
 CRY_LAUGH = "cry_then_laugh.mp4"
 EARLY, LATE = (0.0, 0.35), (0.65, 1.0)  # fractions of the clip: crying, then laughing

@@ -25,9 +25,10 @@ import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
-from video_emotion.auth import GuardMiddleware
+from video_emotion.features.video import VIDEO_SUFFIXES
+from video_emotion.serving.auth import GuardMiddleware
 
-log = logging.getLogger("video_emotion.service")
+log = logging.getLogger("video_emotion.serving.service")
 
 MODEL_TAG = os.environ.get("VIDEO_EMOTION_BENTO_MODEL", "video-emotion:latest")
 MAX_UPLOAD_BYTES = int(float(os.environ.get("VIDEO_EMOTION_MAX_UPLOAD_MB", "200")) * (1 << 20))
@@ -36,7 +37,6 @@ MAX_TRANSCRIPT_BYTES = 1 << 20
 MIN_FRAMES = 3
 WEB_DIR = Path(__file__).parent / "web"
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
 app = FastAPI(title="video-emotion", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -90,7 +90,7 @@ class VideoEmotion:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        from video_emotion.analyze import ModelBundle
+        from video_emotion.inference.bundle import ModelBundle
 
         folder = Path(self.bento_model.path)
         info = json.loads((folder / "registry.json").read_text()) if (folder / "registry.json").is_file() else {}
@@ -140,8 +140,8 @@ class VideoEmotion:
 
     @app.post("/analyze")
     async def analyze(self, request: Request) -> JSONResponse:
-        from video_emotion.analyze import VideoError
-        from video_emotion.text_sentiment import TranscriptError
+        from video_emotion.features.video import VideoError
+        from video_emotion.text.sentiment import TranscriptError
 
         tmp_path: Path | None = None
         form = None
@@ -199,8 +199,8 @@ class VideoEmotion:
              transcript_lang: str | None = None) -> dict[str, Any]:
         import cv2
 
-        from video_emotion.analyze import VideoError, analyze_video
-        from video_emotion.video import probe
+        from video_emotion.features.video import VideoError, probe
+        from video_emotion.inference.analyze import analyze_video
 
         info = probe(path)
         if info.duration_s > MAX_DURATION_S:

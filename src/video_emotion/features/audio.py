@@ -87,3 +87,13 @@ def log_mel(samples: np.ndarray, n_frames: int, sr: int = SAMPLE_RATE) -> np.nda
 
 def n_audio_frames(window_s: float) -> int:
     return int(round(window_s * SAMPLE_RATE / HOP))
+
+
+SILENCE_PEAK = 1e-4  # a segment whose peak stays under this carries no audio (flagged, never invented)
+
+
+def segment_features(samples: np.ndarray | None, n_frames: int, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, bool]:
+    """(log-mel, has_audio) of a segment: zeros and False where there is no sound to read."""
+    if samples is None or samples.size == 0 or float(np.abs(samples).max()) <= SILENCE_PEAK:
+        return np.zeros((N_MELS, n_frames), np.float32), False
+    return log_mel(samples, n_frames, sr), True

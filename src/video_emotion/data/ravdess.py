@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from video_emotion.corpora.common import CorpusScan
+from video_emotion.data.common import CorpusScan
 
 NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.(mp4|wav)$", re.IGNORECASE)
 MODALITY = {"01": "audio-video", "02": "video-only", "03": "audio-only"}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from video_emotion.corpora.common import CorpusScan
+from video_emotion.data.common import CorpusScan
+from video_emotion.features.video import VIDEO_SUFFIXES
 from video_emotion.labels import LABELS
 
 # Common spellings of the canonical labels in other corpora and tools.
 ALIASES = {"anger": "angry", "mad": "angry", "disgusted": "disgust", "fearful": "fear", "afraid": "fear",
            "scared": "fear", "happiness": "happy", "joy": "happy", "sadness": "sad", "surprised": "surprise",
            "calm": "neutral", "neutrality": "neutral"}
-VIDEO = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv"}
 SPLITS = {"train", "val", "test"}
 
 
@@ -63,7 +63,7 @@ def scan_folders(root: str | Path) -> CorpusScan:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)
         label = canonical(rel.parts[0]) if len(rel.parts) > 1 else None
-        if path.suffix.lower() not in VIDEO:
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
             out.reject(path, "not a video file")
         elif label is None:
             out.reject(path, f"top folder {rel.parts[0]!r} is not a label ({', '.join(LABELS)})")

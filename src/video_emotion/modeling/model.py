@@ -17,6 +17,7 @@ import keras
 from keras import layers, ops
 
 from video_emotion.config import ModelConfig
+from video_emotion.modeling.inputs import model_inputs  # noqa: F401  (re-exported)
 
 N_CLASSES = 7
 EPS = 1e-6
@@ -170,20 +171,6 @@ class MaskedSoftmax(layers.Layer):
 
     def call(self, logits, has_audio):
         return ops.softmax(ops.cast(has_audio, logits.dtype) * logits, axis=-1)
-
-
-def model_inputs(arrays: dict, keep, modalities: list[str]) -> dict:
-    """The Keras inputs a model with `modalities` takes, from processed-split arrays."""
-    out = {}
-    if "video" in modalities:
-        out["frames"] = arrays["X"][keep]
-        out["mask"] = arrays["face"][keep].astype("float32")
-    if "audio" in modalities:
-        if "A" not in arrays:
-            raise ValueError("the audio modality needs audio features: set preprocess.audio: true")
-        out["audio"] = arrays["A"][keep].astype("float32")
-        out["has_audio"] = arrays["has_audio"][keep].astype("float32")[:, None]
-    return out
 
 
 def build_model(cfg: ModelConfig, n_frames: int, image_size: int, pretrained_path: str | Path | None = None,

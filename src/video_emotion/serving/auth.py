@@ -17,7 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("video_emotion.auth")
+log = logging.getLogger("video_emotion.serving.auth")
 
 ENV_KEYS = "VIDEO_EMOTION_API_KEYS"
 ENV_KEY_FILE = "VIDEO_EMOTION_API_KEY_FILE"

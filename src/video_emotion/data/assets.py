@@ -18,7 +18,7 @@ from pathlib import Path
 
 from video_emotion.io_utils import atomic_path, sha256_file
 
-log = logging.getLogger("video_emotion.assets")
+log = logging.getLogger("video_emotion.data.assets")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,121 @@
+"""The `video-emotion` commands: each calls the library and formats its answer (parsing is in `cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _params(args: argparse.Namespace):
+    from video_emotion.config import load_params
+
+    return load_params(args.params)
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from video_emotion.data.assets import fetch
+
+    params = _params(args)
+    files = fetch({"pretrained": params.path("pretrained"), "real_faces_dir": params.path("real_faces_dir")},
+                  params.root / ".cache" / "wheels")
+    print(f"{len(files)} asset file(s) in place")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from video_emotion.stages.report import pipeline_report
+
+    params = _params(args)
+    text = pipeline_report(params)
+    if text is None:
+        print(f"no evaluation yet ({params.path('metrics_dir') / 'eval.json'} missing): run `make run`", file=sys.stderr)
+        return 1
+    print(text)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from video_emotion import security
+    from video_emotion.data.audit import rotate_project
+
+    params = _params(args)
+    try:
+        message = (rotate_project(params, dvc_commit=not args.no_dvc_commit) if args.action == "rotate"
+                   else security.key_action(args.action, params.secure.key_file, force=args.force))
+    except security.SecureStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if message:
+        print(message)
+    return 0
+
+
+def cmd_bento_import(args: argparse.Namespace) -> int:
+    from video_emotion.serving.bento_store import import_model
+
+    try:
+        tag = import_model(args.model, _params(args))
+    except Exception as exc:
+        print(f"error: cannot import model {args.model!r}: {exc}", file=sys.stderr)
+        return 1
+    print(f"imported {args.model} into the BentoML model store as {tag}; serve it with `bentoml serve`")
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from video_emotion.serving.auth import create_key, key_file_path
+
+    path = Path(args.key_file).expanduser() if args.key_file else key_file_path()
+    print(create_key(args.name, path))
+    print(f"(shown once; only its SHA-256 hash was stored in {path})", file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Scan the project tree (DVC cache and MLflow artifacts included) for plaintext test data."""
+    from video_emotion.data.audit import find_plaintext
+
+    params = _params(args)
+    found, scanned, known = find_plaintext(params.root, params.path("manifest"), params.secure.encrypted_splits)
+    for line in found:
+        print(line)
+    print(f"scanned {scanned} files for {known} encrypted-split clips: "
+          f"{'NO plaintext test data found' if not found else f'{len(found)} plaintext file(s)'}")
+    return 1 if found else 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from video_emotion.features.video import VideoError
+    from video_emotion.inference.analyze import analyze_video
+    from video_emotion.inference.bundle import load_bundle
+    from video_emotion.inference.summary import format_results
+    from video_emotion.io_utils import write_text
+
+    try:
+        bundle = load_bundle(args.model, _params(args))
+    except Exception as exc:  # a missing model is one clear line, not a traceback
+        print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
+        return 2
+    transcript = None
+    if args.transcript:
+        try:
+            transcript = Path(args.transcript).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: transcript {args.transcript}: {exc}", file=sys.stderr)
+            return 2
+    results, failed = [], 0
+    for path in args.paths:
+        try:
+            results.append(analyze_video(path, bundle, sample_fps=args.sample_fps, lang=args.lang,
+                                         progress=sys.stderr.isatty(), transcript=transcript,
+                                         transcript_lang=args.transcript_lang))
+        except (VideoError, ValueError, OSError) as exc:
+            failed += 1
+            print(f"error: {path}: {exc}", file=sys.stderr)
+    text = format_results(results, args.format, single=len(args.paths) == 1)
+    if args.out:
+        write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 1 if failed else 0

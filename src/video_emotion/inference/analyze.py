@@ -1,0 +1,185 @@
+"""Video -> emotion timeline + video-level summary: the orchestration used by the CLI, the service
+and evaluation.
+
+The work lives in the rooms below: frame windows and their face crops (`windows`), the model
+(`bundle`), audio features (`features.audio`), words (`text.sentiment`) and the summary (`summary`).
+This module streams windows through the model in batches and assembles the result contract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from video_emotion.features.video import VideoError, probe
+from video_emotion.inference.bundle import ModelBundle
+from video_emotion.inference.summary import segment, summarize
+from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
+from video_emotion.labels import TRANSLATIONS, polarity, translate
+from video_emotion.modeling.inputs import model_inputs
+
+
+class _AudioTrack:
+    """A video's audio samples, cut into per-window log-mel features (None: no audio track)."""
+
+    def __init__(self, path: Path, n_frames: int) -> None:
+        from video_emotion.features.audio import load_audio
+
+        self.n_frames = n_frames
+        try:
+            self.samples: np.ndarray | None = load_audio(path)
+        except ValueError:
+            self.samples = None  # no audio track: windows are flagged, never invented
+
+    def window(self, w: Window) -> tuple[np.ndarray, bool]:
+        from video_emotion.features.audio import SAMPLE_RATE, segment_features
+
+        lo, hi = w.span_s or (w.start_s, w.end_s)
+        seg = None if self.samples is None else self.samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
+        return segment_features(seg, self.n_frames)
+
+
+class _Readings:
+    """The model's readings of a video, accumulated batch by batch: the main timeline, the per-face
+    timelines and the windows without anything to read."""
+
+    def __init__(self, bundle: ModelBundle, lang: str, audio: _AudioTrack | None, batch: int) -> None:
+        self.bundle, self.lang, self.audio, self.batch = bundle, lang, audio, batch
+        self.uses_video = "video" in bundle.modalities
+        self.timeline: list[dict[str, Any]] = []
+        self.face_tracks: dict[int, list[dict[str, Any]]] = {}
+        self.gaps: list[dict[str, float]] = []
+
+    def add(self, windows: list[Window]) -> None:
+        if not windows:
+            return
+        arrays: dict[str, np.ndarray] = {"X": np.stack([w.crops for w in windows]),
+                                         "face": np.stack([w.face for w in windows])}
+        if self.audio is not None:
+            feats = [self.audio.window(w) for w in windows]
+            arrays["A"] = np.stack([f for f, _ in feats])
+            arrays["has_audio"] = np.array([h for _, h in feats], np.float32)
+        ok = arrays["face"].any(1) if self.uses_video else arrays["has_audio"] > 0
+        for w, good in zip(windows, ok):
+            if not good:
+                self.gaps.append({"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3)})
+        idx = np.flatnonzero(ok)
+        if not idx.size:
+            return
+        probs = self.bundle.predict_inputs(model_inputs(arrays, idx, self.bundle.modalities), batch_size=self.batch)
+        for i, p in zip(idx, probs):
+            seg = segment(windows[i], p, self.bundle.labels, self.lang)
+            if self.audio is not None:
+                seg["audio"] = bool(arrays["has_audio"][i])
+            self.timeline.append(seg)
+        if self.uses_video:
+            self._per_face(windows, idx, probs, arrays)
+
+    def _per_face(self, windows: list[Window], idx: np.ndarray, probs: np.ndarray, arrays: dict) -> None:
+        """Per-face timelines: a window with a single face reuses the main reading; only windows
+        with several faces run the model again, once per extra face."""
+        extra: dict[str, list] = {"X": [], "face": [], "A": [], "has_audio": []}
+        keys: list[tuple[Window, int]] = []
+        for i, p in zip(idx, probs):
+            w = windows[i]
+            live = {t: v for t, v in w.tracks.items() if v[1].any()}
+            if len(live) <= 1:
+                for t in live:
+                    self.face_tracks.setdefault(t, []).append(segment(w, p, self.bundle.labels, self.lang))
+                continue
+            for t, (crops, face) in live.items():
+                keys.append((w, t))
+                extra["X"].append(crops)
+                extra["face"].append(face)
+                if "A" in arrays:
+                    extra["A"].append(arrays["A"][i])
+                    extra["has_audio"].append(arrays["has_audio"][i])
+        if not keys:
+            return
+        stacked = {k: np.stack(v) for k, v in extra.items() if v}
+        inputs = model_inputs(stacked, slice(None), self.bundle.modalities)
+        for (w, t), p in zip(keys, self.bundle.predict_inputs(inputs, batch_size=self.batch)):
+            self.face_tracks.setdefault(t, []).append(segment(w, p, self.bundle.labels, self.lang))
+
+
+def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
+                  batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
+                  transcript_lang: str | None = None, min_frames: int = 1,
+                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True) -> dict[str, Any]:
+    """The analysis-result contract (see the design notes) for one video.
+
+    `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
+    it is timed; `lang` (en|zh) adds translated label names beside the canonical English keys.
+    `fast=False` runs the whole-frame face detector on every sampled frame (the reference path that
+    the benchmark compares the default tracking path with).
+    """
+    if lang not in TRANSLATIONS:
+        raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
+    text = None
+    if transcript is not None:
+        from video_emotion.text.sentiment import analyze_transcript
+
+        text = analyze_transcript(transcript, transcript_lang)  # parse before the (slow) video work
+    path = Path(path)
+    info = probe(path)
+    if info.n_frames < min_frames:
+        raise VideoError(f"{path.name}: {info.n_frames} frame(s); at least {min_frames} are needed to read "
+                         "an expression over time")
+    if sample_fps is not None and not (0 < sample_fps <= 120):
+        raise ValueError(f"sample_fps must be in (0, 120], got {sample_fps}")
+    audio = _AudioTrack(path, bundle.n_audio_frames) if "audio" in bundle.modalities else None
+    readings = _Readings(bundle, lang, audio, batch_windows)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(info.duration_s, 1), unit="s", desc=path.name, disable=None)
+    frames_analysed = 0
+    pending: list[Window] = []
+    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast, info=info):
+        pending.append(w)
+        frames_analysed += w.new_frames
+        if bar is not None:
+            bar.update(round(w.end_s - w.start_s, 1))
+        if len(pending) >= batch_windows:
+            readings.add(pending)
+            pending = []
+    readings.add(pending)
+    if bar is not None:
+        bar.close()
+    return _result(path, info, bundle, lang, frames_analysed, readings, text)
+
+
+def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: int, readings: _Readings,
+            text: dict[str, Any] | None) -> dict[str, Any]:
+    from video_emotion.text.sentiment import align, fuse
+
+    timeline = sorted(readings.timeline, key=lambda s: s["start_s"])
+    result = {
+        "video": path.name, "duration_s": round(info.duration_s, 3), "fps": round(info.fps, 3),
+        "frames_analysed": frames_analysed,
+        "model": {"name": bundle.info.get("name", "video-emotion"), "version": str(bundle.info.get("version", "local")),
+                  "labels": list(bundle.labels), "modalities": list(bundle.modalities)},
+        "faces_detected": bool(timeline),
+        "timeline": timeline,
+        "summary": summarize(timeline, bundle.labels, lang),
+        "no_face_segments": readings.gaps,
+        "lang": lang,
+        "label_names": {lab: translate(lab, lang) for lab in bundle.labels},
+        # Every face tracked, in order of appearance; the main timeline follows the largest face.
+        "faces": [{"track": n, "timeline": segs, "summary": summarize(segs, bundle.labels, lang)}
+                  for n, (_, segs) in enumerate(sorted(readings.face_tracks.items()))],
+    }
+    if text is not None:
+        align(timeline, text)
+        result["transcript"] = text
+    combined, how = fuse(result["summary"]["sentiment_score"], text["score"] if text else None)
+    result["summary"]["combined_sentiment_score"] = combined
+    result["summary"]["combined_sentiment"] = polarity(combined) if combined is not None else None
+    result["summary"]["sentiment_sources"] = how
+    return result
+
+
+__all__ = ["ModelBundle", "VideoError", "analyze_video", "iter_windows", "summarize"]

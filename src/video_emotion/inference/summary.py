@@ -1,0 +1,76 @@
+"""Readings into words: timeline segments, the video-level summary and its tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from video_emotion.inference.windows import Window
+from video_emotion.labels import arousal_of, polarity, translate, valence_of
+
+TAG_MIN_SHARE = 0.15  # an emotion becomes a tag when it leads at least this share of the analysed time
+
+
+def segment(w: Window, p: np.ndarray, labels: list[str], lang: str) -> dict[str, Any]:
+    probs = {lab: round(float(v), 4) for lab, v in zip(labels, p)}
+    top = labels[int(np.argmax(p))]
+    val, aro = valence_of(probs), arousal_of(probs)
+    seg = {"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3), "emotion": top,
+           "confidence": round(float(np.max(p)), 4), "probabilities": probs, "valence": round(val, 4),
+           "arousal": round(aro, 4), "sentiment": polarity(val), "face_coverage": round(float(w.face.mean()), 3)}
+    if lang != "en":
+        seg["emotion_label"] = translate(top, lang)
+        seg["sentiment_label"] = translate(seg["sentiment"], lang)
+    return seg
+
+
+def summarize(timeline: list[dict[str, Any]], labels: list[str], lang: str = "en") -> dict[str, Any]:
+    """Video-level reading: time-weighted distribution, dominant emotion, sentiment and tags."""
+    if not timeline:
+        return {"dominant_emotion": None, "distribution": {lab: 0.0 for lab in labels}, "sentiment": None,
+                "sentiment_score": None, "tags": [], "note": "no face was found in the video"}
+    dur = np.array([max(1e-6, s["end_s"] - s["start_s"]) for s in timeline])
+    weights = dur / dur.sum()
+    P = np.array([[s["probabilities"][lab] for lab in labels] for s in timeline])
+    dist = (weights[:, None] * P).sum(0)
+    score = float(np.clip(sum(w * s["valence"] for w, s in zip(weights, timeline)), -1, 1))
+    lead: dict[str, float] = {}
+    for w, s in zip(weights, timeline):
+        lead[s["emotion"]] = lead.get(s["emotion"], 0.0) + float(w)
+    tags = [k for k, v in sorted(lead.items(), key=lambda kv: -kv[1]) if v >= TAG_MIN_SHARE]
+    dominant = labels[int(np.argmax(dist))]
+    out = {"dominant_emotion": dominant, "distribution": {lab: round(float(v), 4) for lab, v in zip(labels, dist)},
+           "sentiment": polarity(score), "sentiment_score": round(score, 4), "tags": tags,
+           "time_share": {k: round(v, 4) for k, v in sorted(lead.items(), key=lambda kv: -kv[1])}}
+    if lang != "en":
+        out["dominant_emotion_label"] = translate(dominant, lang)
+        out["tag_labels"] = [translate(t, lang) for t in tags]
+        out["sentiment_label"] = translate(out["sentiment"], lang)
+    return out
+
+
+def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per timeline segment of an analysis result (the CLI's `--format csv`)."""
+    labels = result["model"]["labels"]
+    return [{"video": result["video"], "start_s": s["start_s"], "end_s": s["end_s"], "emotion": s["emotion"],
+             "confidence": s["confidence"], "valence": s["valence"], "arousal": s["arousal"],
+             "sentiment": s["sentiment"], **{f"p_{k}": s["probabilities"][k] for k in labels}}
+            for s in result["timeline"]]
+
+
+def format_results(results: list[dict[str, Any]], fmt: str, single: bool) -> str:
+    """Analysis results as JSON (one object for a single video) or as CSV timeline rows."""
+    import csv
+    import io
+    import json
+
+    if fmt == "json":
+        return json.dumps(results[0] if single and len(results) == 1 else results, ensure_ascii=False, indent=2) + "\n"
+    buf = io.StringIO()
+    rows = [r for res in results for r in csv_rows(res)]
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()

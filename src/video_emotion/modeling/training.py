@@ -1,0 +1,65 @@
+"""The training loop: build the model for a configuration and fit it on in-memory arrays."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from video_emotion.config import ModelConfig, TrainConfig
+from video_emotion.data.processed import usable
+from video_emotion.labels import LABELS
+
+
+class TrainingError(ValueError):
+    """Nothing to train on (no usable clip for the chosen modalities)."""
+
+
+def class_weights(y: np.ndarray, n: int) -> dict[int, float]:
+    counts = np.bincount(y, minlength=n).astype(float)
+    present = counts > 0
+    w = np.zeros(n)
+    w[present] = counts[present].sum() / (present.sum() * counts[present])
+    return {i: float(w[i]) for i in range(n) if present[i]}
+
+
+def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], train: dict[str, np.ndarray],
+        val: dict[str, np.ndarray], pretrained: Path | None, verbose: int = 2):
+    """Build and fit one model on in-memory arrays; returns (model, history, metrics)."""
+    import keras
+
+    from video_emotion.modeling.inputs import model_inputs
+    from video_emotion.modeling.model import build_model
+
+    mods = list(model_cfg.modalities)
+    tk, vk = usable(train, mods), usable(val, mods)
+    if tk.sum() == 0 or vk.sum() == 0:
+        raise TrainingError(f"no train or val clip is usable for modalities {mods} (no face / no audio); "
+                         "check the corpus and preprocess settings")
+    keras.utils.set_random_seed(cfg.seed)
+    n_audio = train["A"].shape[-1] if "A" in train else 200
+    model = build_model(model_cfg, settings["n_frames"], settings["image_size"], pretrained, n_audio_frames=n_audio)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    xs = lambda d, k: model_inputs(d, k, mods)  # noqa: E731
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
+    t0 = time.perf_counter()
+    hist = model.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),
+                     epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
+                     class_weight=class_weights(train["y"][tk], len(LABELS)) if cfg.class_weights else None,
+                     verbose=verbose)
+    seconds = time.perf_counter() - t0
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    epochs_run = len(history.get("loss", []))
+    best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else epochs_run - 1
+    metrics = {
+        "train_clips": int(tk.sum()), "val_clips": int(vk.sum()),
+        "train_clips_without_face": int((~tk).sum()),
+        "epochs_run": epochs_run, "best_epoch": best + 1,
+        "best_val_loss": history["val_loss"][best], "best_val_accuracy": history["val_accuracy"][best],
+        "train_seconds": round(seconds, 2),
+        "train_clips_per_second": round(int(tk.sum()) * epochs_run / seconds, 2),
+    }
+    return model, history, metrics

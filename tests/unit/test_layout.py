@@ -1,0 +1,105 @@
+"""The package's shape: layers import only downward, modules stay small, and every DVC stage depends on
+every module it imports (so a code change can never leave `dvc repro` wrongly "up to date")."""
+
+import ast
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PKG = ROOT / "src" / "video_emotion"
+
+# Floors, bottom to top: a module may import its own floor and the floors below.
+FLOORS = {
+    "config": 0, "labels": 0, "io_utils": 0, "security": 0,
+    "data": 1, "features": 1, "text": 1,
+    "modeling": 2, "inference": 2,
+    "serving": 3, "stages": 3, "cli": 3, "commands": 3,
+}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every video_emotion module a file imports, at module level or inside functions."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("video_emotion")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("video_emotion"):
+            out.add(node.module)
+            for a in node.names:  # `from video_emotion.x import y` may import the submodule y
+                if (PKG.parent / (node.module.replace(".", "/") + f"/{a.name}.py")).is_file() or \
+                        (PKG.parent / (node.module.replace(".", "/") + f"/{a.name}")).is_dir():
+                    out.add(f"{node.module}.{a.name}")
+    return out
+
+
+def _file_of(module: str) -> Path:
+    base = PKG.parent / module.replace(".", "/")
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _floor(module: str) -> int:
+    parts = module.split(".")
+    return FLOORS[parts[1]] if len(parts) > 1 else 0
+
+
+def test_every_module_has_a_floor():
+    for f in PKG.rglob("*.py"):
+        name = _module_name(f)
+        if name != "video_emotion":
+            assert name.split(".")[1] in FLOORS, f"{name}: not in a known layer; add it to FLOORS"
+
+
+def test_no_import_runs_upward():
+    upward = []
+    for f in PKG.rglob("*.py"):
+        me = _module_name(f)
+        if me == "video_emotion":
+            continue
+        for imp in _imports(f):
+            if imp != "video_emotion" and _floor(imp) > _floor(me):
+                upward.append(f"{me} imports {imp}")
+    assert not upward, "imports that run up the layers:\n" + "\n".join(sorted(upward))
+
+
+def test_modules_stay_small():
+    sizes = {_module_name(f): len(f.read_text(encoding="utf-8").splitlines()) for f in PKG.rglob("*.py")}
+    assert not {m: n for m, n in sizes.items() if n > 300}, "modules over 300 lines"
+    assert sizes["video_emotion.cli"] < 150
+    stages = {m: n for m, n in sizes.items() if m.startswith("video_emotion.stages.") and m != "video_emotion.stages.runner"}
+    assert not {m: n for m, n in stages.items() if n >= 120}, "stage modules of 120 lines or more"
+
+
+def _closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen or not _file_of(m).is_file():
+            continue
+        seen.add(m)
+        todo += _imports(_file_of(m))
+        parts = m.split(".")  # importing a.b.c runs a/__init__ and a/b/__init__ too
+        todo += [".".join(parts[:i]) for i in range(2, len(parts))]
+    return seen
+
+
+def test_dvc_stages_depend_on_every_module_they_import():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        deps = [ROOT / d for d in stage["deps"] if d.startswith("src/")]
+        missing = []
+        for m in _closure(f"video_emotion.stages.{name}"):
+            f = _file_of(m)
+            if f.name == "__init__.py" and not _imports(f):
+                continue  # a package docstring: nothing that could change what a stage computes
+            if m != "video_emotion" and not any(f == d or d in f.parents for d in deps):
+                missing.append(str(f.relative_to(ROOT)))
+        assert not missing, f"stage {name} imports modules dvc.yaml does not list as deps: {sorted(missing)}"
