@@ -8,6 +8,7 @@ This module streams windows through the model in batches and assembles the resul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
 from video_emotion.labels import TRANSLATIONS, polarity, translate
 from video_emotion.modeling.inputs import model_inputs
+
+
+class AnalysisStopped(Exception):
+    """The caller's `should_stop` turned true: the analysis was abandoned part-way."""
 
 
 class _AudioTrack:
@@ -107,13 +112,15 @@ class _Readings:
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
                   batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
                   transcript_lang: str | None = None, min_frames: int = 1,
-                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True) -> dict[str, Any]:
+                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True,
+                  should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """The analysis-result contract (see the design notes) for one video.
 
     `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
     it is timed; `lang` (en|zh) adds translated label names beside the canonical English keys.
     `fast=False` runs the whole-frame face detector on every sampled frame (the reference path that
-    the benchmark compares the default tracking path with).
+    the benchmark compares the default tracking path with). `should_stop` is polled between windows;
+    when it turns true the analysis ends with `AnalysisStopped` (a service whose client left).
     """
     if lang not in TRANSLATIONS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
@@ -139,6 +146,8 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     frames_analysed = 0
     pending: list[Window] = []
     for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast, info=info):
+        if should_stop is not None and should_stop():
+            raise AnalysisStopped(f"{path.name}: stopped after {frames_analysed} frames")
         pending.append(w)
         frames_analysed += w.new_frames
         if bar is not None:
@@ -182,4 +191,4 @@ def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: i
     return result
 
 
-__all__ = ["ModelBundle", "VideoError", "analyze_video", "iter_windows", "summarize"]
+__all__ = ["AnalysisStopped", "ModelBundle", "VideoError", "analyze_video", "iter_windows", "summarize"]
