@@ -12,7 +12,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install assets browser run test lock clean-outputs bento-import serve apikey bento bench
+.PHONY: install assets browser speech run test lock clean-outputs bento-import serve apikey bento bench
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,14 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei > /dev/null; \
 	else echo "chromium missing and not root: install it (apt-get install chromium fonts-wqy-zenhei) or the browser tests fail"; fi; }
 
-test: assets browser
+# Speech tests speak English with Debian's espeak-ng (no voice download); installed here when run as root.
+speech:
+	@command -v espeak-ng > /dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian espeak-ng for the speech tests"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng > /dev/null; \
+	else echo "espeak-ng missing and not root: install it (apt-get install espeak-ng) or the speech tests fail"; fi; }
+
+test: assets browser speech
 	$(BIN)/python -m pytest -q
 
 # Serving: import the registry champion into the BentoML store, create a key, serve on :3000.
@@ -54,8 +61,11 @@ bento-import: install
 apikey: install
 	$(BIN)/video-emotion apikey create --name $(or $(NAME),default)
 
+# Speech recognition uses params.yaml's paths.whisper_dir unless VIDEO_EMOTION_WHISPER_DIR says otherwise.
 serve: bento-import
-	$(BIN)/bentoml serve --host 127.0.0.1 --port $(or $(PORT),3000)
+	VIDEO_EMOTION_WHISPER_DIR=$${VIDEO_EMOTION_WHISPER_DIR:-$$($(BIN)/python -c \
+	  "from video_emotion.config import load_params; print(load_params().path('whisper_dir'))")} \
+	  $(BIN)/bentoml serve --host 127.0.0.1 --port $(or $(PORT),3000)
 
 bento: bento-import
 	$(BIN)/bentoml build

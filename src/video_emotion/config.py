@@ -20,6 +20,7 @@ class Paths:
     model_dir: str = "models/video_emotion"
     pretrained: str = "models/pretrained/fer2013_mini_xception.hdf5"
     real_faces_dir: str = "data/external/real_faces"
+    whisper_dir: str = "models/pretrained/whisper-base"  # speech recognition model (make assets)
     metrics_dir: str = "metrics"
     plots_dir: str = "plots"
 

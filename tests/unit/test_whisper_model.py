@@ -87,3 +87,17 @@ def test_the_pins_are_the_real_release():
     assert wm.MODEL_BIN_SIZE == 145_217_607
     assert wm.MODEL_BIN_SHA256 == "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
     assert all(re.fullmatch(r"[0-9a-f]{64}", p.sha256) for p in wm.WHISPER_WHEELS)
+
+
+def test_the_installed_model_verifies_without_download(monkeypatch, tmp_path):
+    """`make assets` on a machine with the model in place: every sha256 checked, nothing fetched."""
+    from tests.speech_media import require_whisper
+
+    model_dir = require_whisper()
+
+    def no_network(*a, **k):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(wm.subprocess, "run", no_network)
+    assert wm.fetch_whisper(model_dir, tmp_path / "cache") == model_dir
+    assert wm.is_installed(model_dir, verify=True)
