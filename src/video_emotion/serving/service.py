@@ -5,10 +5,16 @@ champion by default). Every request goes through the same `analyze_video` as the
 preprocessing come from the model bundle. Bad input gets a 4xx JSON error and never takes the
 service down; uploads are written to a private temp file that is always removed.
 
+Errors: only input errors get a 4xx with a message (`forms.BadRequest`, `VideoError` 422,
+`TranscriptError` 400); anything else is a server fault, logged in full with a request id and
+answered `500 {"error": ..., "request_id": ...}` without internals. Every answer carries the id in
+`X-Request-ID`. An analysis stops at its next window when its client disconnects, and its slot is
+freed only when the work has stopped (see slots.py).
+
 Settings (environment): VIDEO_EMOTION_BENTO_MODEL (default video-emotion:latest),
-VIDEO_EMOTION_MAX_UPLOAD_MB (200), VIDEO_EMOTION_MAX_DURATION_S (600), VIDEO_EMOTION_CONCURRENCY
-(analyses at once; default one per core), VIDEO_EMOTION_API_KEYS /
-VIDEO_EMOTION_API_KEY_FILE (see auth.py).
+VIDEO_EMOTION_MAX_UPLOAD_MB (200), VIDEO_EMOTION_MAX_DURATION_S (600), VIDEO_EMOTION_MAX_ANALYSIS_S
+(time budget of one analysis, 600), VIDEO_EMOTION_CONCURRENCY (analyses at once; default one per
+core), VIDEO_EMOTION_API_KEYS / VIDEO_EMOTION_API_KEY_FILE (see auth.py).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import asyncio
 import json
 import logging
 import os
-import tempfile
+import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +32,16 @@ import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
-from video_emotion.features.video import VIDEO_SUFFIXES
 from video_emotion.serving.auth import GuardMiddleware
+from video_emotion.serving.forms import AnalyzeRequest, BadRequest, ClientGone, parse_fields, read_form, save_upload
+from video_emotion.serving.slots import Slots, Stop, watch_disconnect
 
 log = logging.getLogger("video_emotion.serving.service")
 
 MODEL_TAG = os.environ.get("VIDEO_EMOTION_BENTO_MODEL", "video-emotion:latest")
 MAX_UPLOAD_BYTES = int(float(os.environ.get("VIDEO_EMOTION_MAX_UPLOAD_MB", "200")) * (1 << 20))
 MAX_DURATION_S = float(os.environ.get("VIDEO_EMOTION_MAX_DURATION_S", "600"))
-MAX_TRANSCRIPT_BYTES = 1 << 20
+MAX_ANALYSIS_S = float(os.environ.get("VIDEO_EMOTION_MAX_ANALYSIS_S", "600"))
 MIN_FRAMES = 3
 WEB_DIR = Path(__file__).parent / "web"
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
@@ -41,47 +49,11 @@ WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css"
 app = FastAPI(title="video-emotion", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _float_field(form: Any, name: str) -> float | None:
-    raw = form.get(name)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if not isinstance(raw, str):
-        raise BadRequest(400, f"`{name}` must be a number, not a file")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(400, f"`{name}` must be a number, got {raw[:40]!r}") from None
-    if not (0 < value <= 60):
-        raise BadRequest(400, f"`{name}` must be in (0, 60] frames per second, got {value}")
-    return value
-
-
-async def _text_field(form: Any, name: str) -> str | None:
-    raw = form.get(name)
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        data = raw.encode("utf-8")
-    else:
-        data = await raw.read(MAX_TRANSCRIPT_BYTES + 1)
-    if len(data) > MAX_TRANSCRIPT_BYTES:
-        raise BadRequest(413, f"`{name}` over the {MAX_TRANSCRIPT_BYTES >> 10} KiB limit")
-    if not data.strip():
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadRequest(400, f"`{name}` must be UTF-8 text (plain, .srt or .vtt)") from None
+def _error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
+    if request_id is None:
+        return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message, "request_id": request_id}, status_code=status,
+                        headers={"x-request-id": request_id})
 
 
 @bentoml.service(name="video_emotion", traffic={"timeout": 900, "max_concurrency": 16}, workers=1)
@@ -101,7 +73,7 @@ class VideoEmotion:
         # One analysis per core at a time (VIDEO_EMOTION_CONCURRENCY overrides): decoding and face
         # search of one request overlap the CNN of another (measured on 2 cores: p95 at
         # concurrency 4 1.76 s with one slot, 1.37 s with two); more requests queue here.
-        self.slots = asyncio.Semaphore(int(os.environ.get("VIDEO_EMOTION_CONCURRENCY", "0")) or (os.cpu_count() or 2))
+        self.slots = Slots(int(os.environ.get("VIDEO_EMOTION_CONCURRENCY", "0")) or (os.cpu_count() or 2))
         log.info("serving %s (registry version %s)", self.model_tag, info.get("version", "?"))
 
     @app.get("/favicon.ico")
@@ -141,73 +113,60 @@ class VideoEmotion:
     @app.post("/analyze")
     async def analyze(self, request: Request) -> JSONResponse:
         from video_emotion.features.video import VideoError
+        from video_emotion.inference.analyze import AnalysisStopped
         from video_emotion.text.sentiment import TranscriptError
 
+        rid = uuid.uuid4().hex[:16]
         tmp_path: Path | None = None
         form = None
+        stop = Stop(MAX_ANALYSIS_S)
         try:
-            ctype = request.headers.get("content-type", "")
-            if not ctype.startswith("multipart/form-data"):
-                raise BadRequest(415, "send multipart/form-data with the video in the field `video`")
+            form = await read_form(request)
+            fields = await parse_fields(form)
+            tmp_path = await save_upload(fields.upload)
+            await form.close()  # the parser's spooled copy is no longer needed
+            watcher = asyncio.ensure_future(watch_disconnect(request.receive, stop))
             try:
-                form = await request.form(max_files=2, max_fields=10)
-            except Exception as exc:  # malformed multipart bodies
-                raise BadRequest(400, f"malformed multipart body: {exc}") from None
-            upload = form.get("video")
-            if upload is None or isinstance(upload, str):
-                raise BadRequest(400, "no file in the field `video`")
-            lang = form.get("lang") or "en"
-            if lang not in ("en", "zh"):
-                raise BadRequest(400, f"`lang` must be en or zh, got {str(lang)[:20]!r}")
-            sample_fps = _float_field(form, "sample_fps")
-            transcript = await _text_field(form, "transcript")
-            transcript_lang = form.get("transcript_lang") or None
-            if transcript_lang not in (None, "en", "zh"):
-                raise BadRequest(400, f"`transcript_lang` must be en or zh, got {str(transcript_lang)[:20]!r}")
-            suffix = Path(upload.filename or "").suffix.lower()
-            fd, name = tempfile.mkstemp(prefix="video-emotion-upload-", suffix=suffix if suffix in VIDEO_SUFFIXES else ".bin")
-            tmp_path = Path(name)
-            size = 0
-            with os.fdopen(fd, "wb") as out:
-                while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    out.write(chunk)
-            if size == 0:
-                raise BadRequest(400, "the uploaded video is empty (0 bytes)")
-            async with self.slots:
-                result = await asyncio.to_thread(self._run, tmp_path, sample_fps, lang, transcript, transcript_lang)
-            result["video"] = Path(upload.filename or "upload").name
-            return JSONResponse(result)
+                log.info("request %s: analysing %s (%d bytes)", rid, fields.filename, tmp_path.stat().st_size)
+                result = await self.slots.run(partial(self._run, tmp_path, fields, stop), stop)
+            finally:
+                watcher.cancel()
+            result["video"] = fields.filename
+            return JSONResponse(result, headers={"x-request-id": rid})
         except BadRequest as exc:
-            return _error(exc.status, exc.message)
+            return _error(exc.status, exc.message, rid)
         except TranscriptError as exc:
-            return _error(400, f"transcript: {exc}")
+            return _error(400, f"transcript: {exc}", rid)
         except VideoError as exc:
-            return _error(422, f"cannot analyse the video: {str(exc).replace(str(tmp_path), 'upload')}")
-        except ValueError as exc:
-            return _error(400, str(exc))
-        except Exception:  # a bug, not bad input: logged in full, answered without internals
-            log.exception("analysis failed")
-            return _error(500, "internal error while analysing the video; see the server log")
+            return _error(422, f"cannot analyse the video: {str(exc).replace(str(tmp_path), 'upload')}", rid)
+        except (ClientGone, AnalysisStopped) as exc:
+            if stop.gone.is_set() or isinstance(exc, ClientGone):
+                log.info("request %s: client disconnected; analysis stopped, slot freed", rid)
+                return _error(499, "client closed the request", rid)
+            log.warning("request %s: analysis stopped after the %.0f s budget", rid, MAX_ANALYSIS_S)
+            return _error(503, f"the analysis took longer than {MAX_ANALYSIS_S:.0f} s; try a lower sample_fps", rid)
+        except Exception:  # a server fault, not bad input: logged in full, answered without internals
+            log.exception("request %s: internal error", rid)
+            return _error(500, f"internal error (request id {rid}); the server log has the details", rid)
         finally:
             if form is not None:
                 await form.close()
             if tmp_path is not None:
                 tmp_path.unlink(missing_ok=True)
 
-    def _run(self, path: Path, sample_fps: float | None, lang: str, transcript: str | None,
-             transcript_lang: str | None = None) -> dict[str, Any]:
+    def _run(self, path: Path, fields: AnalyzeRequest, stop: Stop) -> dict[str, Any]:
         import cv2
 
         from video_emotion.features.video import VideoError, probe
         from video_emotion.inference.analyze import analyze_video
 
-        info = probe(path)
-        if info.duration_s > MAX_DURATION_S:
-            raise BadRequest(413, f"video is {info.duration_s:.0f} s long; the limit is {MAX_DURATION_S:.0f} s")
         try:
-            return analyze_video(path, self.bundle, sample_fps=sample_fps, lang=lang, transcript=transcript,
-                                 transcript_lang=transcript_lang, min_frames=MIN_FRAMES)
+            info = probe(path)
+            if info.duration_s > MAX_DURATION_S:
+                raise BadRequest(413, f"video is {info.duration_s:.0f} s long; the limit is {MAX_DURATION_S:.0f} s")
+            return analyze_video(path, self.bundle, sample_fps=fields.sample_fps, lang=fields.lang,
+                                 transcript=fields.transcript, transcript_lang=fields.transcript_lang,
+                                 min_frames=MIN_FRAMES, should_stop=stop)
         except cv2.error as exc:  # a stream OpenCV opens but cannot decode
             raise VideoError(f"undecodable video stream ({exc.err or 'OpenCV error'})") from None
 
