@@ -25,10 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--lang", choices=["en", "zh"], default="en", help="language of the label names in the result")
     a.add_argument("--transcript", default=None, help="transcript (plain text, .srt or .vtt) of the video")
     a.add_argument("--transcript-lang", choices=["en", "zh"], default=None, help="transcript language (default: detected)")
+    a.add_argument("--transcribe", choices=["auto", "off"], default="auto",
+                   help="recognise the speech of videos without --transcript (offline Whisper base; default auto)")
+    a.add_argument("--speech-lang", default=None, help="language spoken (en, zh, ...; default: detected)")
     a.add_argument("--format", choices=["json", "csv"], default="json")
     a.add_argument("--out", default=None, help="write here instead of stdout")
     a.set_defaults(func=commands.cmd_analyze)
-    sub.add_parser("assets", help="fetch pinned pretrained weights and real test footage (offline-safe)"
+    sub.add_parser("assets", help="fetch pinned pretrained weights, real test footage and the speech model"
                    ).set_defaults(func=commands.cmd_assets)
     k = sub.add_parser("keys", help="data key for the encrypted test split: init | ensure | status | rotate")
     k.add_argument("action", choices=["init", "ensure", "status", "rotate"])

@@ -92,10 +92,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from video_emotion.inference.analyze import analyze_video
     from video_emotion.inference.bundle import load_bundle
     from video_emotion.inference.summary import format_results
+    from video_emotion.inference.words import check_options
     from video_emotion.io_utils import write_text
 
     try:
-        bundle = load_bundle(args.model, _params(args))
+        check_options(args.transcribe, args.speech_lang)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    params = _params(args)
+    try:
+        bundle = load_bundle(args.model, params)
     except Exception as exc:  # a missing model is one clear line, not a traceback
         print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
         return 2
@@ -106,15 +113,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             print(f"error: transcript {args.transcript}: {exc}", file=sys.stderr)
             return 2
-    results, failed = [], 0
+    results, failed, noted = [], 0, set()
     for path in args.paths:
         try:
-            results.append(analyze_video(path, bundle, sample_fps=args.sample_fps, lang=args.lang,
-                                         progress=sys.stderr.isatty(), transcript=transcript,
-                                         transcript_lang=args.transcript_lang))
+            res = analyze_video(path, bundle, sample_fps=args.sample_fps, lang=args.lang,
+                                progress=sys.stderr.isatty(), transcript=transcript,
+                                transcript_lang=args.transcript_lang, transcribe=args.transcribe,
+                                speech_lang=args.speech_lang, speech_model=params.path("whisper_dir"))
         except (VideoError, ValueError, OSError) as exc:
             failed += 1
             print(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        results.append(res)
+        note = res["speech"].get("note")
+        if res["speech"]["status"] in ("unavailable", "failed") and note not in noted:
+            noted.add(note)  # said once, not once per video; the result carries it too
+            print(f"note: {path}: {note} (face analysis complete; --transcribe off to skip speech)", file=sys.stderr)
     text = format_results(results, args.format, single=len(args.paths) == 1)
     if args.out:
         write_text(args.out, text)

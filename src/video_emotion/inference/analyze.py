@@ -2,7 +2,8 @@
 and evaluation.
 
 The work lives in the rooms below: frame windows and their face crops (`windows`), the model
-(`bundle`), audio features (`features.audio`), words (`text.sentiment`) and the summary (`summary`).
+(`bundle`), audio features (`features.audio`), words (`words`: a transcript or recognised speech,
+scored by `text.sentiment`) and the summary (`summary`).
 This module streams windows through the model in batches and assembles the result contract.
 """
 
@@ -18,8 +19,10 @@ from video_emotion.features.video import VideoError, probe
 from video_emotion.inference.bundle import ModelBundle
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
+from video_emotion.inference.words import Words, check_options
 from video_emotion.labels import TRANSLATIONS, polarity, translate
 from video_emotion.modeling.inputs import model_inputs
+from video_emotion.text.speech import Transcriber
 
 
 class AnalysisStopped(Exception):
@@ -112,18 +115,23 @@ class _Readings:
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
                   batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
                   transcript_lang: str | None = None, min_frames: int = 1,
-                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True,
+                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True, transcribe: str = "auto",
+                  speech_lang: str | None = None, speech_model: Transcriber | str | Path | None = None,
                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """The analysis-result contract (see the design notes) for one video.
 
     `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
-    it is timed; `lang` (en|zh) adds translated label names beside the canonical English keys.
+    it is timed. Without one, `transcribe="auto"` recognises the speech of the audio track once with
+    `speech_model` (a Whisper model folder or a `Transcriber`; None: no recognition), in `speech_lang`
+    (None: detected); `"off"` skips it. The result's `speech` block says what happened.
+    `lang` (en|zh) adds translated label names beside the canonical English keys.
     `fast=False` runs the whole-frame face detector on every sampled frame (the reference path that
     the benchmark compares the default tracking path with). `should_stop` is polled between windows;
     when it turns true the analysis ends with `AnalysisStopped` (a service whose client left).
     """
     if lang not in TRANSLATIONS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
+    check_options(transcribe, speech_lang)
     text = None
     if transcript is not None:
         from video_emotion.text.sentiment import analyze_transcript
@@ -137,6 +145,21 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     if sample_fps is not None and not (0 < sample_fps <= 120):
         raise ValueError(f"sample_fps must be in (0, 120], got {sample_fps}")
     audio = _AudioTrack(path, bundle.n_audio_frames) if "audio" in bundle.modalities else None
+    words = Words(path, text, transcribe, speech_lang, speech_model, audio.samples if audio else None,
+                  audio_decoded=audio is not None)
+    try:
+        readings, frames_analysed = _read_frames(path, bundle, info, lang, audio, sample_fps, batch_windows,
+                                                 progress, detect_interval_s, fast, should_stop)
+    except BaseException:
+        words.cancel()
+        raise
+    return _result(path, info, bundle, lang, frames_analysed, readings, words)
+
+
+def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _AudioTrack | None,
+                 sample_fps: float | None, batch_windows: int, progress: bool, detect_interval_s: float,
+                 fast: bool, should_stop: Callable[[], bool] | None = None) -> tuple[_Readings, int]:
+    """Every window of the video through the model, in batches."""
     readings = _Readings(bundle, lang, audio, batch_windows)
     bar = None
     if progress:
@@ -158,11 +181,11 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     readings.add(pending)
     if bar is not None:
         bar.close()
-    return _result(path, info, bundle, lang, frames_analysed, readings, text)
+    return readings, frames_analysed
 
 
 def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: int, readings: _Readings,
-            text: dict[str, Any] | None) -> dict[str, Any]:
+            words: Words) -> dict[str, Any]:
     from video_emotion.text.sentiment import align, fuse
 
     timeline = sorted(readings.timeline, key=lambda s: s["start_s"])
@@ -181,10 +204,15 @@ def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: i
         "faces": [{"track": n, "timeline": segs, "summary": summarize(segs, bundle.labels, lang)}
                   for n, (_, segs) in enumerate(sorted(readings.face_tracks.items()))],
     }
+    text, result["speech"] = words.finish()
+    scored = text is not None and text["score"] is not None
     if text is not None:
-        align(timeline, text)
+        if scored:
+            align(timeline, text)
         result["transcript"] = text
-    combined, how = fuse(result["summary"]["sentiment_score"], text["score"] if text else None)
+    combined, how = fuse(result["summary"]["sentiment_score"], text["score"] if scored else None,
+                         words="recognised speech" if text and text["source"] == "asr" else "transcript",
+                         no_words=text.get("note", "") if text else words.no_words())
     result["summary"]["combined_sentiment_score"] = combined
     result["summary"]["combined_sentiment"] = polarity(combined) if combined is not None else None
     result["summary"]["sentiment_sources"] = how
