@@ -172,3 +172,43 @@ def test_plaintext_path_is_removed_after_use(sealed, ring):
     with pytest.raises(ss.SecureStoreError):
         with ss.plaintext_path(sealed, ring, "raw/other.bin") as p:
             pass
+
+
+def test_a_tampered_chunk_size_is_refused_before_any_large_allocation(sealed, ring):
+    """The header is authenticated only with the first chunk: a chunk size raised to 4 GiB (and a
+    matching chunk length) must fail on the header, not make the reader allocate gigabytes."""
+    import struct
+    import tracemalloc
+
+    raw = bytearray(sealed.read_bytes())
+    struct.pack_into(">I", raw, 14, 0xFFFFFFFF)  # chunk_size, after magic (6) and key id (8)
+    struct.pack_into(">I", raw, ss.HEADER.size, 0xFFFFFFF0)  # chunk 0's ciphertext length
+    sealed.write_bytes(bytes(raw))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ss.SecureStoreError, match=r"a\.bin\.enc: corrupt header \(chunk size 4294967295"):
+            ss.decrypt_bytes(sealed, ring, "raw/a.bin")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated while reading a tampered header"
+    for bad in (0, ss.MAX_CHUNK + 1):
+        with pytest.raises(ValueError, match="chunk size"):
+            ss.encrypt_stream(io.BytesIO(b"x"), io.BytesIO(), ring.current_key, "n", chunk=bad)
+
+
+def test_without_memory_storage_plaintext_goes_to_a_private_folder_and_says_so(sealed, ring, monkeypatch, caplog):
+    from video_emotion.security import scratch
+
+    monkeypatch.setattr(scratch, "_memory_dir", lambda: None)  # a system without /dev/shm
+    caplog.set_level("WARNING", logger="video_emotion.security.scratch")
+    with ss.plaintext_path(sealed, ring, "raw/a.bin", suffix=".bin") as p:
+        assert not str(p).startswith("/dev/shm/")
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600 and stat.S_IMODE(p.parent.stat().st_mode) == 0o700
+        assert sorted(os.listdir(p.parent)) == [p.name]  # a folder of its own, nobody else's files
+        kept = p
+    assert not kept.exists() and not kept.parent.exists()
+    assert "no memory-backed storage (/dev/shm)" in caplog.text and "0700" in caplog.text
+    with ss.scratch_dir() as d:
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert caplog.text.count("no memory-backed storage") == 2  # said every time, not once per process

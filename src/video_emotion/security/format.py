@@ -9,6 +9,10 @@ Chunk i is sealed with nonce = nonce_prefix || u32(i) and associated data = head
 name || u32(i) || final-flag, so that a flipped byte, a dropped or reordered chunk, a truncated file
 (no chunk flagged final) and a file swapped for another (different logical name) all fail to
 authenticate. Files stream through in chunks: a large clip is never held twice in memory.
+
+The header is only authenticated with the first chunk, so nothing read from it is trusted before:
+a chunk size outside [1, MAX_CHUNK] is refused at once (a tampered size would otherwise make the
+reader allocate up to 4 GiB for a "chunk" before any check could fail).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from video_emotion.security.keyring import KeyRing, SecureStoreError, key_id
 MAGIC = b"VEENC1"
 HEADER = struct.Struct(">6s8sI8s")
 CHUNK = 1 << 20
+MAX_CHUNK = 16 << 20  # writers use CHUNK; anything larger in a header is corruption or tampering
 SUFFIX = ".enc"
 
 
@@ -38,6 +43,8 @@ def _aad(header: bytes, name: str, index: int, final: bool) -> bytes:
 
 def encrypt_stream(src: io.BufferedIOBase, dst: io.BufferedIOBase, key: bytes, name: str, chunk: int = CHUNK) -> None:
     """Encrypt everything readable from `src` into `dst` under the logical `name`."""
+    if not 1 <= chunk <= MAX_CHUNK:
+        raise ValueError(f"chunk size must be in [1, {MAX_CHUNK}], got {chunk}")
     prefix = secrets.token_bytes(8)
     header = HEADER.pack(MAGIC, key_id(key), chunk, prefix)
     aes = AESGCM(key)
@@ -69,6 +76,9 @@ def decrypt_stream(path: str | Path, ring: KeyRing, name: str) -> Iterator[bytes
         magic, kid, chunk, prefix = HEADER.unpack(header)
         if magic != MAGIC:
             raise SecureStoreError(f"{path}: not a video-emotion encrypted file (bad magic)")
+        if not 1 <= chunk <= MAX_CHUNK:
+            raise SecureStoreError(f"{path}: corrupt header (chunk size {chunk} outside 1..{MAX_CHUNK}; "
+                                   "tampered or damaged)")
         if kid not in ring.keys:
             raise SecureStoreError(f"{path}: encrypted with key id {kid.hex()}, which is not the configured key "
                                    f"({ring.current.hex() or 'none'} from {ring.source}): wrong key")
