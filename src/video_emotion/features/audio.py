@@ -13,6 +13,14 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 16000
+LIST_TIMEOUT_S = 30.0     # listing a file's streams reads only its header
+DECODE_TIMEOUT_S = 300.0  # decoding the audio of a long video; a stuck ffmpeg is killed, never waited on
+_STREAM = re.compile(r"^\s*Stream #\d+:\d+\S*: (Video|Audio): (.*)$")
+_START = re.compile(r"\bstart (-?\d+(?:\.\d+)?)")
+
+
+class AudioError(ValueError):
+    """Audio that cannot be read: no audio stream, an unreadable file, or ffmpeg taking too long."""
 
 
 def ffmpeg_exe() -> str:
@@ -21,28 +29,76 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _ffmpeg(args: list[str], timeout: float, path: str | Path) -> subprocess.CompletedProcess:
+    """Run the shipped ffmpeg with a deadline (on expiry the process is killed and AudioError raised)."""
+    try:
+        return subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", *args], capture_output=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AudioError(f"{path}: ffmpeg did not finish within {timeout:.0f} s") from None
+
+
+def _input_streams(stderr: str) -> list[tuple[str, float]]:
+    """(kind, start time in s) of the input's video and audio streams, from ffmpeg's verbose listing.
+
+    ffmpeg prints a stream's start only when it is not zero; cover art is not the video."""
+    listing = stderr.split("Stream mapping:")[0].split("\nOutput #")[0]
+    out = []
+    for line in listing.splitlines():
+        m = _STREAM.match(line)
+        if m and "(attached pic)" not in m.group(2):
+            start = _START.search(m.group(2))
+            out.append((m.group(1), float(start.group(1)) if start else 0.0))
+    return out
+
+
 def has_audio(path: str | Path) -> bool:
     """Whether a media file has an audio stream (ffmpeg's stream listing)."""
-    res = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    return bool(re.search(r"Stream #\d+:\d+.*: Audio:", res.stderr))
+    res = _ffmpeg(["-i", str(path)], LIST_TIMEOUT_S, path)
+    return any(kind == "Audio" for kind, _ in _input_streams(res.stderr.decode(errors="replace")))
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE, max_s: float | None = None) -> np.ndarray:
-    """Mono float32 samples in [-1, 1] at `sr` from a video's audio track or an audio file."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(sr)]
+    """Mono float32 samples in [-1, 1] at `sr` from a video's (first) audio track or an audio file.
+
+    Sample 0 is the video's first frame: an audio track that starts later than the video stream is
+    preceded by silence, one that starts earlier is cut (stream start times from ffmpeg's listing),
+    so audio and frame timestamps share one clock.
+    """
+    cmd = ["-v", "verbose", "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sr)]
     if max_s:
-        cmd += ["-t", f"{max_s:.3f}"]
-    res = subprocess.run(cmd + ["-f", "s16le", "-"], capture_output=True)
+        cmd += ["-t", f"{max_s + 1.0:.3f}"]  # room for an audio track that starts before the video
+    res = _ffmpeg(cmd + ["-f", "s16le", "-"], DECODE_TIMEOUT_S, path)
+    err = res.stderr.decode(errors="replace")
+    streams = _input_streams(err)
     if res.returncode != 0:
-        raise ValueError(f"{path}: no readable audio ({res.stderr.decode(errors='replace').strip()[:200]})")
-    return np.frombuffer(res.stdout, dtype="<i2").astype(np.float32) / 32768.0
+        if streams and not any(kind == "Audio" for kind, _ in streams):
+            raise AudioError(f"{path}: no audio stream")
+        why = [re.sub(r"^\[[^]]*\] *", "", ln) for ln in err.splitlines() if "rror" in ln or "No such" in ln or "Invalid data" in ln]
+        raise AudioError(f"{path}: no readable audio ({(why[0] if why else err[-200:]).strip()[:200]})")
+    samples = np.frombuffer(res.stdout, dtype="<i2").astype(np.float32) / 32768.0
+    shift = audio_offset(streams)
+    n = int(round(abs(shift) * sr))
+    if shift > 0:
+        samples = np.concatenate([np.zeros(n, np.float32), samples])
+    elif shift < 0:
+        samples = samples[n:]
+    return samples[: int(round(max_s * sr))] if max_s else samples
+
+
+def audio_offset(streams: list[tuple[str, float]]) -> float:
+    """Seconds by which the first audio stream starts after the first video stream (0 without video)."""
+    video = next((t for kind, t in streams if kind == "Video"), None)
+    audio = next((t for kind, t in streams if kind == "Audio"), None)
+    return 0.0 if video is None or audio is None else audio - video
 
 
 def mux(video: str | Path, wav: str | Path, out: str | Path) -> Path:
     """Copy `video`'s stream and add `wav` as an AAC track (used to build real-layout fixtures)."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(video), "-i", str(wav), "-c:v", "copy", "-c:a", "aac",
-           "-shortest", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True)
+    res = _ffmpeg(["-v", "error", "-y", "-i", str(video), "-i", str(wav), "-c:v", "copy", "-c:a", "aac",
+                   "-shortest", str(out)], DECODE_TIMEOUT_S, video)
+    if res.returncode != 0:
+        raise AudioError(f"{video}: could not add {wav} ({res.stderr.decode(errors='replace').strip()[:200]})")
     return Path(out)
 
 

@@ -1,11 +1,16 @@
-"""Video decoding: probing, frame sampling and streaming reads.
+"""Video decoding: probing, frame timing and streaming reads.
 
-Videos are decoded as a stream: frames that are not analysed are only grabbed (demuxed), never
-converted, and no function holds a whole video.
+Videos are decoded as a stream: frames that are not analysed are only grabbed, never converted, and
+no function holds a whole video. Container headers are not trusted for time: a WebM recorded by a
+browser has no duration (OpenCV then reports a frame count of about -2.8e17), an MPEG-TS header
+overstates its length and phone video has a variable frame rate. Frame times come from each
+decoded frame's own timestamp (`CAP_PROP_POS_MSEC`, relative to the video stream's start), and a
+header that is implausible is replaced by counting.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +20,9 @@ import numpy as np
 
 # Containers people record and share; OpenCV (FFmpeg) reads them all.
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv"})
+DEFAULT_FPS = 25.0         # a missing rate is common in raw streams; 25 is the usual container default
+MAX_HEADER_S = 24 * 3600   # a header claiming more than a day of video is not believed
+MAX_ORIGIN_S = 1.0         # a first frame later than this after the stream start begins the clock itself
 
 
 class VideoError(ValueError):
@@ -27,9 +35,13 @@ class VideoInfo:
     n_frames: int
     width: int
     height: int
+    duration: float | None = None  # measured from decoded frame timestamps, when they were counted
+    counted: bool = False          # n_frames and duration come from decoding, not from the header
 
     @property
     def duration_s(self) -> float:
+        if self.duration is not None:
+            return self.duration
         return self.n_frames / self.fps if self.fps > 0 else 0.0
 
 
@@ -41,33 +53,85 @@ def _open(path: str | Path) -> cv2.VideoCapture:
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{path}: not a readable video (unknown container or codec)")
+    # Phone clips store their rotation as metadata; frames come out upright (OpenCV's default, made explicit).
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
-def probe(path: str | Path, count: bool = False) -> VideoInfo:
-    """Container metadata; with `count`, the frame count is established by demuxing every frame.
+def plausible_fps(fps: float) -> bool:
+    return math.isfinite(fps) and 0 < fps < 1000
 
-    Container headers can lie (truncated files, variable frame rate), so ingest counts; a video that
+
+class FrameClock:
+    """The time of each decoded frame, from its own timestamp, and what that says about the stream.
+
+    A frame is shown from its timestamp until the next one's, so the stream lasts until the last
+    timestamp plus one frame interval (the last interval seen, else the nominal rate's). Timestamps
+    that are missing or run backwards are repaired from the nominal rate, never trusted blindly.
+    """
+
+    def __init__(self, fps_hint: float | None = None) -> None:
+        self.nominal = fps_hint if fps_hint and plausible_fps(fps_hint) else DEFAULT_FPS
+        self.frames = 0
+        self.origin: float | None = None
+        self.last: float | None = None
+        self.interval = 1.0 / self.nominal
+
+    def tick(self, cap: cv2.VideoCapture) -> float:
+        """Record the frame just grabbed from `cap`; return its time in seconds from the clip start."""
+        raw = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if self.origin is None:
+            ok = math.isfinite(raw) and 0.0 <= raw <= MAX_ORIGIN_S
+            self.origin = 0.0 if ok else (raw if math.isfinite(raw) else 0.0)
+            t = raw - self.origin if math.isfinite(raw) else 0.0
+        else:
+            t = raw - self.origin if math.isfinite(raw) else self.last + 1.0 / self.nominal
+            if t > self.last:
+                self.interval = t - self.last
+            t = max(t, self.last)
+        self.last = t
+        self.frames += 1
+        return t
+
+    @property
+    def duration_s(self) -> float:
+        return 0.0 if self.last is None else self.last + self.interval
+
+    @property
+    def fps(self) -> float:
+        """The nominal rate when the decoded frames agree with it (within 2 %), else the measured average."""
+        measured = self.frames / self.duration_s if self.duration_s > 0 else self.nominal
+        return self.nominal if abs(measured - self.nominal) <= 0.02 * self.nominal else measured
+
+
+def _header_plausible(n: float, fps: float) -> bool:
+    return math.isfinite(n) and n >= 1 and plausible_fps(fps) and n / fps <= MAX_HEADER_S
+
+
+def probe(path: str | Path, count: bool = False) -> VideoInfo:
+    """Frame rate, frame count, size and duration of a video.
+
+    The header's frame count is used only when it is plausible and `count` is off; otherwise every
+    frame is grabbed (decoded but not converted) and the count and duration come from the frames'
+    own timestamps. Width and height are those of the decoded (upright) first frame. A video that
     yields no decodable first frame is rejected here rather than half-way through a stage.
     """
     cap = _open(path)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n_header = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
         ok, frame = cap.read()
         if not ok or frame is None:
             raise VideoError(f"{path}: no decodable frame (corrupt, truncated or unsupported codec)")
-        if count:
-            n = 1
-            while cap.grab():
-                n += 1
-        else:
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            n = max(n, 1)
-        if not (0 < fps < 1000):
-            fps = 25.0  # a missing rate is common in raw streams; 25 is the usual container default
-        return VideoInfo(fps=fps, n_frames=n, width=width or frame.shape[1], height=height or frame.shape[0])
+        height, width = frame.shape[:2]
+        if not count and _header_plausible(n_header, fps):
+            return VideoInfo(fps=fps, n_frames=int(n_header), width=width, height=height)
+        clock = FrameClock(fps)
+        clock.tick(cap)
+        while cap.grab():
+            clock.tick(cap)
+        return VideoInfo(fps=clock.fps, n_frames=clock.frames, width=width, height=height,
+                         duration=clock.duration_s, counted=True)
     finally:
         cap.release()
 
@@ -104,5 +168,45 @@ def iter_frames(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int,
             if not ok or frame is None:
                 return
             yield idx, frame
+    finally:
+        cap.release()
+
+
+def iter_grid(path: str | Path, rate: float, clock: FrameClock | None = None) -> Iterator[tuple[list[int], np.ndarray]]:
+    """Sample a video on a uniform time grid: grid point g at `(g + 0.5) / rate` seconds.
+
+    Yields `(grid points, BGR frame)` for each decoded frame that is on screen at one or more grid
+    points, in order, without knowing the video's length: times come from the frames' timestamps,
+    so variable-frame-rate video is sampled by time, not by index. Only these frames are converted.
+    A point in a gap of the stream goes to the next frame; a clip shorter than the first point
+    still gives point 0 its first frame. `clock` (optional) is left holding the stream's frame
+    count and measured duration.
+    """
+    if not rate > 0:
+        raise ValueError(f"sampling rate must be positive, got {rate}")
+    clock = clock or FrameClock()
+    cap = _open(path)
+    g = 0
+    first: np.ndarray | None = None  # kept only until a point is served (for clips shorter than one point)
+    try:
+        while cap.grab():
+            t = clock.tick(cap)
+            due = []
+            # A frame is on screen until the next one, whose time is predicted from the last interval.
+            while (g + 0.5) / rate < t + clock.interval - 1e-6:
+                due.append(g)
+                g += 1
+            if not due and clock.frames > 1:
+                continue
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                break
+            if due:
+                first = None
+                yield due, frame
+            else:
+                first = frame
+        if g == 0 and first is not None:
+            yield [0], first
     finally:
         cap.release()

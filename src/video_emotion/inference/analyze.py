@@ -9,13 +9,14 @@ This module streams windows through the model in batches and assembles the resul
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from video_emotion.features.video import VideoError, probe
+from video_emotion.features.video import FrameClock, VideoError, VideoInfo, probe
 from video_emotion.inference.bundle import ModelBundle
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
@@ -148,8 +149,12 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     words = Words(path, text, transcribe, speech_lang, speech_model, audio.samples if audio else None,
                   audio_decoded=audio is not None)
     try:
-        readings, frames_analysed = _read_frames(path, bundle, info, lang, audio, sample_fps, batch_windows,
-                                                 progress, detect_interval_s, fast, should_stop)
+        readings, frames_analysed, info = _read_frames(path, bundle, info, lang, audio, sample_fps, batch_windows,
+                                                       progress, detect_interval_s, fast, should_stop)
+        if info.n_frames < min_frames:  # a header that promised more than the stream holds
+            raise VideoError(f"{path.name}: {info.n_frames} decodable frame(s); at least {min_frames} are needed")
+        if not words.wait(should_stop):
+            raise AnalysisStopped(f"{path.name}: stopped while transcribing its speech")
     except BaseException:
         words.cancel()
         raise
@@ -158,8 +163,9 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
 
 def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _AudioTrack | None,
                  sample_fps: float | None, batch_windows: int, progress: bool, detect_interval_s: float,
-                 fast: bool, should_stop: Callable[[], bool] | None = None) -> tuple[_Readings, int]:
-    """Every window of the video through the model, in batches."""
+                 fast: bool, should_stop: Callable[[], bool] | None = None) -> tuple[_Readings, int, VideoInfo]:
+    """Every window of the video through the model, in batches; with the video's frame count, rate and
+    duration as the stream measured them (headers lie: a browser's WebM has no duration)."""
     readings = _Readings(bundle, lang, audio, batch_windows)
     bar = None
     if progress:
@@ -168,7 +174,9 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
         bar = tqdm(total=round(info.duration_s, 1), unit="s", desc=path.name, disable=None)
     frames_analysed = 0
     pending: list[Window] = []
-    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast, info=info):
+    clock = FrameClock(info.fps)
+    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast, info=info,
+                          clock=clock):
         if should_stop is not None and should_stop():
             raise AnalysisStopped(f"{path.name}: stopped after {frames_analysed} frames")
         pending.append(w)
@@ -181,7 +189,8 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
     readings.add(pending)
     if bar is not None:
         bar.close()
-    return readings, frames_analysed
+    measured = dataclasses.replace(info, fps=clock.fps, n_frames=clock.frames, duration=clock.duration_s, counted=True)
+    return readings, frames_analysed, measured
 
 
 def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: int, readings: _Readings,

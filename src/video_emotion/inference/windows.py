@@ -14,7 +14,7 @@ import numpy as np
 
 from video_emotion.features.faces import FaceDetector
 from video_emotion.features.tracking import FaceTracker
-from video_emotion.features.video import VideoInfo, iter_frames, probe, uniform_indices
+from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
 DETECT_INTERVAL_S = 0.125  # serving looks for the face at most 8 times a second (mostly near the last box)
@@ -34,7 +34,7 @@ class Window:
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
                  detector: FaceDetector | None = None,
                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True,
-                 info: VideoInfo | None = None) -> Iterator[Window]:
+                 info: VideoInfo | None = None, clock: FrameClock | None = None) -> Iterator[Window]:
     """Windows of `bundle.window_s` seconds, each holding the model's T frames at the model's rate.
 
     At the model's own rate (T / window_s, the default) windows follow each other. A higher
@@ -44,6 +44,10 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     converted; memory holds about one window of crops whatever the video's length. The face
     detector runs every `detect_interval_s` seconds and frames in between reuse its box (faces move
     little in a quarter second); `detect_interval_s=0` detects on every sampled frame.
+
+    Frames are placed by their own timestamps as they arrive (variable frame rates, files whose
+    header has no duration); the header's frame count is never used. `clock` (optional) is left
+    holding the decoded frame count and the measured duration; the last window ends there.
     """
     info = info or probe(path)
     cfg = bundle.preprocess
@@ -59,67 +63,106 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
         k = max(1, int(round(grid_rate / model_rate)))
     every = 1 if detect_interval_s <= 0 or not fast else max(cfg.detect_every, int(round(grid_rate * detect_interval_s)))
     track = FaceTracker(detector, cfg, every, max_gap=max(8, 2 * every), track=fast)
-    n_grid = max(1, int(np.floor(info.duration_s * grid_rate + 1e-6)))
-    grid_frames = np.minimum(np.floor((np.arange(n_grid) + 0.5) * info.fps / grid_rate), info.n_frames - 1).astype(np.int64)
+    clock = clock if clock is not None else FrameClock(info.fps)
+    per_window = max(1, int(round(bundle.window_s * grid_rate)))
+    layout = _Consecutive(T, per_window, grid_rate) if k == 1 else _Interleaved(T, k, grid_rate)
     crops: dict[int, np.ndarray] = {}
     faces: dict[int, bool] = {}
     per_track: dict[int, dict[int, np.ndarray]] = {}  # grid index -> {track id: crop}
-    pos = {int(f): [] for f in grid_frames}
-    for g, f in enumerate(grid_frames):
-        pos[int(f)].append(g)
+    held: _Spec | None = None  # a window is held back until the next one is complete: the last one ends at the clip's end
+    fresh = served = 0
 
-    if k == 1:
-        per_window = max(1, int(round(bundle.window_s * grid_rate)))
-        spans = [(s, min(n_grid, s + per_window)) for s in range(0, n_grid, per_window)]
-        picks = [s + uniform_indices(e - s, T) for s, e in spans]
-        times = [(s / grid_rate, e / grid_rate) for s, e in spans]
-        covered = times
-    else:
-        # Window j starts at grid frame j*hop and takes every k-th frame for T frames. With
-        # gcd(hop, k) == 1 consecutive windows use different residues mod k, so each sampled frame
-        # goes through the CNN about once while windows start k times more often than at the model rate.
+    for points, frame in iter_grid(path, grid_rate, clock):
+        crop, face, others = track(frame)
+        for g in points:
+            crops[g], faces[g], per_track[g] = crop, face, others
+        fresh += len(points)
+        served = points[-1] + 1
+        for spec in layout.ready(served):
+            if held is not None:
+                yield _window(held, crops, faces, per_track, fresh)
+                fresh = 0
+            held = spec
+        low = int(held.picks.min()) if held is not None else layout.low()
+        for g in [g for g in crops if g < low]:  # drop crops no later window needs
+            del crops[g], faces[g], per_track[g]
+    for spec in layout.finish(served):
+        if held is not None:
+            yield _window(held, crops, faces, per_track, fresh)
+            fresh = 0
+        held = spec
+    if held is not None:
+        yield _window(held, crops, faces, per_track, fresh, end_s=max(held.start_s, clock.duration_s))
+
+
+@dataclass(frozen=True)
+class _Spec:
+    picks: np.ndarray               # grid points of the window's T frames
+    start_s: float
+    end_s: float
+    span_s: tuple[float, float]     # time covered by those frames
+
+
+class _Consecutive:
+    """Windows that follow each other, `per_window` grid points each, T of them picked uniformly."""
+
+    def __init__(self, T: int, per_window: int, rate: float) -> None:
+        self.T, self.P, self.rate, self.j = T, per_window, rate, 0
+
+    def _spec(self, s: int, e: int) -> _Spec:
+        self.j += 1
+        return _Spec(s + uniform_indices(e - s, self.T), s / self.rate, e / self.rate, (s / self.rate, e / self.rate))
+
+    def ready(self, n: int) -> list[_Spec]:
+        out = []
+        while (self.j + 1) * self.P <= n:
+            out.append(self._spec(self.j * self.P, (self.j + 1) * self.P))
+        return out
+
+    def finish(self, n: int) -> list[_Spec]:
+        return [self._spec(self.j * self.P, n)] if self.j * self.P < n else []
+
+    def low(self) -> int:
+        return self.j * self.P
+
+
+class _Interleaved:
+    """Window j starts at grid point j*hop and takes every k-th point for T frames. With gcd(hop, k)
+    == 1 consecutive windows use different residues mod k, so each sampled frame goes through the
+    CNN about once while windows start k times more often than at the model rate."""
+
+    def __init__(self, T: int, k: int, rate: float) -> None:
         hop = T
         while hop > 1 and math.gcd(hop, k) != 1:
             hop -= 1
-        starts = list(range(0, max(1, n_grid - (T - 1) * k), hop)) or [0]
-        picks = [np.minimum(s + np.arange(T) * k, n_grid - 1) for s in starts]
-        half = hop / grid_rate / 2
-        covered = [(s / grid_rate, (s + (T - 1) * k + 1) / grid_rate) for s in starts]
-        times = []
-        for j, s in enumerate(starts):
-            centre = (s + (T - 1) * k / 2) / grid_rate
-            lo = 0.0 if j == 0 else centre - half
-            hi = info.duration_s if j == len(starts) - 1 else centre + half
-            times.append((lo, hi))
-    next_window = 0
-    fresh = 0
-    for idx, frame in iter_frames(path, np.unique(grid_frames)):
-        crop, face, others = track(frame)
-        fresh += len(pos[int(idx)])
-        for g in pos[int(idx)]:
-            crops[g], faces[g], per_track[g] = crop, face, others
-        last = pos[int(idx)][-1]
-        while next_window < len(picks) and int(picks[next_window].max()) <= last:
-            p = picks[next_window]
-            yield Window(start_s=times[next_window][0], end_s=times[next_window][1],
-                         crops=np.stack([crops[int(g)] for g in p]), face=np.array([faces[int(g)] for g in p]),
-                         new_frames=fresh, span_s=covered[next_window], tracks=_track_windows(p, per_track))
-            fresh = 0
-            next_window += 1
-            if next_window < len(picks):  # drop crops no later window needs
-                low = int(picks[next_window].min())
-                for g in [g for g in crops if g < low]:
-                    del crops[g], faces[g], per_track[g]
-    # A file that ends before its header says: close the windows that have frames.
-    while next_window < len(picks):
-        p = [int(g) for g in picks[next_window] if int(g) in crops]
-        if not p:
-            break
-        p = [p[i] for i in uniform_indices(len(p), T)]
-        yield Window(start_s=times[next_window][0], end_s=min(times[next_window][1], info.duration_s),
-                     crops=np.stack([crops[g] for g in p]), face=np.array([faces[g] for g in p]),
-                     span_s=covered[next_window])
-        next_window += 1
+        self.T, self.k, self.rate, self.hop, self.j = T, k, rate, hop, 0
+
+    def _spec(self, picks: np.ndarray) -> _Spec:
+        s, r = self.j * self.hop, self.rate
+        centre, half = (s + (self.T - 1) * self.k / 2) / r, self.hop / r / 2
+        self.j += 1
+        return _Spec(picks, 0.0 if s == 0 else centre - half, centre + half, (s / r, (int(picks.max()) + 1) / r))
+
+    def ready(self, n: int) -> list[_Spec]:
+        out = []
+        while self.j * self.hop + (self.T - 1) * self.k < n:
+            out.append(self._spec(self.j * self.hop + np.arange(self.T) * self.k))
+        return out
+
+    def finish(self, n: int) -> list[_Spec]:
+        """A clip shorter than one window still gets one, its picks clipped to the frames there are."""
+        return [self._spec(np.minimum(np.arange(self.T) * self.k, n - 1))] if self.j == 0 and n > 0 else []
+
+    def low(self) -> int:
+        return self.j * self.hop
+
+
+def _window(spec: _Spec, crops: dict[int, np.ndarray], faces: dict[int, bool],
+            per_track: dict[int, dict[int, np.ndarray]], fresh: int, end_s: float | None = None) -> Window:
+    p = spec.picks
+    return Window(start_s=spec.start_s, end_s=spec.end_s if end_s is None else end_s,
+                  crops=np.stack([crops[int(g)] for g in p]), face=np.array([faces[int(g)] for g in p]),
+                  new_frames=fresh, span_s=spec.span_s, tracks=_track_windows(p, per_track))
 
 
 def _track_windows(picks, per_track: dict[int, dict[int, np.ndarray]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
