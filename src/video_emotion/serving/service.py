@@ -64,6 +64,9 @@ class VideoEmotion:
     def __init__(self) -> None:
         from video_emotion.inference.bundle import ModelBundle
 
+        # BentoML's handlers print the package's INFO lines (request ids, reloads, stops) in the server log.
+        logging.getLogger("video_emotion").setLevel(logging.INFO)
+
         folder = Path(self.bento_model.path)
         info = json.loads((folder / "registry.json").read_text()) if (folder / "registry.json").is_file() else {}
         info.setdefault("name", "video-emotion")
@@ -108,6 +111,7 @@ class VideoEmotion:
                               "window_s": self.bundle.window_s},
             "limits": {"max_upload_mb": MAX_UPLOAD_BYTES >> 20, "max_duration_s": MAX_DURATION_S,
                        "min_frames": MIN_FRAMES},
+            "load": {"analyses_running": self.slots.busy, "slots": self.slots.n},
         })
 
     @app.post("/analyze")
@@ -141,7 +145,8 @@ class VideoEmotion:
             return _error(422, f"cannot analyse the video: {str(exc).replace(str(tmp_path), 'upload')}", rid)
         except (ClientGone, AnalysisStopped) as exc:
             if stop.gone.is_set() or isinstance(exc, ClientGone):
-                log.info("request %s: client disconnected; analysis stopped, slot freed", rid)
+                log.info("request %s: client disconnected; analysis stopped (%s), slot freed", rid,
+                         exc if isinstance(exc, AnalysisStopped) else "before it started")
                 return _error(499, "client closed the request", rid)
             log.warning("request %s: analysis stopped after the %.0f s budget", rid, MAX_ANALYSIS_S)
             return _error(503, f"the analysis took longer than {MAX_ANALYSIS_S:.0f} s; try a lower sample_fps", rid)
