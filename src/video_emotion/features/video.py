@@ -178,8 +178,9 @@ def iter_grid(path: str | Path, rate: float, clock: FrameClock | None = None) ->
     Yields `(grid points, BGR frame)` for each decoded frame that is on screen at one or more grid
     points, in order, without knowing the video's length: times come from the frames' timestamps,
     so variable-frame-rate video is sampled by time, not by index. Only these frames are converted.
-    A point in a gap of the stream goes to the next frame; a clip shorter than the first point
-    still gives point 0 its first frame. `clock` (optional) is left holding the stream's frame
+    A frame is taken to stay on screen for as long as the interval before it (the next timestamp is
+    not known yet without decoding ahead), so where the rate changes a point may get a neighbour of
+    the frame on screen; a clip shorter than the first point still gives point 0 its first frame. `clock` (optional) is left holding the stream's frame
     count and measured duration.
     """
     if not rate > 0:
