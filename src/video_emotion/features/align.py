@@ -1,0 +1,110 @@
+"""Face crops the way the FER-2013 network saw faces: eyes level, tight square, 64x64 grey uint8.
+
+One function, `face_crop`, makes every crop: training (preprocess), evaluation and serving call it
+with the same `CropSpec`, so a model always sees faces prepared the way it was trained on. The
+mirror-image average (`flip_average`) works on those crops and needs nothing else: the mirror of a
+crop is the crop of the mirrored frame.
+
+Geometry: the crop is a square centred on the detector's box, side = box size x (1 + 2 x margin),
+moved down by `offset` x side along the face's vertical axis, and, with `align`, turned about its
+centre so that the eyes are level (angle from the right eye to the left eye, BlazeFace keypoints 0
+and 1). The defaults (margin 0.10, offset -0.10 on a BlazeFace short-range box) reproduce the
+framing of FER-style face crops: measured without labels on real photos (benchmarks/realfaces_dev.py),
+the 48x48 CK+ crops sit at margin 0.11 / offset -0.10 of the BlazeFace box (median), and the tight
+Haar box, the best Haar crop for the FER network, at 0.09-0.12 / -0.10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from video_emotion.features.blazeface import Box, Detection
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    size: int = 64          # output side (the FER network's input)
+    margin: float = 0.10    # added on each side, as a fraction of the detector box side
+    offset: float = -0.10   # centre moved down by this fraction of the crop side (negative: up)
+    align: bool = True      # rotate so that the eyes are level (needs keypoints)
+    max_angle: float = 45.0  # larger eye angles are not trusted (a keypoint slip), left unrotated
+
+
+DEFAULT_CROP = CropSpec()
+
+
+def _to_gray(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return frame
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+def crop_square(gray: np.ndarray, center: tuple[float, float], side: float, angle_deg: float = 0.0,
+                size: int = 64) -> np.ndarray:
+    """A square of `side` frame pixels centred on `center` (x, y), turned by `angle_deg`, as size x size uint8.
+
+    `angle_deg` is the face's roll (the eye line's angle in the image, y down); the crop is turned
+    by it, so a face with that roll comes out level. Parts outside the frame replicate its border
+    (as the Haar crop does). The square is sampled at its own resolution and then shrunk with
+    INTER_AREA, so a large face is averaged, not aliased.
+    """
+    gray = _to_gray(gray)
+    side = max(float(side), 2.0)
+    native = int(max(size, min(round(side), 8 * size)))
+    s = native / side
+    cx, cy = center
+    M = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle_deg), s)
+    M[:, 2] += ((native - 1) / 2.0 - cx, (native - 1) / 2.0 - cy)
+    patch = cv2.warpAffine(gray, M, (native, native), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if native != size:
+        patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    return patch
+
+
+def crop_geometry(det: Detection | Box, spec: CropSpec = DEFAULT_CROP) -> tuple[tuple[float, float], float, float]:
+    """(centre (x, y), side, angle in degrees) of the crop for a detection or a plain box."""
+    if isinstance(det, Detection):
+        x, y, w, h = det.box
+        angle = det.eye_angle_deg if spec.align else 0.0
+        if abs(angle) > spec.max_angle:
+            angle = 0.0
+    else:
+        x, y, w, h = (float(v) for v in det)
+        angle = 0.0
+    side = max(w, h) * (1.0 + 2.0 * spec.margin)
+    cx, cy = x + w / 2.0 - 0.5, y + h / 2.0 - 0.5  # pixel centres are at integer coordinates
+    a = np.radians(angle)
+    cx, cy = cx - np.sin(a) * spec.offset * side, cy + np.cos(a) * spec.offset * side  # "down" in the face
+    return (float(cx), float(cy)), float(side), float(angle)
+
+
+def face_crop(frame: np.ndarray, det: Detection | Box, spec: CropSpec = DEFAULT_CROP) -> np.ndarray:
+    """The face as the network reads it: (size, size) uint8 grey, eyes level when `spec.align`.
+
+    `frame`: grey or BGR uint8; `det`: a BlazeFace `Detection` (box and keypoints, frame pixels) or a
+    plain (x, y, w, h) box (no keypoints: never rotated).
+    """
+    center, side, angle = crop_geometry(det, spec)
+    return crop_square(frame, center, side, angle, spec.size)
+
+
+def mirrored(crops: np.ndarray, width_axis: int = -1) -> np.ndarray:
+    """The crops flipped left-right (width axis -1 for (..., H, W), -2 for (..., H, W, C))."""
+    return np.flip(crops, axis=width_axis)
+
+
+def flip_average(predict: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, width_axis: int = -1) -> np.ndarray:
+    """Test-time mirror averaging: mean of `predict` on the crops and on their mirror images.
+
+    `predict` maps a batch (first axis) to per-class probabilities; it is called once, on the crops
+    and their mirrors stacked, so a Keras model runs one batch. Expressions are left-right symmetric
+    as labels (a mirrored smile is a smile), so no class is remapped.
+    """
+    crops = np.asarray(crops)
+    n = crops.shape[0]
+    probs = np.asarray(predict(np.concatenate([crops, mirrored(crops, width_axis)], axis=0)))
+    return (probs[:n] + probs[n:]) / 2.0

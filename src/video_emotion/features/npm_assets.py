@@ -1,0 +1,180 @@
+"""Model files taken from an exact npm package version, checked by its registry integrity hash.
+
+Used by `make assets` only; nothing is downloaded at run time. The BlazeFace face detectors
+(MediaPipe, Apache-2.0) ship as `.tflite` files inside the npm package `@mediapipe/face_detection`.
+
+    from video_emotion.features.npm_assets import fetch_face_detection_models
+    fetch_face_detection_models("models/pretrained", cache_dir=".cache/npm")
+    # -> {"short": models/pretrained/blazeface_short_range.tflite,
+    #     "full":  models/pretrained/blazeface_full_range.tflite}
+
+The tarball URL and its `dist.integrity` (sha512 of the tarball, as the npm registry publishes it
+and `npm install` checks it) are pinned below, together with the sha256 of every extracted file. The
+tarball is cached under `cache_dir`, verified before anything is read from it, and each file is
+written atomically; a second call with the files in place does not touch the network or the cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("video_emotion.npm_assets")
+
+NPM_REGISTRY = "https://registry.npmjs.org"
+
+
+@dataclass(frozen=True)
+class NpmFile:
+    member: str      # path inside the tarball ("package/...")
+    filename: str    # file name written under the destination folder
+    sha256: str
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    name: str        # "@scope/name"
+    version: str     # an exact version, never a range
+    integrity: str   # "sha512-<base64>", the registry's dist.integrity of that version
+    license: str
+    files: tuple[NpmFile, ...]
+
+    @property
+    def tarball_name(self) -> str:
+        return f"{self.name.rsplit('/', 1)[-1]}-{self.version}.tgz"
+
+    def tarball_url(self, registry: str = NPM_REGISTRY) -> str:
+        # The registry's dist.tarball for a scoped package: <registry>/@scope/name/-/name-<version>.tgz
+        return f"{registry.rstrip('/')}/{self.name}/-/{self.tarball_name}"
+
+
+# MediaPipe Face Detection (BlazeFace), Apache-2.0. The package also holds a "sparse" full-range
+# model; OpenCV's TFLite importer cannot read it (DENSIFY operator), so it is not extracted.
+FACE_DETECTION = NpmPackage(
+    name="@mediapipe/face_detection",
+    version="0.4.1657300184",
+    integrity="sha512-k5aYtTf7av7GwD3C9T4LJB/okHK/uJwFQSOmJ9OHZMlwg7SdYVMolRgDlA962OU7fIBKsrOA7f7BzD2gpzcAKw==",
+    license="Apache-2.0",
+    files=(
+        NpmFile("package/face_detection_short_range.tflite", "blazeface_short_range.tflite",
+                "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
+        NpmFile("package/face_detection_full_range.tflite", "blazeface_full_range.tflite",
+                "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"),
+    ),
+)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _integrity_of(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return f"{algo}-{base64.b64encode(h.digest()).decode('ascii')}"
+
+
+def check_integrity(path: Path, integrity: str) -> bool:
+    """True when the file matches an npm SRI string (`sha512-<base64>`; several may be space-separated)."""
+    for item in integrity.split():
+        algo = item.split("-", 1)[0]
+        if algo in ("sha512", "sha384", "sha256") and _integrity_of(path, algo) == item:
+            return True
+    return False
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask  # what open() would give; mkstemp creates 0600
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        os.fchmod(fd, _file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _download(url: str, target: Path, timeout: float = 60.0) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        os.fchmod(fd, _file_mode())
+        with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (pinned URL)
+            while block := resp.read(1 << 20):
+                fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fetch_npm_files(pkg: NpmPackage, dest_dir: str | Path, cache_dir: str | Path,
+                    registry: str = NPM_REGISTRY, url: str | None = None) -> list[Path]:
+    """Make sure every file of `pkg.files` exists under `dest_dir` with its pinned sha256; return them.
+
+    `url` overrides the tarball address (tests pass a file:// URL). A cached tarball that fails its
+    integrity check is fetched again; a downloaded one that fails it is deleted and nothing is
+    extracted (OSError).
+    """
+    dest_dir, cache_dir = Path(dest_dir), Path(cache_dir)
+    targets = [dest_dir / f.filename for f in pkg.files]
+    if all(t.is_file() and _sha256(t) == f.sha256 for f, t in zip(pkg.files, targets)):
+        return targets
+    tgz = cache_dir / pkg.tarball_name
+    if not (tgz.is_file() and check_integrity(tgz, pkg.integrity)):
+        src = url or pkg.tarball_url(registry)
+        log.info("downloading %s@%s from %s", pkg.name, pkg.version, src)
+        _download(src, tgz)
+        if not check_integrity(tgz, pkg.integrity):
+            tgz.unlink(missing_ok=True)
+            raise OSError(f"{pkg.name}@{pkg.version}: tarball does not match the pinned integrity {pkg.integrity}")
+    with tarfile.open(tgz, mode="r:gz") as tf:
+        blobs = {}
+        for f in pkg.files:  # read and check everything before writing anything
+            try:
+                member = tf.getmember(f.member)
+            except KeyError:
+                raise OSError(f"{pkg.tarball_name}: no member {f.member}") from None
+            fh = tf.extractfile(member) if member.isfile() else None
+            if fh is None:
+                raise OSError(f"{pkg.tarball_name}: {f.member} is not a regular file")
+            data = fh.read()
+            if hashlib.sha256(data).hexdigest() != f.sha256:
+                raise OSError(f"{pkg.tarball_name}:{f.member} does not match its pinned sha256")
+            blobs[f.filename] = data
+    for f, t in zip(pkg.files, targets):
+        _write_atomic(t, blobs[f.filename])
+    log.info("extracted %d file(s) from %s@%s (%s licence)", len(targets), pkg.name, pkg.version, pkg.license)
+    return targets
+
+
+def fetch_face_detection_models(dest_dir: str | Path, cache_dir: str | Path,
+                                registry: str = NPM_REGISTRY) -> dict[str, Path]:
+    """The BlazeFace models under `dest_dir`: {"short": ..._short_range.tflite, "full": ..._full_range.tflite}."""
+    paths = fetch_npm_files(FACE_DETECTION, dest_dir, cache_dir, registry=registry)
+    return {"short": paths[0], "full": paths[1]}
