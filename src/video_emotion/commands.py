@@ -90,7 +90,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from video_emotion.features.video import VideoError
     from video_emotion.inference.analyze import analyze_video
-    from video_emotion.inference.bundle import load_bundle
+    from video_emotion.inference.bundle import ModelLoadError, load_bundle
     from video_emotion.inference.summary import format_results
     from video_emotion.inference.words import check_options
     from video_emotion.io_utils import write_text
@@ -102,7 +102,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 2
     params = _params(args)
     try:
-        bundle = load_bundle(args.model, params)
+        # The model loads on a second thread while the first video is opened and read.
+        bundle = load_bundle(args.model, params, background=True)
     except Exception as exc:  # a missing model is one clear line, not a traceback
         print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
         return 2
@@ -120,6 +121,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                                 progress=sys.stderr.isatty(), transcript=transcript,
                                 transcript_lang=args.transcript_lang, transcribe=args.transcribe,
                                 speech_lang=args.speech_lang, speech_model=params.path("whisper_dir"))
+        except ModelLoadError as exc:
+            print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
+            return 2
         except (VideoError, ValueError, OSError) as exc:
             failed += 1
             print(f"error: {path}: {exc}", file=sys.stderr)

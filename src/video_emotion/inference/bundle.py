@@ -1,12 +1,19 @@
-"""The model bundle: a trained Keras model with the settings it was trained with.
+"""The model bundle: a trained model with the settings it was trained with.
 
 The bundle carries its own labels and preprocessing settings (`preprocessing.json` beside
-`model.keras`); nothing that serves it hardcodes them.
+`model.keras`); nothing that serves it hardcodes them. Bundles trained since the inference export
+(see `modeling.export`) also hold the model's traced graph: prediction then runs `model.tflite` on
+the LiteRT interpreter (no TensorFlow, no Keras, no tracing: the first window runs at once), or the
+SavedModel in `graph/` on plain TensorFlow where LiteRT is missing. Older bundles are served from
+`model.keras` as before. Exactly one of them is loaded for prediction.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,40 +21,213 @@ from typing import Any
 import numpy as np
 
 from video_emotion.config import PreprocessConfig, section_from_dict
+from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, GRAPH_DIR, LITE_BATCH
 
 BUNDLE_MODEL = "model.keras"
 BUNDLE_SETTINGS = "preprocessing.json"
+
+RUNTIMES = ("auto", "litert", "savedmodel", "keras")
+_TF_IMPORT = threading.Lock()
+
+
+def import_tensorflow():
+    """TensorFlow without the Keras it imports eagerly at start-up.
+
+    `import tensorflow` imports all of Keras 3 "to register optimizers for SavedModel loading", and
+    Keras in turn imports scikit-learn, SciPy, pandas and Matplotlib when they are installed: about
+    1.5-2.5 s and 220 MB of RSS that loading and running an exported graph never use. TensorFlow
+    skips that step when the import of Keras fails, so Keras is hidden for the duration of the
+    import only; `import keras` works normally afterwards.
+    """
+    with _TF_IMPORT:
+        if "tensorflow" in sys.modules:
+            return sys.modules["tensorflow"]
+        hide = "keras" not in sys.modules
+        if hide:
+            sys.modules["keras"] = None  # type: ignore[assignment]  (makes `import keras` raise ImportError)
+        try:
+            import tensorflow as tf
+        finally:
+            if hide and sys.modules.get("keras", 0) is None:
+                del sys.modules["keras"]
+        return tf
+
+
+class ModelLoadError(RuntimeError):
+    """The bundle's model could not be loaded (raised where prediction first needs it)."""
+
+
+class _Lite:
+    """`model.tflite` on the LiteRT interpreter: a fixed batch of windows per call, the last one
+    padded. One interpreter is not re-entrant, so calls are serialised."""
+
+    def __init__(self, path: Path, batch: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._it = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+        self._it.allocate_tensors()
+        self._inputs = {d["name"].split(":")[0].removeprefix("serving_default_"): (d["index"], tuple(d["shape"]))
+                        for d in self._it.get_input_details()}
+        self._output = self._it.get_output_details()[0]["index"]
+        self.batch = batch
+        self._lock = threading.Lock()
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(inputs.values())))
+        out = []
+        with self._lock:
+            for i in range(0, n, self.batch):
+                m = min(self.batch, n - i)
+                for name, (index, shape) in self._inputs.items():
+                    chunk = np.zeros(shape, np.float32)
+                    chunk[:m] = inputs[name][i:i + m]
+                    self._it.set_tensor(index, chunk)
+                self._it.invoke()
+                out.append(self._it.get_tensor(self._output)[:m].copy())
+        return np.concatenate(out)
+
+
+class _Graph:
+    """The exported inference graph (`graph/`): a SavedModel endpoint over named float32 inputs."""
+
+    def __init__(self, folder: Path) -> None:
+        tf = import_tensorflow()
+        self._loaded = tf.saved_model.load(str(folder))
+        self._fn = getattr(self._loaded, ENDPOINT)
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self._fn(inputs))
+
+
+class _Traced:
+    """A Keras model as one traced graph with a fixed signature (any batch size): traced on its
+    first call, then several times faster than eager calls, which pay Python overhead on every
+    LSTM step."""
+
+    def __init__(self, model: Any, shapes: dict[str, tuple[int, ...]]) -> None:
+        import tensorflow as tf
+
+        spec = {name: tf.TensorSpec([None, *shape], tf.float32) for name, shape in shapes.items()}
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self._fn(inputs))
+
+
+def _keras_model(folder: Path) -> Any:
+    import keras
+
+    import video_emotion.modeling.model  # noqa: F401  (registers the custom layers)
+
+    return keras.models.load_model(folder / BUNDLE_MODEL, compile=False)
+
+
+def _keras_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    inputs = model.input if isinstance(model.input, dict) else {}
+    return {name: tuple(int(d) for d in t.shape[1:]) for name, t in inputs.items()}
+
+
+def _litert_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def _choose(runtime: str, exported: dict[str, Any]) -> str:
+    """The runtime asked for, or for `auto` the fastest one the bundle has exports for."""
+    available = [name for name, ok in (("litert", bool(exported.get("lite")) and _litert_installed()),
+                                       ("savedmodel", bool(exported.get("graph"))), ("keras", True)) if ok]
+    if runtime == "auto":
+        return available[0]
+    if runtime not in available:
+        raise FileNotFoundError(f"runtime {runtime!r} is not available for this bundle (has: {', '.join(available)})")
+    return runtime
 
 
 @dataclass
 class ModelBundle:
     """A trained model with the settings it was trained with (labels, frames, crop, window)."""
 
-    model: Any
+    folder: Path
     labels: list[str]
     preprocess: PreprocessConfig
     window_s: float
     info: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] = field(default_factory=lambda: ["video"])
-    _compiled: Any = field(default=None, init=False, repr=False)
+    runtime: str = "auto"  # what predicts: auto (the fastest the bundle and install allow) | litert | savedmodel | keras
+    _predictor: Any = field(default=None, init=False, repr=False)
+    _shapes: dict[str, tuple[int, ...]] | None = field(default=None, init=False, repr=False)
+    _keras: Any = field(default=None, init=False, repr=False)
+    _loading: threading.Thread | None = field(default=None, init=False, repr=False)
+    _error: BaseException | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def load(cls, folder: str | Path, info: dict[str, Any] | None = None) -> "ModelBundle":
-        import keras
-
-        import video_emotion.modeling.model  # noqa: F401  (registers the custom layers)
-
+    def load(cls, folder: str | Path, info: dict[str, Any] | None = None, background: bool = False,
+             runtime: str = "auto") -> "ModelBundle":
+        """Read the bundle's settings and load its model. `background=True` loads the model on a
+        thread while the caller goes on (the first video is opened and read meanwhile); prediction
+        waits for it, and a failure surfaces there as `ModelLoadError`."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
         folder = Path(folder)
         settings_path = folder / BUNDLE_SETTINGS
         if not (folder / BUNDLE_MODEL).is_file() or not settings_path.is_file():
             raise FileNotFoundError(f"{folder}: not a model bundle ({BUNDLE_MODEL} + {BUNDLE_SETTINGS} expected)")
         settings = json.loads(settings_path.read_text(encoding="utf-8"))
-        model = keras.models.load_model(folder / BUNDLE_MODEL, compile=False)
-        return cls(model=model, labels=list(settings["labels"]),
-                   preprocess=section_from_dict(PreprocessConfig, settings),
-                   window_s=float(settings.get("window_s", 2.0)),
-                   info={**settings.get("model_info", {}), **(info or {})},
-                   modalities=list(settings.get("model", {}).get("modalities", ["video"])))
+        bundle = cls(folder=folder, labels=list(settings["labels"]),
+                     preprocess=section_from_dict(PreprocessConfig, settings),
+                     window_s=float(settings.get("window_s", 2.0)),
+                     info={**settings.get("model_info", {}), **(info or {})},
+                     modalities=list(settings.get("model", {}).get("modalities", ["video"])))
+        exported = bundle.exported()
+        bundle.runtime = _choose(runtime, exported)
+        if bundle.runtime != "keras":
+            bundle._shapes = {name: tuple(shape) for name, shape in exported["inputs"].items()}
+        if background:
+            bundle._loading = threading.Thread(target=bundle._load_quietly, name="model-load")
+            bundle._loading.start()
+        else:
+            bundle._load()
+        return bundle
+
+    def exported(self) -> dict[str, Any]:
+        """What `modeling.export` wrote into the bundle (nothing for bundles older than the export)."""
+        try:
+            return json.loads((self.folder / EXPORT_INFO).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+
+    def _load(self) -> None:
+        if self.runtime == "litert":
+            exported = self.exported()
+            self._predictor = _Lite(self.folder / exported["lite"], int(exported.get("lite_batch", LITE_BATCH)))
+        elif self.runtime == "savedmodel":
+            self._predictor = _Graph(self.folder / self.exported()["graph"])
+        else:
+            self._keras = _keras_model(self.folder)
+            self._shapes = _keras_shapes(self._keras)
+
+    def _load_quietly(self) -> None:
+        try:
+            self._load()
+        except BaseException as exc:  # kept for the caller's thread: raised where prediction needs the model
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until a background load has finished; raise `ModelLoadError` if it failed."""
+        if self._loading is not None:
+            self._loading.join()
+            self._loading = None
+        if self._error is not None:
+            raise ModelLoadError(f"{self.folder}: {self._error}") from self._error
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (loaded on first use where prediction runs on an export: training-side uses only)."""
+        self.wait()
+        if self._keras is None:
+            self._keras = _keras_model(self.folder)
+        return self._keras
 
     @property
     def n_frames(self) -> int:
@@ -55,25 +235,22 @@ class ModelBundle:
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        inputs = self.model.input if isinstance(self.model.input, dict) else {}
-        return {name: tuple(int(d) for d in t.shape[1:]) for name, t in inputs.items()}
+        if self._shapes is None:
+            self.wait()
+        return dict(self._shapes or {})
 
     @property
     def n_audio_frames(self) -> int:
         return self.input_shapes.get("audio", (64, 200))[1]
 
     def _fn(self):
-        """The model as one traced graph with a fixed signature (any batch size): traced once, then
-        several times faster than eager calls, which pay Python overhead on every LSTM step."""
-        if self._compiled is None:
-            import tensorflow as tf
-
-            spec = {name: tf.TensorSpec([None, *self.input_shapes[name]], tf.float32) for name in self.input_shapes}
-            self._compiled = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
-        return self._compiled
+        self.wait()
+        if self._predictor is None:
+            self._predictor = _Traced(self.model, self.input_shapes)
+        return self._predictor
 
     def warm_up(self) -> None:
-        """Trace the graph now (a service does this at start-up, not on its first request)."""
+        """Load the model, and trace a Keras one, now (a service does this at start-up, not on its first request)."""
         self.predict_inputs({name: np.zeros((1, *shape), np.float32) for name, shape in self.input_shapes.items()})
 
     def predict_inputs(self, inputs: dict[str, np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -82,7 +259,7 @@ class ModelBundle:
         n = len(next(iter(inputs.values()))) if inputs else 0
         out = []
         for i in range(0, n, batch_size):
-            out.append(np.asarray(fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()})))
+            out.append(fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()}))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
     def predict(self, frames: np.ndarray, mask: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -90,15 +267,16 @@ class ModelBundle:
         return self.predict_inputs({"frames": frames, "mask": mask}, batch_size)
 
 
-def load_bundle(ref: str, params) -> ModelBundle:
-    """A bundle folder, or a registry reference (`name@alias`, `name/version`, `models:/...`)."""
+def load_bundle(ref: str, params, background: bool = False) -> ModelBundle:
+    """A bundle folder, or a registry reference (`name@alias`, `name/version`, `models:/...`).
+
+    A registered model is resolved to the version its alias points to now and read from a local
+    cache of that version's bundle (`modeling.model_cache`: no MLflow import for the default sqlite
+    store; filled once per version)."""
     p = Path(ref)
     if p.is_dir():
-        return ModelBundle.load(p, {"name": p.name, "version": "local"})
-    import tempfile
+        return ModelBundle.load(p, {"name": p.name, "version": "local"}, background=background)
+    from video_emotion.modeling.model_cache import cached_bundle
 
-    from video_emotion.modeling import registry
-
-    with tempfile.TemporaryDirectory(prefix="video-emotion-model-") as tmp:
-        folder, info = registry.download_model(ref, params.tracking, params.root, Path(tmp))
-        return ModelBundle.load(folder, info)  # loaded into memory; the download can go
+    folder, info = cached_bundle(ref, params.tracking, params.root)
+    return ModelBundle.load(folder, info, background=background)

@@ -10,6 +10,7 @@ from typing import Any
 from video_emotion.config import ModelConfig, TrainConfig
 from video_emotion.data.processed import data_hash, load_split
 from video_emotion.io_utils import atomic_path, write_json, write_text
+from video_emotion.modeling.export import export_inference
 from video_emotion.modeling.training import fit
 from video_emotion.stages.runner import Context, Stage, param_path
 
@@ -23,7 +24,7 @@ STAGE = Stage("train", "Train the CNN+LSTM video emotion model (stage `train`)."
 
 def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir: Path,
         pretrained: Path | None) -> dict[str, Any]:
-    """Train and write the bundle (model.keras, preprocessing.json, history.json) atomically."""
+    """Train and write the bundle (model.keras, its inference exports, preprocessing.json, history.json) atomically."""
     settings = json.loads((Path(processed_dir) / "preprocessing.json").read_text(encoding="utf-8"))
     train, val = load_split(processed_dir, "train"), load_split(processed_dir, "val")
     model, history, metrics = fit(model_cfg, cfg, settings, train, val, pretrained)
@@ -32,6 +33,7 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir
     with atomic_path(model_dir) as tmp:
         tmp.mkdir(parents=True)
         model.save(tmp / "model.keras")
+        export_inference(model, tmp)  # the traced inference graph (model.tflite, graph/): analysis loads no Keras
         write_json(tmp / "preprocessing.json", bundle_settings)
         write_json(tmp / "history.json", history)
     log.info("trained %d epochs in %.1f s (%.1f clips/s); best val accuracy %.3f at epoch %d",
