@@ -74,9 +74,11 @@ bento: bento-import
 bench: assets
 	$(BIN)/python benchmarks/bench.py
 
-# Re-resolve the exact pins after editing requirements.in.
+# Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set
+# (requirements-serve.in) is pinned to the very same versions.
 lock: install
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile requirements-serve.in -c requirements.lock --python-version 3.11 -o requirements-serve.lock
 
 clean-outputs:
 	rm -rf data/raw data/manifest.csv data/processed models/video_emotion reports metrics plots
