@@ -43,8 +43,15 @@ def ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def speak(text: str, wav: Path) -> Path:
+def speak(text: str, wav: Path, lead_s: float = 0.0) -> Path:
+    """`text` spoken by espeak-ng (US English) into `wav`, after `lead_s` seconds of silence."""
     subprocess.run([espeak(), "-v", "en-us", "-w", str(wav), text], check=True, capture_output=True)
+    if lead_s > 0:
+        raw = wav.with_name(wav.stem + "_raw.wav")
+        wav.rename(raw)
+        subprocess.run([ffmpeg(), "-v", "error", "-y", "-i", str(raw), "-af", f"adelay={int(lead_s * 1000)}:all=1",
+                        str(wav)], check=True, capture_output=True)
+        raw.unlink()
     return wav
 
 

@@ -117,11 +117,11 @@ def test_no_face_is_said_not_invented(page, blank_clip):
 def test_controls_are_keyboard_reachable(page):
     page.focus("#key")
     order = []
-    for _ in range(6):
+    for _ in range(8):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.id"))
-    assert order[:5] == ["video", "transcript", "fps", "lang", "go"]
-    for control in ("key", "video", "transcript", "fps", "lang"):
+    assert order[:7] == ["video", "transcript", "fps", "lang", "transcribe", "speech-lang", "go"]
+    for control in ("key", "video", "transcript", "fps", "lang", "transcribe", "speech-lang"):
         assert page.locator(f"label[for={control}]").count() == 1
 
 
@@ -132,3 +132,47 @@ def test_several_faces_get_their_own_tracks(page, two_face_clip):
     cards = page.locator("#face-list .face")
     assert cards.count() == 2
     assert all(cards.nth(i).get_attribute("data-dominant") for i in range(2))
+
+
+def test_recognised_speech_is_shown_under_the_chart_and_seeks(page, service, real_faces, tmp_path):
+    """A real face with English speech (espeak-ng) after a second of silence: the page lists the words
+    the API recognised, coloured by sentiment, says they came from speech recognition, and a click on
+    a line plays the video from there; with recognition off there are no words and the card says so."""
+    from tests.speech_media import POSITIVE, face_with_voice, speak
+
+    clip = face_with_voice(real_faces / "posed_happy.jpg", speak(POSITIVE, tmp_path / "pos.wav", lead_s=1.0),
+                           tmp_path / "speech.mp4")
+    with open(clip, "rb") as fh:
+        expected = requests.post(f"{service['url']}/analyze", files={"video": ("speech.mp4", fh)},
+                                 headers={"Authorization": f"Bearer {GOOD}"}, timeout=300).json()
+    cues = expected["transcript"]["cues"]
+    assert expected["transcript"]["source"] == "asr" and cues
+    _analyse(page, clip)
+    page.wait_for_selector("#result:not([hidden])", timeout=300_000)
+    assert page.is_visible("#words")
+    # Under the chart, in reading order.
+    assert page.locator("#words").bounding_box()["y"] > page.locator("#chart").bounding_box()["y"]
+    lines = page.locator("#cues .cue")
+    assert lines.count() == len(cues)
+    for i, cue in enumerate(cues):
+        line = lines.nth(i)
+        assert cue["text"] in line.inner_text()
+        assert line.get_attribute("data-sentiment") == cue["sentiment"] == "positive"
+        assert "sent-positive" in line.get_attribute("class")
+    colour = page.evaluate("getComputedStyle(document.querySelector('#cues .cue')).borderLeftColor")
+    assert colour == "rgb(58, 166, 85)"  # the positive green
+    assert page.get_attribute("#words-from", "data-source") == "asr"
+    assert "speech recognition" in page.inner_text("#summary")
+    assert page.get_attribute("#words-source", "data-source") == "asr"
+    lines.last.click()
+    t = page.evaluate("document.getElementById('player').currentTime")
+    assert abs(t - cues[-1]["start_s"]) < 0.1 and cues[-1]["start_s"] > 0.3
+    assert "active" in lines.last.get_attribute("class")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-speech.png"), full_page=True)
+    # Recognition off: no words, and the card says why.
+    page.select_option("#transcribe", "off")
+    page.click("#go")
+    page.wait_for_function("document.getElementById('words').hidden === true", timeout=120_000)
+    page.wait_for_selector("#words-from[data-status=off]", timeout=120_000)
+    assert page.locator("#cues .cue").count() == 0

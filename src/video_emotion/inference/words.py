@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ class Words:
         transcriber = speech_model if isinstance(speech_model, Transcriber) or speech_model is None \
             else get_transcriber(speech_model)
         if transcriber is None:
-            self._say("unavailable", "no speech recognition model was given to the analysis")
+            self._say("unavailable", "speech recognition is not set up here (no Whisper model)")
             return
         self.info["model"] = MODEL_NAME
         if not is_installed(transcriber.model_dir):
@@ -97,6 +98,17 @@ class Words:
         self._cancel.set()
         if self._thread is not None:
             self._thread.join()
+
+    def wait(self, should_stop: Callable[[], bool] | None = None, poll_s: float = 0.2) -> bool:
+        """Wait for the transcription; False (the transcription cancelled) as soon as `should_stop` says so."""
+        if self._thread is None:
+            return True
+        while self._thread.is_alive():
+            if should_stop is not None and should_stop():
+                self.cancel()
+                return False
+            self._thread.join(poll_s if should_stop is not None else None)
+        return True
 
     def finish(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(the result's `transcript` block or None, the `speech` block), once the transcription is done."""

@@ -40,6 +40,8 @@ class AnalyzeRequest:
     sample_fps: float | None = None
     transcript: str | None = None
     transcript_lang: str | None = None
+    transcribe: str = "auto"
+    speech_lang: str | None = None
 
 
 async def read_form(request: Any) -> Any:
@@ -88,6 +90,22 @@ def choice_field(form: Any, name: str, choices: tuple[str, ...], default: str | 
     return raw
 
 
+def speech_lang_field(form: Any, name: str = "speech_lang") -> str | None:
+    """A language Whisper knows (`en`, `zh`, `zh-TW`, `fr`, ...), or None: detected."""
+    from video_emotion.text.speech import whisper_language
+
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise BadRequest(400, f"`{name}` must be a language code such as en or zh, not a file")
+    try:
+        whisper_language(raw)
+    except ValueError:
+        raise BadRequest(400, f"`{name}` must be a language code such as en or zh, got {raw[:20]!r}") from None
+    return raw
+
+
 async def text_field(form: Any, name: str) -> str | None:
     raw = form.get(name)
     if raw is None:
@@ -114,6 +132,8 @@ async def parse_fields(form: Any) -> AnalyzeRequest:
         sample_fps=float_field(form, "sample_fps"),
         transcript=await text_field(form, "transcript"),
         transcript_lang=choice_field(form, "transcript_lang", ("en", "zh"), None),
+        transcribe=choice_field(form, "transcribe", ("auto", "off"), "auto"),
+        speech_lang=speech_lang_field(form),
     )
 
 

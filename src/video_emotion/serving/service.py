@@ -14,7 +14,9 @@ freed only when the work has stopped (see slots.py).
 Settings (environment): VIDEO_EMOTION_BENTO_MODEL (default video-emotion:latest),
 VIDEO_EMOTION_MAX_UPLOAD_MB (200), VIDEO_EMOTION_MAX_DURATION_S (600), VIDEO_EMOTION_MAX_ANALYSIS_S
 (time budget of one analysis, 600), VIDEO_EMOTION_CONCURRENCY (analyses at once; default one per
-core), VIDEO_EMOTION_API_KEYS / VIDEO_EMOTION_API_KEY_FILE (see auth.py).
+core), VIDEO_EMOTION_API_KEYS / VIDEO_EMOTION_API_KEY_FILE (see auth.py), VIDEO_EMOTION_WHISPER_DIR
+(the speech recognition model folder; default: the project's models/pretrained/whisper-base, which
+`make serve` takes from params.yaml).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ MAX_ANALYSIS_S = float(os.environ.get("VIDEO_EMOTION_MAX_ANALYSIS_S", "600"))
 MIN_FRAMES = 3
 WEB_DIR = Path(__file__).parent / "web"
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+# Beside the package source (an editable install: the repository), unless the environment says otherwise.
+DEFAULT_WHISPER_DIR = Path(__file__).resolve().parents[3] / "models" / "pretrained" / "whisper-base"
 
 app = FastAPI(title="video-emotion", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -76,6 +80,7 @@ class VideoEmotion:
         # One analysis per core at a time (VIDEO_EMOTION_CONCURRENCY overrides): decoding and face
         # search of one request overlap the CNN of another (measured on 2 cores: p95 at
         # concurrency 4 1.76 s with one slot, 1.37 s with two); more requests queue here.
+        self.speech, self.speech_status = _speech_model()
         self.slots = Slots(int(os.environ.get("VIDEO_EMOTION_CONCURRENCY", "0")) or (os.cpu_count() or 2))
         log.info("serving %s (registry version %s)", self.model_tag, info.get("version", "?"))
 
@@ -112,6 +117,7 @@ class VideoEmotion:
             "limits": {"max_upload_mb": MAX_UPLOAD_BYTES >> 20, "max_duration_s": MAX_DURATION_S,
                        "min_frames": MIN_FRAMES},
             "load": {"analyses_running": self.slots.busy, "slots": self.slots.n},
+            "speech_recognition": self.speech_status,
         })
 
     @app.post("/analyze")
@@ -171,9 +177,29 @@ class VideoEmotion:
                 raise BadRequest(413, f"video is {info.duration_s:.0f} s long; the limit is {MAX_DURATION_S:.0f} s")
             return analyze_video(path, self.bundle, sample_fps=fields.sample_fps, lang=fields.lang,
                                  transcript=fields.transcript, transcript_lang=fields.transcript_lang,
-                                 min_frames=MIN_FRAMES, should_stop=stop)
+                                 min_frames=MIN_FRAMES, should_stop=stop, transcribe=fields.transcribe,
+                                 speech_lang=fields.speech_lang, speech_model=self.speech)
         except cv2.error as exc:  # a stream OpenCV opens but cannot decode
             raise VideoError(f"undecodable video stream ({exc.err or 'OpenCV error'})") from None
+
+
+def _speech_model() -> tuple[Any, dict[str, Any]]:
+    """The process-wide transcriber, loaded now when its model is in place (so that the first request
+    with speech does not wait for it), and what /model says about it."""
+    from video_emotion.text.speech import get_transcriber
+    from video_emotion.text.whisper_model import MODEL_NAME, is_installed
+
+    folder = Path(os.environ.get("VIDEO_EMOTION_WHISPER_DIR") or DEFAULT_WHISPER_DIR)
+    status: dict[str, Any] = {"available": is_installed(folder), "model": MODEL_NAME,
+                              "sentiment_languages": ["en", "zh"]}
+    if not status["available"]:
+        status["reason"] = "the Whisper model is missing: run `make assets` (or set VIDEO_EMOTION_WHISPER_DIR)"
+        log.warning("speech recognition unavailable: no Whisper model in %s", folder)
+        return None, status
+    transcriber = get_transcriber(folder)
+    transcriber.model()
+    log.info("speech recognition: %s loaded in %.1f s", MODEL_NAME, transcriber.load_seconds or 0.0)
+    return transcriber, status
 
 
 # The page itself (/ui) is static and public; everything it does goes through the keyed API.

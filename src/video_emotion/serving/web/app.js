@@ -17,7 +17,15 @@ const UI = {
         fps: "Frames analysed per second", lang: "Language", go: "Analyse", result: "Result",
         dljson: "Download JSON", dlcsv: "Download CSV", table: "Timeline as a table",
         faces: "Faces (the largest drives the timeline above)", face: "Face",
-        noPlay: "This browser cannot play the clip's codec (e.g. MPEG-4 Part 2 from OpenCV); the analysis below is complete, and the chart still works." },
+        noPlay: "This browser cannot play the clip's codec (e.g. MPEG-4 Part 2 from OpenCV); the analysis below is complete, and the chart still works.",
+        transcribe: "Speech recognition", transcribeAuto: "on (when no transcript is given)", transcribeOff: "off",
+        speechLang: "Spoken language", detect: "detect", words: "Words (click a line to play from there)",
+        fromAsr: "Words from speech recognition", fromUser: "Words from your transcript", detected: "detected",
+        given: "as chosen", noScore: "no word sentiment for this language",
+        speech_no_speech: "No words: no speech was heard.", speech_no_audio: "No words: the video has no audio track.",
+        speech_off: "No words: speech recognition was off and no transcript was given.",
+        speech_unavailable: "No words: speech recognition is not available on this server.",
+        speech_failed: "No words: the audio track could not be read." },
   zh: { dominant: "主要情绪", sentiment: "情感倾向", score: "分数", tags: "标签", model: "模型",
         distribution: "情绪分布", noFace: "视频中未检测到人脸：不报告任何情绪。",
         uploading: "上传中", analysing: "分析中…", badKey: "API 密钥缺失或错误。",
@@ -30,7 +38,15 @@ const UI = {
         fps: "每秒分析帧数", lang: "语言", go: "分析", result: "结果",
         dljson: "下载 JSON", dlcsv: "下载 CSV", table: "时间轴表格",
         faces: "人脸（最大的人脸决定上方的时间轴）", face: "人脸",
-        noPlay: "此浏览器无法播放该视频的编码；分析结果完整，图表仍可用于跳转。" },
+        noPlay: "此浏览器无法播放该视频的编码；分析结果完整，图表仍可用于跳转。",
+        transcribe: "语音识别", transcribeAuto: "开启（未提供字幕时）", transcribeOff: "关闭",
+        speechLang: "说话语言", detect: "自动检测", words: "文本（点击某一行从该处播放）",
+        fromAsr: "文本来自语音识别", fromUser: "文本来自您提供的字幕", detected: "自动检测",
+        given: "按所选", noScore: "此语言没有文本情感分析",
+        speech_no_speech: "没有文本：未听到语音。", speech_no_audio: "没有文本：视频没有音轨。",
+        speech_off: "没有文本：语音识别已关闭，且未提供字幕。",
+        speech_unavailable: "没有文本：此服务器不提供语音识别。",
+        speech_failed: "没有文本：无法读取音轨。" },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -38,6 +54,10 @@ let result = null;
 let videoURL = null;
 
 function t(key) { return (UI[$("lang").value] || UI.en)[key]; }
+function esc(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+function clock(sec) { const m = Math.floor(sec / 60); return `${m}:${(sec - 60 * m).toFixed(1).padStart(4, "0")}`; }
 function labelName(label) { return (result && result.label_names && result.label_names[label]) || label; }
 
 $("key").value = sessionStorage.getItem("ve-key") || "";
@@ -77,6 +97,8 @@ $("form").addEventListener("submit", (e) => {
   if ($("transcript").files[0]) body.append("transcript", $("transcript").files[0]);
   if ($("fps").value) body.append("sample_fps", $("fps").value);
   body.append("lang", $("lang").value);
+  body.append("transcribe", $("transcribe").value);
+  if ($("speech-lang").value) body.append("speech_lang", $("speech-lang").value);
 
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/analyze");
@@ -121,6 +143,7 @@ function show(data, file) {
   renderTable();
   renderLegend();
   renderFaces();
+  renderWords();
   drawChart();
   $("chart").setAttribute("aria-label", chartDescription());
   $("chart-caption").textContent = t("caption");
@@ -155,11 +178,68 @@ function renderSummary() {
     add(t("distribution"), `<div class="dist">${dist}</div>`);
     add(t("tags"), `<p id="tags">${s.tags.map((x) => `<span class="tag" data-label="${x}">${labelName(x)}</span>`).join(" ")}</p>`);
   }
-  if (result.transcript) {
-    add(t("text"), `<p class="sent-${result.transcript.sentiment}">${t(result.transcript.sentiment)} (${result.transcript.score.toFixed(2)})</p>` +
-        `<p>${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}</p><p class="hint">${s.sentiment_sources}</p>`);
+  const tr = result.transcript;
+  const combined = `<p>${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}</p>` +
+    `<p class="hint">${esc(s.sentiment_sources)}</p>`;
+  if (tr) {
+    const scored = tr.score !== null && tr.score !== undefined;
+    add(t("text"), `<p id="words-from" data-source="${esc(tr.source)}">${wordsSource()}</p>` +
+        (scored ? `<p class="sent-${tr.sentiment}" id="text-sentiment" data-sentiment="${tr.sentiment}">${t(tr.sentiment)} (${tr.score.toFixed(2)})</p>`
+                : `<p class="hint">${t("noScore")}</p>`) + combined);
+  } else if (result.speech) {
+    add(t("text"), `<p id="words-from" data-source="none" data-status="${esc(result.speech.status)}">` +
+        `${t("speech_" + result.speech.status) || esc(result.speech.status)}</p>` + combined);
   }
   add(t("model"), `<p id="model">${m.name} v${m.version}</p>`);
+}
+
+function wordsSource() {
+  const tr = result.transcript;
+  if (tr.source !== "asr") return t("fromUser");
+  const p = tr.language_probability;
+  return `${t("fromAsr")} (${esc(tr.language)}, ${p === null || p === undefined ? t("given") : `${t("detected")} ${Math.round(100 * p)}%`})`;
+}
+
+// The transcript under the chart: one line per cue, coloured by its sentiment; a click plays from there.
+function renderWords() {
+  const tr = result.transcript;
+  const list = $("cues");
+  list.innerHTML = "";
+  $("words").hidden = !tr;
+  if (!tr) return;
+  $("words-source").textContent = wordsSource();
+  $("words-source").dataset.source = tr.source;
+  for (const c of tr.cues) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = `cue sent-${c.sentiment || "none"}`;
+    b.dataset.sentiment = c.sentiment || "";
+    if (c.start_s !== null) b.dataset.start = c.start_s;
+    if (c.end_s !== null) b.dataset.end = c.end_s;
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = c.start_s === null ? "—" : `${clock(c.start_s)}–${clock(c.end_s)}`;
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = c.text;              // as said or written: never parsed as HTML
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = c.score === null || c.score === undefined ? "" : `${t(c.sentiment)} ${c.score.toFixed(2)}`;
+    b.append(when, text, score);
+    b.setAttribute("aria-label", `${when.textContent}: ${c.text}${score.textContent ? " (" + score.textContent + ")" : ""}`);
+    if (c.start_s !== null) b.addEventListener("click", () => { $("player").currentTime = c.start_s; drawChart(); markCue(); });
+    li.appendChild(b);
+    list.appendChild(li);
+  }
+  markCue();
+}
+
+function markCue() {
+  const now = $("player").currentTime || 0;
+  for (const b of $("cues").querySelectorAll(".cue[data-start]")) {
+    b.classList.toggle("active", now >= +b.dataset.start && now < +b.dataset.end);
+  }
 }
 
 function renderFaces() {
@@ -247,13 +327,13 @@ $("chart").addEventListener("keydown", (ev) => {   // keyboard seeking on the fo
   if (step) { $("player").currentTime = Math.max(0, ($("player").currentTime || 0) + step); drawChart(); ev.preventDefault(); }
 });
 $("player").addEventListener("error", () => { $("player-note").textContent = t("noPlay"); $("player-note").hidden = false; });
-$("player").addEventListener("timeupdate", () => result && drawChart());
+$("player").addEventListener("timeupdate", () => { if (result) { drawChart(); markCue(); } });
 $("player").addEventListener("seeked", () => result && drawChart());
 function translatePage() {
   document.documentElement.lang = $("lang").value === "zh" ? "zh-CN" : "en";
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
 }
-$("lang").addEventListener("change", () => { translatePage(); if (result) { renderSummary(); renderTable(); renderLegend(); renderFaces(); drawChart(); } });
+$("lang").addEventListener("change", () => { translatePage(); if (result) { renderSummary(); renderTable(); renderLegend(); renderFaces(); renderWords(); drawChart(); } });
 
 function download(name, text, type) {
   const a = document.createElement("a");
