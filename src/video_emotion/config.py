@@ -23,6 +23,7 @@ class Paths:
     whisper_dir: str = "models/pretrained/whisper-base"  # speech recognition model (make assets)
     metrics_dir: str = "metrics"
     plots_dir: str = "plots"
+    corpora: str = "data/corpora"  # real corpora live here: ingest depends on it, so DVC sees clips added
 
 
 @dataclass(frozen=True)

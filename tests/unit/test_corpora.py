@@ -4,10 +4,12 @@ modalities and audio, every mismatching file reported, and ingest writing the sa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from video_emotion.data import cremad, own, ravdess
@@ -162,3 +164,177 @@ def test_own_csv_and_folders(tmp_path, media):
     fs = own.scan_folders(f)
     assert sorted((r["label"], r["actor"]) for r in fs.records) == [("angry", "actor7"), ("sad", "clip:y")]
     assert {Path(p).name for p, _ in fs.rejected} == {"z.mp4", "notes.md"}
+
+
+@pytest.fixture
+def ravdess_twins(tmp_path, media):
+    """Recordings in several modalities: RAVDESS ships each performance as 01 (audio-video), 02
+    (video-only) and 03 (audio-only) files with the same identifiers."""
+    r = tmp_path / "RAVDESS"
+    for actor, emo in (("01", "03"), ("02", "04"), ("03", "05")):
+        ids = f"01-{emo}-01-01-01-{actor}"
+        _put(media / "av.mp4", r / f"Actor_{actor}/01-{ids}.mp4")   # audio-video
+        _put(media / "v.mp4", r / f"Actor_{actor}/02-{ids}.mp4")    # the same recording, video only
+        _put(media / "a.wav", r / f"Actor_{actor}/03-{ids}.wav")    # ...and its sound only
+    _put(media / "av.mp4", r / "Actor_01/01-01-06-01-01-01-01.mp4")  # audio-video alone
+    _put(media / "v.mp4", r / "Actor_02/02-01-07-01-01-01-02.mp4")   # video-only, with its audio twin
+    _put(media / "a.wav", r / "Actor_02/03-01-07-01-01-01-02.wav")
+    _put(media / "v.mp4", r / "Actor_03/02-01-08-01-01-01-03.mp4")   # video-only, no audio twin
+    return r
+
+
+def test_ravdess_gives_one_row_per_recording_and_reports_the_copies(ravdess_twins, tiny_params):
+    import dataclasses
+
+    from video_emotion import security as secure_store
+    from video_emotion.stages import ingest
+
+    cfg = dataclasses.replace(tiny_params.ingest, source="ravdess", root=str(ravdess_twins), val_actors=1, test_actors=1)
+    summary = ingest.run(cfg, tiny_params.path("raw_dir"), tiny_params.path("manifest"), ["test"],
+                         secure_store.load_keyring(None))
+    df = read_manifest(tiny_params.path("manifest"))
+    names = sorted(Path(p).name.removesuffix(".enc") for p in df["path"])
+    assert names == ["01-01-03-01-01-01-01.mp4", "01-01-04-01-01-01-02.mp4", "01-01-05-01-01-01-03.mp4",
+                     "01-01-06-01-01-01-01.mp4", "02-01-07-01-01-01-02.mp4", "02-01-08-01-01-01-03.mp4"]
+    assert len(df) == len({tuple(Path(p).name.split("-")[1:]) for p in df["path"]})  # one row per recording
+    audio = {Path(p).name.removesuffix(".enc"): (h, Path(a).name.removesuffix(".enc") if a else "")
+             for p, h, a in zip(df["path"], df["has_audio"], df["audio_path"])}
+    assert audio["02-01-07-01-01-01-02.mp4"] == (True, "03-01-07-01-01-01-02.wav")
+    assert audio["02-01-08-01-01-01-03.mp4"] == (False, "")
+    assert audio["01-01-03-01-01-01-01.mp4"] == (True, "01-01-03-01-01-01-01.mp4")
+    report = json.loads((tiny_params.path("raw_dir") / "ingest_report.json").read_text())
+    copies = {Path(d["path"]).name: Path(d["same_recording_as"]).name for d in report["duplicates_all"]}
+    assert copies == {f"{m}-01-{e}-01-01-01-{a}.{x}": f"01-01-{e}-01-01-01-{a}.mp4"
+                      for a, e in (("01", "03"), ("02", "04"), ("03", "05")) for m, x in (("02", "mp4"), ("03", "wav"))}
+    assert report["duplicates"] == summary["duplicates"] == 6 and report["rejected"] == 0
+
+
+@pytest.fixture
+def own_corpus(tmp_path):
+    """Three different real clips (distinct checksums), two with their own AAC track, in a corpora folder."""
+    corpora = tmp_path / "corpora"
+    d = corpora / "own"
+    (d / "clips").mkdir(parents=True)
+    for i, (name, label, sound) in enumerate((("a", "happy", True), ("b", "sad", False), ("c", "angry", True))):
+        actor = make_actors(3, seed=6)[i]
+        silent = d / "clips" / f"{name}_silent.mp4"
+        write_clip(silent, actor, label, fps=8, duration_s=1.0, width=160, height=120, rng=np.random.default_rng(i))
+        if sound:
+            write_wav(d / f"{name}.wav", synth_audio(actor, label, 1.0, np.random.default_rng(10 + i)))
+            mux(silent, d / f"{name}.wav", d / "clips" / f"{name}.mp4")
+            silent.unlink()
+            (d / f"{name}.wav").unlink()
+        else:
+            silent.rename(d / "clips" / f"{name}.mp4")
+    return corpora
+
+
+SAID = {"a": "I love this, really \"good\" news!", "c": "我很生气，真的"}
+
+
+def test_own_csv_uses_the_clips_own_audio_and_keeps_the_transcript(own_corpus, tiny_params, tmp_path):
+    import dataclasses
+
+    from video_emotion import security as secure_store
+    from video_emotion.data.audit import encrypted_files
+    from video_emotion.data.manifest import transcript_of
+    from video_emotion.stages import ingest, validate
+
+    listing = own_corpus / "own" / "list.csv"
+    df_in = pd.DataFrame({"path": ["clips/a.mp4", "clips/b.mp4", "clips/c.mp4"], "label": ["happy", "sad", "anger"],
+                          "actor": ["p1", "p2", "p3"], "split": ["train", "val", "test"],
+                          "transcript": [SAID["a"], "", SAID["c"]]})
+    df_in.to_csv(listing, index=False)
+    cfg = dataclasses.replace(tiny_params.ingest, source="csv", root=str(listing))
+    ring = secure_store.load_keyring(None)
+    ingest.run(cfg, tiny_params.path("raw_dir"), tiny_params.path("manifest"), ["test"], ring, corpora=own_corpus)
+    df = read_manifest(tiny_params.path("manifest")).set_index("actor")
+    assert df["has_audio"].to_dict() == {"p1": True, "p2": False, "p3": True}
+    assert df.loc["p1", "audio_path"] == df.loc["p1", "path"] and df.loc["p2", "audio_path"] == ""
+    assert df.loc["p3", "audio_path"] == df.loc["p3", "path"] and df.loc["p3", "path"].endswith(".enc")
+    manifest = tiny_params.path("manifest")
+    assert df.loc["p1", "transcript"] == SAID["a"] and df.loc["p2", "transcript"] == ""
+    # The test split's words are ciphertext like its faces: the manifest points at them, the key reads them.
+    assert df.loc["p3", "transcript"].endswith(".transcript.txt.enc")
+    assert transcript_of(manifest, df.loc["p3"], ring) == SAID["c"]
+    assert transcript_of(manifest, df.loc["p1"]) == SAID["a"]
+    for f in [manifest, *tiny_params.path("raw_dir").rglob("*")]:
+        assert not f.is_file() or SAID["c"].encode() not in f.read_bytes(), f
+    assert any(name.endswith(".transcript.txt") for _, name in encrypted_files(manifest, tmp_path / "none"))
+    # Every other expectation holds with the new column (three clips cannot fill 7 labels x 3 splits).
+    checks = dataclasses.replace(tiny_params.validate, min_clips_per_label_split=0)
+    assert validate.run(checks, manifest, tmp_path / "report")["success"]
+
+
+def test_a_manifest_without_the_transcript_column_still_reads(tiny_params, tmp_path):
+    from video_emotion.data.manifest import COLUMNS
+
+    old = tmp_path / "old.csv"
+    pd.DataFrame([{c: "x" for c in COLUMNS if c != "transcript"}]).to_csv(old, index=False)
+    assert read_manifest(old)["transcript"].tolist() == [""]
+
+
+def test_folders_adapter_takes_the_clips_own_audio(own_corpus):
+    f = own_corpus / "folders"
+    _put(own_corpus / "own" / "clips" / "a.mp4", f / "happy" / "a.mp4")
+    (rec,) = own.scan_folders(f).records
+    assert rec["audio_path"] == rec["path"]
+
+
+def test_a_corpus_outside_the_watched_folder_is_refused(own_corpus, tiny_params, tmp_path):
+    import dataclasses
+
+    from video_emotion.data.corpus import CorpusError
+    from video_emotion.stages import ingest
+
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(own_corpus / "own", outside)
+    cfg = dataclasses.replace(tiny_params.ingest, source="folders", root=str(outside))
+    with pytest.raises(CorpusError, match="not inside paths.corpora"):
+        ingest.run(cfg, tiny_params.path("raw_dir"), tiny_params.path("manifest"), [], None, corpora=own_corpus)
+    assert not tiny_params.path("manifest").exists()
+    listing = own_corpus / "own" / "list.csv"  # a listing inside that names a clip outside: reported, not used
+    listing.write_text(f"path,label,actor\nclips/a.mp4,happy,p1\nclips/b.mp4,sad,p2\nclips/c.mp4,angry,p3\n"
+                       f"{outside / 'clips' / 'a.mp4'},happy,p4\n")
+    cfg = dataclasses.replace(tiny_params.ingest, source="csv", root=str(listing), val_actors=1, test_actors=1)
+    summary = ingest.run(cfg, tiny_params.path("raw_dir"), tiny_params.path("manifest"), [], None, corpora=own_corpus)
+    assert summary["clips"] == 3 and "outside paths.corpora" in summary["rejected_examples"][0]
+
+
+def test_dvc_sees_a_clip_added_to_the_corpus(tmp_path):
+    """The project's own `ingest` stage and params in a fresh git + DVC repository: after `dvc commit`
+    it is up to date; one more clip in the corpora folder and `dvc status` reports `ingest` changed."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import ROOT
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "params.yaml", repo / "params.yaml")  # the synthetic default: root ""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ingest": stages["ingest"]}}))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["ingest"]["root"] == "" and params["ingest"]["source"] == "synthetic"
+    corpora = repo / params["paths"]["corpora"]
+    shutil.copytree(ROOT / "data" / "corpora", corpora)
+    (repo / params["paths"]["raw_dir"]).mkdir(parents=True)
+    (repo / params["paths"]["raw_dir"] / "clip.mp4").write_bytes(b"stand-in output")
+    (repo / params["paths"]["manifest"]).write_text("path,label\n")
+    dvc = [str(Path(sys.executable).parent / "dvc")]
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+    def run(*args: str) -> str:
+        res = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    run("git", "init", "-q")
+    run(*dvc, "init", "-q")
+    run(*dvc, "commit", "-f", "-q", "ingest")
+    assert "up to date" in run(*dvc, "status", "ingest")
+    _put(ROOT / "data" / "corpora" / "README.md", corpora / "own" / "happy" / "new_clip.mp4")
+    status = run(*dvc, "status", "ingest")
+    assert "ingest:" in status and "changed deps" in status and params["paths"]["corpora"] in status

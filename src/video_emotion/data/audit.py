@@ -18,11 +18,11 @@ from video_emotion.io_utils import sha256_file
 
 
 def encrypted_files(manifest: Path, processed_dir: Path) -> list[tuple[Path, str]]:
-    """(path, logical name) of every encrypted clip, audio file and processed split."""
+    """(path, logical name) of every encrypted clip, audio file, transcript and processed split."""
     files: list[tuple[Path, str]] = []
     if manifest.is_file():
         df = read_manifest(manifest)
-        for col in ("path", "audio_path"):
+        for col in ("path", "audio_path", "transcript"):
             for rel in df[col]:
                 if isinstance(rel, str) and rel.endswith(security.SUFFIX):
                     files.append((resolve(manifest, rel), logical_name(rel)))

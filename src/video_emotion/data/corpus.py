@@ -16,7 +16,7 @@ import pandas as pd
 from video_emotion import security as secure_store
 from video_emotion.config import IngestConfig
 from video_emotion.data import synthetic
-from video_emotion.data.manifest import COLUMNS, actor_disjoint_splits
+from video_emotion.data.manifest import COLUMNS, TRANSCRIPT_SUFFIX, actor_disjoint_splits
 from video_emotion.features.video import VideoError, probe
 from video_emotion.io_utils import atomic_path, sha256_file
 
@@ -28,12 +28,16 @@ class CorpusError(ValueError):
 
 
 def ingest(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits: list[str] = (),
-        ring: secure_store.KeyRing | None = None, progress: bool = True) -> dict:
-    """Write the corpus and its manifest atomically; return an ingest summary."""
+        ring: secure_store.KeyRing | None = None, progress: bool = True, corpora: Path | None = None) -> dict:
+    """Write the corpus and its manifest atomically; return an ingest summary.
+
+    `corpora` is the folder DVC watches for the stage (`paths.corpora`): a real corpus must lie in it,
+    or adding a clip would leave `dvc repro` "up to date".
+    """
     if encrypted_splits and ring is None:
         raise CorpusError(f"splits {list(encrypted_splits)} must be encrypted but no data key was given")
     if cfg.source != "synthetic":
-        return run_corpus(cfg, Path(raw_dir), Path(manifest_path), encrypted_splits, ring)
+        return run_corpus(cfg, Path(raw_dir), Path(manifest_path), encrypted_splits, ring, corpora)
     raw_dir, manifest_path = Path(raw_dir), Path(manifest_path)
     split_of = actor_disjoint_splits(synthetic.actor_ids(cfg.n_actors), cfg.val_actors, cfg.test_actors, cfg.seed)
     rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
@@ -60,7 +64,8 @@ def ingest(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_spli
                    "width": info.width, "height": info.height, "n_frames": info.n_frames,
                    "has_audio": bool(rec["audio_path"]),
                    "audio_path": (rel_root / rec["audio_path"]).as_posix() if rec["audio_path"] else "",
-                   "sha256": sha256_file(clip), "source": cfg.source, "encrypted": split in encrypted_splits}
+                   "sha256": sha256_file(clip), "source": cfg.source, "encrypted": split in encrypted_splits,
+                   "transcript": ""}
             if row["encrypted"]:
                 for key in ("path", "audio_path"):
                     if row[key]:
@@ -108,26 +113,42 @@ def scan_corpus(cfg: IngestConfig):
     return own.scan_folders(root)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits: list[str],
-               ring: secure_store.KeyRing | None) -> dict:
+               ring: secure_store.KeyRing | None, corpora: Path | None = None) -> dict:
     """A real corpus: clips stay where they are (track them with `dvc add`) except those of the
     encrypted splits, which are written encrypted under `raw_dir`. Every file that cannot be used
-    is reported with its reason, in the log and in `raw_dir/ingest_report.json`."""
+    is reported with its reason, in the log and in `raw_dir/ingest_report.json`; so are the second
+    copies of a recording (one record per recording)."""
     import json
 
-    from video_emotion.features.audio import has_audio
+    from video_emotion.features.audio import AudioError, has_audio
 
+    if corpora is not None and not _inside(Path(cfg.root).expanduser(), Path(corpora)):
+        raise CorpusError(f"ingest.root {cfg.root} is not inside paths.corpora ({corpora}), the folder DVC "
+                          "watches for ingest: move the corpus there or point paths.corpora at a folder holding it")
     scan = scan_corpus(cfg)
     rows = []
     for rec in scan.records:
+        if corpora is not None and not _inside(Path(rec["path"]), Path(corpora)):
+            scan.reject(rec["path"], f"outside paths.corpora ({corpora}): DVC would not see it change")
+            continue
+        audio = rec.get("audio_path")
         try:
             info = probe(rec["path"], count=True)
+            if audio is not None and Path(audio) == Path(rec["path"]) and not has_audio(rec["path"]):
+                audio = None  # the clip's own track, and it has none
         except VideoError as exc:
             scan.reject(rec["path"], f"unreadable video ({exc})")
             continue
-        audio = rec.get("audio_path")
-        rows.append({**rec, "info": info, "sha256": sha256_file(rec["path"]),
-                     "has_audio": bool(audio) and (audio != rec["path"] or has_audio(rec["path"]))})
+        except AudioError as exc:
+            scan.reject(rec["path"], f"unreadable media ({exc})")
+            continue
+        rows.append({**rec, "audio_path": audio, "info": info, "sha256": sha256_file(rec["path"]),
+                     "has_audio": audio is not None})
     if not rows:
         raise CorpusError(f"no usable clip under {cfg.root}: {scan.summary()['rejected_examples']}")
     given = [r.get("split") or "" for r in rows]
@@ -160,17 +181,26 @@ def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_
                     audio_rel += secure_store.SUFFIX
                 elif audio is not None:
                     audio_rel = path + secure_store.SUFFIX
+                transcript = ""
+                if r.get("transcript"):  # people's words in an encrypted split are ciphertext too
+                    t_inner = f"{inner}{TRANSCRIPT_SUFFIX}"
+                    transcript = (rel_root / t_inner).as_posix()
+                    secure_store.encrypt_bytes(r["transcript"].encode("utf-8"),
+                                               tmp_raw / f"{t_inner}{secure_store.SUFFIX}", ring, name=transcript)
+                    transcript += secure_store.SUFFIX
                 path += secure_store.SUFFIX
             else:
                 path = os.path.relpath(src, manifest_path.parent.resolve())
                 audio_rel = os.path.relpath(audio, manifest_path.parent.resolve()) if audio is not None else ""
+                transcript = r.get("transcript") or ""
             info = r["info"]
             out_rows.append({"path": Path(path).as_posix(), "label": r["label"], "actor": r["actor"], "split": split,
                              "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4), "width": info.width,
                              "height": info.height, "n_frames": info.n_frames, "has_audio": r["has_audio"],
                              "audio_path": Path(audio_rel).as_posix() if audio_rel else "", "sha256": r["sha256"],
-                             "source": cfg.source, "encrypted": encrypted})
-        report = {**scan.summary(examples=50), "rejected_all": [{"path": p, "reason": why} for p, why in scan.rejected]}
+                             "source": cfg.source, "encrypted": encrypted, "transcript": transcript})
+        report = {**scan.summary(examples=50), "rejected_all": [{"path": p, "reason": why} for p, why in scan.rejected],
+                  "duplicates_all": [{"path": p, "same_recording_as": kept} for p, kept in scan.duplicates]}
         (tmp_raw / "ingest_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         df = pd.DataFrame(out_rows, columns=COLUMNS)
     with atomic_path(manifest_path) as tmp_manifest:
@@ -179,9 +209,9 @@ def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_
                "encrypted_clips": int(df["encrypted"].sum()),
                "per_split": {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")},
                "per_label": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()}}
-    log.info("%s: %d clips from %d actors (train/val/test %s), %d encrypted at rest; %d file(s) not used",
-             cfg.source, summary["clips"], summary["actors"], summary["per_split"], summary["encrypted_clips"],
-             summary["rejected"])
+    log.info("%s: %d clips from %d actors (train/val/test %s), %d encrypted at rest; %d file(s) not used, "
+             "%d second copies of a recording left out", cfg.source, summary["clips"], summary["actors"],
+             summary["per_split"], summary["encrypted_clips"], summary["rejected"], summary["duplicates"])
     for example in summary["rejected_examples"]:
         log.warning("not used: %s", example)
     return summary

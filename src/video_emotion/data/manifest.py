@@ -1,4 +1,10 @@
-"""The manifest: one row per clip, the contract between ingest and every later stage."""
+"""The manifest: one row per clip, the contract between ingest and every later stage.
+
+`transcript` (added later; a manifest without it reads as all empty) holds what the clip's person
+says, from the own-data CSV. For a clip of an encrypted split it holds instead the path of an
+encrypted text file (`<clip>.transcript.txt.enc`): people's words in the test split are kept as
+ciphertext like their faces and voices. `transcript_of` reads either.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["path", "label", "actor", "split", "duration_s", "fps", "width", "height", "n_frames",
-           "has_audio", "audio_path", "sha256", "source", "encrypted"]
+           "has_audio", "audio_path", "sha256", "source", "encrypted", "transcript"]
+TRANSCRIPT_SUFFIX = ".transcript.txt"  # + the encrypted suffix: the transcript of an encrypted clip
 SPLITS = ("train", "val", "test")
 
 
@@ -19,9 +26,11 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: manifest not found")
     try:
         df = pd.read_csv(path, dtype={"actor": str, "path": str, "audio_path": str, "sha256": str,
-                                      "label": str, "split": str}, keep_default_na=False)
+                                      "label": str, "split": str, "transcript": str}, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"{path}: not a readable CSV manifest ({exc})") from exc
+    if "transcript" not in df.columns:  # a manifest written before the column existed
+        df["transcript"] = ""
     return df
 
 
@@ -29,6 +38,18 @@ def resolve(manifest_path: str | Path, rel: str) -> Path:
     """Clip paths in a manifest are relative to the manifest's folder (or absolute)."""
     p = Path(rel)
     return p if p.is_absolute() else (Path(manifest_path).parent / p)
+
+
+def transcript_of(manifest_path: str | Path, row, ring=None) -> str:
+    """A manifest row's transcript ("" when it has none); an encrypted one is decrypted with `ring`."""
+    from video_emotion import security
+
+    cell = str(row.get("transcript") or "")
+    if not (str(row.get("encrypted")).lower() == "true" and cell.endswith(TRANSCRIPT_SUFFIX + security.SUFFIX)):
+        return cell
+    if ring is None:
+        raise security.SecureStoreError(f"{cell}: the transcript is encrypted, but no data key was given")
+    return security.decrypt_bytes(resolve(manifest_path, cell), ring, logical_name(cell)).decode("utf-8")
 
 
 def logical_name(manifest_rel_path: str) -> str:

@@ -1,4 +1,7 @@
-"""Own data: a CSV manifest (`path,label[,actor][,split][,transcript]`) or one folder per label."""
+"""Own data: a CSV manifest (`path,label[,actor][,split][,transcript]`) or one folder per label.
+
+A clip's audio is its own track (ingest checks that it has one); the CSV's transcript goes into the
+manifest."""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ def scan_csv(csv_path: str | Path) -> CorpusScan:
         else:
             actor = (row.get("actor") or "").strip() or f"clip:{path.stem}"
             out.records.append({"path": path, "label": label, "actor": actor, "modality": "video",
-                                "audio_path": None, "split": split, "transcript": (row.get("transcript") or "").strip(),
+                                "audio_path": path, "split": split, "transcript": (row.get("transcript") or "").strip(),
                                 "source_label": row.get("label", "")})
     return out
 
@@ -70,5 +73,5 @@ def scan_folders(root: str | Path) -> CorpusScan:
         else:
             actor = rel.parts[1] if len(rel.parts) > 2 else f"clip:{path.stem}"
             out.records.append({"path": path, "label": label, "actor": actor, "modality": "video",
-                                "audio_path": None, "source_label": rel.parts[0]})
+                                "audio_path": path, "source_label": rel.parts[0]})
     return out

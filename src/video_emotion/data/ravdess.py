@@ -2,8 +2,9 @@
 
 Modality 01 audio-video, 02 video-only, 03 audio-only; vocal channel 01 speech, 02 song; emotion 01
 neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised; intensity 01
-normal, 02 strong; statement; repetition; actor 01-24 (odd male, even female). A video-only clip
-takes the audio-only file with the same identifiers as its sidecar audio.
+normal, 02 strong; statement; repetition; actor 01-24 (odd male, even female). The same identifiers
+in another modality are the same recording: it becomes one record (the audio-video file, else the
+video-only file with the audio-only file as its sidecar audio), the other copies are reported.
 """
 
 from __future__ import annotations
@@ -50,21 +51,26 @@ def scan(root: str | Path, calm: str = "neutral") -> CorpusScan:
             continue
         parsed.setdefault((vc, emo, inten, stmt, rep, actor), {})[mod] = path
     for (vc, emo, inten, _statement, _repetition, actor), files in sorted(parsed.items()):
-        label = EMOTION[emo]
-        for mod in ("01", "02"):
-            if mod not in files:
-                continue
-            path = files[mod]
-            if label == "calm" and calm == "drop":
-                out.reject(path, "calm clips dropped (ingest.ravdess_calm: drop)")
-                continue
-            audio = path if mod == "01" else files.get("03")
-            out.records.append({
-                "path": path, "label": "neutral" if label == "calm" else label, "actor": f"ravdess-{actor}",
-                "modality": MODALITY[mod], "audio_path": audio, "source_label": label,
-                "vocal_channel": VOCAL[vc], "intensity": "strong" if inten == "02" else "normal",
-                "gender": "male" if int(actor) % 2 else "female",
-            })
-        if "03" in files and "01" not in files and "02" not in files:
+        # One record per recording: the audio-video file when there is one (its 02 and 03 files are
+        # the same performance again), else the video-only file with its audio-only twin.
+        if "01" in files:
+            path, mod, audio = files["01"], "01", files["01"]
+            for twin in ("02", "03"):
+                if twin in files:
+                    out.duplicate(files[twin], path)
+        elif "02" in files:
+            path, mod, audio = files["02"], "02", files.get("03")
+        else:
             out.reject(files["03"], "audio-only file without a matching video (kept out of a video corpus)")
+            continue
+        label = EMOTION[emo]
+        if label == "calm" and calm == "drop":
+            out.reject(path, "calm clips dropped (ingest.ravdess_calm: drop)")
+            continue
+        out.records.append({
+            "path": path, "label": "neutral" if label == "calm" else label, "actor": f"ravdess-{actor}",
+            "modality": MODALITY[mod], "audio_path": audio, "source_label": label,
+            "vocal_channel": VOCAL[vc], "intensity": "strong" if inten == "02" else "normal",
+            "gender": "male" if int(actor) % 2 else "female",
+        })
     return out
