@@ -34,7 +34,8 @@ assets: install
 run: assets
 	$(BIN)/video-emotion keys ensure
 	@mkdir -p .bench; start=$$(date +%s); $(BIN)/dvc repro && \
-	  echo $$(( $$(date +%s) - start )) > .bench/last_repro_seconds
+	  echo $$(( $$(date +%s) - start )) > .bench/last_repro_seconds && \
+	  echo "$$(date -u +%FT%TZ) $$(git rev-parse --short HEAD 2>/dev/null || echo -) $$(cat .bench/last_repro_seconds)" >> .bench/repro_history
 	$(BIN)/video-emotion report
 
 # Browser tests drive Debian's Chromium (no browser download); installed here when run as root.
@@ -70,9 +71,10 @@ serve: bento-import
 bento: bento-import
 	$(BIN)/bentoml build
 
-# Speed and memory against the fer package, training throughput, service latency -> benchmarks/RESULTS.md
+# Speed and memory against the fer package (whole process and in-process), training throughput, `dvc repro`
+# wall times, service latency -> benchmarks/RESULTS.md (REPEATS=n whole-process runs per tool and clip)
 bench: assets
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py --repeats $(or $(REPEATS),3)
 
 # Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set
 # (requirements-serve.in) is pinned to the very same versions.

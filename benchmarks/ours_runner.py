@@ -11,12 +11,12 @@ from video_emotion.inference.analyze import ModelBundle, analyze_video
 bundle_dir, path, rate = sys.argv[1], sys.argv[2], sys.argv[3]
 fast = not (len(sys.argv) > 4 and sys.argv[4] == "full")  # "full": detector on every frame, no tracking
 bundle = ModelBundle.load(Path(bundle_dir))
-bundle.warm_up()  # as in the service: the model graph is traced once, before timing
+bundle.warm_up()  # as in the service: the model is loaded (and a Keras one traced) before timing
 sample_fps = None if rate == "default" else float(rate)
 t0 = time.perf_counter()
-res = analyze_video(path, bundle, sample_fps=sample_fps, fast=fast)
+res = analyze_video(path, bundle, sample_fps=sample_fps, fast=fast, transcribe="off")  # faces only, as fer
 seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "frames": res["frames_analysed"], "segments": len(res["timeline"]),
+print(json.dumps({"seconds": seconds, "frames": res["frames_analysed"], "runtime": bundle.runtime, "segments": len(res["timeline"]),
                   "dominant": res["summary"]["dominant_emotion"],
                   "timeline": [s["emotion"] for s in res["timeline"]],
                   "sentiments": [s["sentiment"] for s in res["timeline"]],
