@@ -139,3 +139,53 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 1 if failed else 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Analyse a video library into OUT (summary Parquet + timelines), locally or on Ray; resumable."""
+    import contextlib
+
+    from video_emotion.data.library import LibraryError, list_videos
+    from video_emotion.inference.batch import BatchOptions, local_engine, run_batch
+    from video_emotion.inference.batch_store import BatchStore, BatchStoreError
+    from video_emotion.inference.bundle import ModelLoadError, load_bundle
+    from video_emotion.inference.words import check_options
+
+    params = _params(args)
+    try:
+        check_options(args.transcribe, args.speech_lang)
+        if args.sample_fps is not None and not 0 < args.sample_fps <= 120:
+            raise ValueError(f"--sample-fps must be in (0, 120], got {args.sample_fps}")
+        if args.batch_windows < 1 or (args.workers or 1) < 1 or (args.actors or 1) < 1:
+            raise ValueError("--batch-windows, --workers and --actors must be at least 1")
+        sources = list_videos(args.input)
+    except (LibraryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    opts = BatchOptions(sample_fps=args.sample_fps, lang=args.lang, transcribe=args.transcribe,
+                        speech_lang=args.speech_lang, speech_model=str(params.path("whisper_dir")),
+                        batch_windows=args.batch_windows)
+    try:
+        if args.engine == "ray":
+            from video_emotion.scale.batch import RayEngine, resolve_model
+            from video_emotion.scale.cluster import ray_session
+
+            folder, info = resolve_model(args.model, params)
+            engine, session = RayEngine(folder, info, opts, args.workers, args.actors), ray_session(args.workers)
+        else:
+            bundle = load_bundle(args.model, params, background=True)
+            info, engine, session = bundle.info, local_engine(bundle, opts), contextlib.nullcontext()
+    except Exception as exc:  # a missing model is one clear line, not a traceback
+        print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        store = BatchStore(args.out, opts.job(info))
+        with session:
+            c = run_batch(sources, store, engine, retry_errors=args.retry_errors)
+    except (BatchStoreError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{c['analysed']} videos analysed in {c['seconds']} s ({c['videos_per_s']} videos/s): {c['ok']} ok, "
+          f"{c['error']} with an error, {c['lost']} lost; {c['skipped']} already done. "
+          f"Table: {Path(args.out) / 'summary'}, timelines: {Path(args.out) / 'timelines'}")
+    return 1 if c["lost"] else 0

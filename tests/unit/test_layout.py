@@ -14,7 +14,7 @@ FLOORS = {
     "config": 0, "labels": 0, "io_utils": 0, "security": 0,
     "data": 1, "features": 1, "text": 1,
     "modeling": 2, "inference": 2,
-    "serving": 3, "stages": 3, "cli": 3, "commands": 3,
+    "serving": 3, "stages": 3, "scale": 3, "cli": 3, "commands": 3,
 }
 
 

@@ -1,0 +1,211 @@
+"""The Ray engine of `video-emotion batch`: decode and faces in parallel tasks, the model in an actor pool.
+
+A Ray Data pipeline lists the videos (one block per video up to `MAX_BLOCKS`) and maps each through
+`analyze_source` in a Ray task, the same function the local engine runs, so decoding, face tracking,
+windows, summary and result are the library's own code. The tasks hold a `RemoteBundle` instead of a
+model: its `predict_inputs` sends each batch of windows to one of the `ModelServer` actors, which load
+the model once each and answer with the same call on the same arrays as a local bundle would, so the
+numbers are identical. Decode tasks never import TensorFlow (about 150 MB each instead of 1 GB).
+
+A model call blocks its task, so a task's CPU is free while an actor computes for it: actors ask for
+no CPU of their own by default and are spread over the nodes. The model is about a fifth of a
+video's CPU time, hence one actor per five decode workers by default.
+
+Faults: a decode task whose worker process dies is run again, up to `DECODE_RETRIES` times; an actor
+that dies is restarted (without limit: a restart only reloads the model) and the call it was
+answering is retried, up to `MODEL_CALL_RETRIES` times. Past that the video's row says `lost` and
+the next run of the job tries it again; the job itself always completes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import tarfile
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from video_emotion.data.library import Source
+from video_emotion.inference.batch import BatchOptions, WorkerLost, analyze_source
+from video_emotion.inference.bundle import ModelBundle
+
+DECODE_RETRIES = 3
+MODEL_CALL_RETRIES = 3
+MODEL_SHARE = 0.2   # share of a video's CPU time spent in the model (benchmarks/RESULTS.md)
+MAX_BLOCKS = 20_000  # one video per block up to this many: a lost block then costs one video
+_turn = itertools.count()
+
+
+def resolve_model(ref: str, params) -> tuple[Path, dict[str, Any]]:
+    """A bundle folder or a registry reference -> (local bundle folder, model info), without loading it."""
+    p = Path(ref)
+    if p.is_dir():
+        return p, {"name": p.name, "version": "local"}
+    from video_emotion.modeling.model_cache import cached_bundle
+
+    return cached_bundle(ref, params.tracking, params.root)
+
+
+def pack_folder(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(folder), arcname="bundle")
+    return buf.getvalue()
+
+
+def _unpack(blob: bytes) -> Path:
+    """The bundle in a node-local folder keyed by its content (shared by the node's actors, kept across restarts)."""
+    dest = Path(tempfile.gettempdir()) / "video-emotion-ray-models" / hashlib.sha256(blob).hexdigest()[:20]
+    if not (dest / "bundle").is_dir():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            tar.extractall(tmp, filter="data")
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another actor of this node got there first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest / "bundle"
+
+
+class BundleHolder:
+    """A Ray actor (no CPU) keeping the packed bundle, so that a restarted `ModelServer` on any node
+    can fetch it again (an actor's arguments in the object store would be its only copy)."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def get(self) -> bytes:
+        return self.blob
+
+
+class ModelServer:
+    """A Ray actor holding the model once: answers `predict_inputs` calls from the decode tasks."""
+
+    def __init__(self, holder, info: dict[str, Any]) -> None:
+        import ray
+
+        # Loading goes on in the background: `spec` answers at once, so decoding starts meanwhile.
+        self.bundle = ModelBundle.load(_unpack(ray.get(holder.get.remote())), info, background=True)
+
+    def spec(self) -> dict[str, Any]:
+        return {f.name: getattr(self.bundle, f.name) for f in dataclasses.fields(self.bundle) if f.init}
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return self.bundle.input_shapes
+
+    def predict(self, inputs: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
+        return self.bundle.predict_inputs(inputs, batch_size=batch_size)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@dataclass
+class RemoteBundle(ModelBundle):
+    """A model bundle whose predictions run in the `ModelServer` actors (what decode tasks hold)."""
+
+    servers: list = field(default_factory=list)
+    shapes: dict | None = None
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        if self.shapes is None:
+            self.shapes = dict(self._call("shapes"))
+        return dict(self.shapes)
+
+    def wait(self) -> None:
+        """Nothing to wait for here: the actors load the model."""
+
+    def warm_up(self) -> None:
+        """The actors warm up on their first call."""
+
+    def predict_inputs(self, inputs: dict[str, np.ndarray], batch_size: int = 32) -> np.ndarray:
+        return self._call("predict", inputs, batch_size)
+
+    def _call(self, method: str, *args) -> Any:
+        import ray
+
+        server = self.servers[next(_turn) % len(self.servers)]
+        try:
+            return ray.get(getattr(server, method).remote(*args))
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            raise WorkerLost(f"lost: the model actor died past {MODEL_CALL_RETRIES} retries "
+                             f"({type(exc).__name__})") from exc
+
+
+def _analyze_row(row: dict[str, Any], bundle: RemoteBundle, opts: BatchOptions) -> dict[str, Any]:
+    """Ray Data map function: one listed video -> its summary row and result (JSON strings)."""
+    import cv2
+
+    cv2.setNumThreads(1)  # one CPU per task: OpenCV's own threads would only contend with the other tasks
+    summary, result = analyze_source(Source(row["path"], row["size"], row["mtime"]), bundle, opts, "ray")
+    return {"row": json.dumps(summary, ensure_ascii=False), "result": result}
+
+
+class RayEngine:
+    """`Engine` for `run_batch`: call it with the videos to do inside a Ray session (`cluster.ray_session`)."""
+
+    def __init__(self, folder: Path, info: dict[str, Any], opts: BatchOptions, workers: int | None = None,
+                 actors: int | None = None, actor_cpus: float = 0.0) -> None:
+        self.folder, self.info, self.opts = Path(folder), info, opts
+        self.workers, self.actors, self.actor_cpus = workers, actors, actor_cpus
+        self.servers: list = []
+
+    def sizes(self) -> tuple[int, int]:
+        from video_emotion.scale.cluster import cluster_cpus
+
+        workers = self.workers or cluster_cpus()
+        return workers, self.actors or max(1, math.ceil(workers * MODEL_SHARE))
+
+    def start(self) -> RemoteBundle:
+        import ray
+
+        workers, actors = self.sizes()
+        self.holder = ray.remote(BundleHolder).options(num_cpus=0).remote(pack_folder(self.folder))
+        actor = ray.remote(ModelServer).options(num_cpus=self.actor_cpus, max_restarts=-1,
+                                                max_task_retries=MODEL_CALL_RETRIES, scheduling_strategy="SPREAD")
+        self.servers = [actor.remote(self.holder, self.info) for _ in range(actors)]
+        return RemoteBundle(**ray.get(self.servers[0].spec.remote()), servers=self.servers)
+
+    def stop(self) -> None:
+        import ray
+
+        for s in [*self.servers, getattr(self, "holder", None)]:
+            if s is not None:
+                ray.kill(s, no_restart=True)
+        self.servers, self.holder = [], None
+
+    def __call__(self, todo: list[Source]) -> Iterator[tuple[dict[str, Any], str | None]]:
+        import ray
+
+        from video_emotion.scale.cluster import quiet_data
+
+        quiet_data()
+        ray.data.DataContext.get_current().max_errored_blocks = -1  # a lost block is a `lost` row, not a failed job
+        workers, _ = self.sizes()
+        bundle = self.start()
+        try:
+            items = [{"path": s.path, "size": s.size, "mtime": s.mtime} for s in todo]
+            ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
+            with warnings.catch_warnings():  # Ray 2.60 has no named argument for task retries yet
+                warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+                ds = ds.map(_analyze_row, fn_kwargs={"bundle": bundle, "opts": self.opts}, num_cpus=1,
+                            compute=ray.data.TaskPoolStrategy(size=workers), max_retries=DECODE_RETRIES)
+            for rec in ds.iter_rows():
+                yield json.loads(rec["row"]), rec["result"]
+        finally:
+            self.stop()

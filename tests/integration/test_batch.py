@@ -1,0 +1,171 @@
+"""`video-emotion batch` on a real local Ray (2 CPUs, started and stopped here) and with the local engine:
+a dozen real and generated clips with a broken file and face-less clips; rows and full results equal
+`analyze_video` on the same files and model; a second run skips everything; a model actor killed
+mid-run is restarted and every row still comes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import tiny_params_dict, write_video
+from video_emotion import cli
+from video_emotion.inference.batch_store import read_results, read_summary
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, pretrained, real_faces):
+    """A bundle (FER-initialised, 8 frames per 1 s window), params, and a library of 12 files."""
+    from video_emotion.config import ModelConfig
+    from video_emotion.data.synthetic import make_actors, write_clip
+    from video_emotion.labels import LABELS
+    from video_emotion.modeling.model import build_model
+
+    tmp = tmp_path_factory.mktemp("batch")
+    bundle = tmp / "bundle"
+    bundle.mkdir()
+    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 64, pretrained).save(bundle / "model.keras")
+    (bundle / "preprocessing.json").write_text(json.dumps(
+        {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2,
+         "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict(tmp)))
+
+    lib = tmp / "library"
+    (lib / "real").mkdir(parents=True)
+    (lib / "generated" / "nested").mkdir(parents=True)
+    for name in ("single_face.mp4", "no_face.mp4"):
+        shutil.copy(real_faces / name, lib / "real" / name)
+    cap = cv2.VideoCapture(str(real_faces / "cry_then_laugh.mp4"))
+    frames = [cap.read()[1] for _ in range(96)]  # its first 4 s: real crying
+    cap.release()
+    write_video(lib / "real" / "crying_4s.mp4", frames, fps=23.976)
+    actors = make_actors(3, seed=4)
+    for i, emotion in enumerate(("happy", "sad", "angry", "surprise", "fear", "neutral", "disgust")):
+        folder = lib / "generated" / ("nested" if i % 2 else "")
+        write_clip(folder / f"{emotion}.mp4", actors[i % 3], emotion, fps=12, duration_s=1.5, width=192, height=144,
+                   rng=np.random.default_rng(i))
+    write_video(lib / "generated" / "blank.mp4", [np.full((120, 160, 3), 60 + 4 * i, np.uint8) for i in range(18)])
+    (lib / "broken.mp4").write_bytes(b"not a video at all " * 40)
+    return {"tmp": tmp, "bundle": bundle, "params": params, "lib": lib}
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """`analyze_video` on every readable file with the same model, as JSON would carry it."""
+    from video_emotion.config import load_params
+    from video_emotion.inference.analyze import analyze_video
+    from video_emotion.inference.bundle import load_bundle
+
+    bundle = load_bundle(str(setup["bundle"]), load_params(setup["params"]))
+    return {str(p): json.loads(json.dumps(analyze_video(p, bundle, transcribe="off")))
+            for p in sorted(setup["lib"].rglob("*.mp4")) if p.name != "broken.mp4"}
+
+
+def _batch(setup, out: Path, *extra: str) -> int:
+    return cli.main(["--params", str(setup["params"]), "batch", str(setup["lib"]), "--out", str(out),
+                     "--model", str(setup["bundle"]), "--transcribe", "off", *extra])
+
+
+def _check_rows_and_results(setup, out: Path, reference: dict) -> None:
+    df = read_summary(out).set_index("path")
+    assert len(df) == 12 and set(df.index) == set(reference) | {str(setup["lib"] / "broken.mp4")}
+    broken = df.loc[str(setup["lib"] / "broken.mp4")]
+    assert broken["status"] == "error" and "not a readable video" in broken["error"]
+    assert (df.drop(str(setup["lib"] / "broken.mp4"))["status"] == "ok").all()
+    for faceless in ("real/no_face.mp4", "generated/blank.mp4"):
+        row = df.loc[str(setup["lib"] / faceless)]
+        assert not row["faces_detected"] and pd.isna(row["dominant_emotion"])
+    results = read_results(out)
+    assert set(results) == set(reference)
+    for path, ref in reference.items():
+        assert results[path] == ref, path  # every number of the full result, not only the summary
+        dominant = df.loc[path, "dominant_emotion"]
+        assert (None if pd.isna(dominant) else dominant) == ref["summary"]["dominant_emotion"]
+        assert df.loc[path, "sha256"] and df.loc[path, "duration_s"] == ref["duration_s"]
+    assert df.loc[str(setup["lib"] / "real" / "single_face.mp4"), "model_version"] == "local"
+
+
+def test_ray_batch_equals_analyze_and_resumes(ray_local, setup, reference, capsys):
+    out = setup["tmp"] / "out-ray"
+    assert _batch(setup, out, "--engine", "ray") == 0
+    assert "12 videos analysed" in capsys.readouterr().out
+    _check_rows_and_results(setup, out, reference)
+    assert set(read_summary(out)["engine"]) == {"ray"}
+
+    parts = sorted(p.name for p in (out / "summary").iterdir())
+    assert _batch(setup, out, "--engine", "ray") == 0  # everything is done: nothing is analysed again
+    text = capsys.readouterr().out
+    assert "0 videos analysed" in text and "12 already done" in text
+    assert sorted(p.name for p in (out / "summary").iterdir()) == parts
+
+
+def test_local_engine_gives_the_same_rows_and_redoes_only_changed_files(setup, reference, tmp_path, capsys):
+    out = tmp_path / "out-local"
+    assert _batch(setup, out) == 0
+    _check_rows_and_results(setup, out, reference)
+    assert set(read_summary(out)["engine"]) == {"local"}
+
+    # One file's content changes: only that one is analysed again, and it keeps a single row.
+    changed = setup["lib"] / "generated" / "happy.mp4"
+    backup = changed.read_bytes()
+    capsys.readouterr()
+    try:
+        shutil.copy(setup["lib"] / "generated" / "nested" / "sad.mp4", changed)
+        assert _batch(setup, out) == 0
+        assert "1 videos analysed" in capsys.readouterr().out
+        df = read_summary(out)
+        assert len(df) == 12 and (df["path"] == str(changed)).sum() == 1
+        sad = reference[str(setup["lib"] / "generated" / "nested" / "sad.mp4")]
+        assert read_results(out)[str(changed)]["summary"] == sad["summary"]
+    finally:
+        changed.write_bytes(backup)
+    # Another model or other options in the same folder: refused, nothing mixed.
+    assert _batch(setup, out, "--sample-fps", "4") == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_killed_model_actor_is_restarted_and_every_row_comes(ray_local, setup, reference, tmp_path):
+    from video_emotion.config import load_params
+    from video_emotion.data.library import list_videos
+    from video_emotion.inference.batch import BatchOptions, run_batch
+    from video_emotion.inference.batch_store import BatchStore
+    from video_emotion.scale.batch import RayEngine, resolve_model
+
+    opts = BatchOptions(transcribe="off")
+    folder, info = resolve_model(str(setup["bundle"]), load_params(setup["params"]))
+    engine = RayEngine(folder, info, opts, workers=2, actors=1)
+    killed: list[int] = []
+
+    def kill_the_model_actor(row):
+        if not killed:
+            pid = ray_local.get(engine.servers[0].pid.remote())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    out = tmp_path / "out-kill"
+    counts = run_batch(list_videos(str(setup["lib"])), BatchStore(out, opts.job(info)), engine, progress=False,
+                       on_row=kill_the_model_actor)
+    assert killed and counts["ok"] == 11 and counts["error"] == 1 and counts["lost"] == 0
+    _check_rows_and_results(setup, out, reference)

@@ -1,0 +1,127 @@
+"""What a batch job reads (folder, glob, list, CSV, URL) and how its output folder keeps rows: one row per
+path, atomic numbered parts, resumable planning, refusal to mix another job's rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from video_emotion.data.library import LibraryError, Source, list_videos, open_source, sha256_source
+from video_emotion.inference.batch import BatchOptions, Progress, plan, run_batch
+from video_emotion.inference.batch_store import BatchStore, BatchStoreError, read_results, read_summary, summary_row
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    (root / "a" / "b").mkdir(parents=True)
+    for rel in ("one.mp4", "a/two.MOV", "a/b/three.webm", "a/notes.txt"):
+        (root / rel).write_bytes(rel.encode() * 10)
+    return root
+
+
+def test_folder_is_searched_recursively_for_videos_only(lib):
+    got = [Path(s.path).relative_to(lib).as_posix() for s in list_videos(str(lib))]
+    assert got == ["a/b/three.webm", "a/two.MOV", "one.mp4"]
+    assert all(s.size > 0 and s.mtime > 0 for s in list_videos(str(lib)))
+
+
+def test_glob_list_csv_and_file_url(lib, tmp_path):
+    assert [Path(s.path).name for s in list_videos(f"{lib}/**/*.webm")] == ["three.webm"]
+    listing = lib / "videos.txt"
+    listing.write_text("# the clips\none.mp4\n\na/two.MOV  # relative to the list\none.mp4\nmissing.mp4\n")
+    got = list_videos(str(listing))
+    assert [Path(s.path).name for s in got] == ["one.mp4", "two.MOV", "missing.mp4"]  # duplicates once
+    assert got[-1].size == -1  # listed but absent: it will be a row with its error, not a failed job
+    table = tmp_path / "videos.csv"
+    table.write_text(f"label,path\nhappy,lib/one.mp4\nsad,{lib / 'a' / 'b' / 'three.webm'}\n")
+    assert [Path(s.path).name for s in list_videos(str(table))] == ["one.mp4", "three.webm"]
+    assert [Path(s.path).name for s in list_videos(f"file://{lib}/a")] == ["three.webm", "two.MOV"]
+    with pytest.raises(LibraryError, match="no such"):
+        list_videos(str(tmp_path / "nowhere"))
+    with pytest.raises(LibraryError, match="matches no file"):
+        list_videos(f"{lib}/*.mkv")
+
+
+def test_fsspec_url_is_copied_privately_under_its_own_name_and_hashed():
+    import fsspec
+
+    data = b"\x00video bytes\x01" * 1000
+    with fsspec.open("memory://bucket/clips/x.mp4", "wb") as fh:
+        fh.write(data)
+    (src,) = list_videos("memory://bucket/clips/")
+    assert src.path.startswith("memory://") and src.path.endswith("/bucket/clips/x.mp4") and src.size == len(data)
+    with open_source(src) as (path, sha):
+        assert path.name == "x.mp4" and path.read_bytes() == data and (path.stat().st_mode & 0o077) == 0
+        assert sha == hashlib.sha256(data).hexdigest()
+    assert not path.exists()
+
+
+def _fake_result(emotion: str) -> dict:
+    return {"duration_s": 2.0, "fps": 12.0, "frames_analysed": 24, "faces_detected": True,
+            "model": {"name": "m", "version": "3"},
+            "summary": {"dominant_emotion": emotion, "sentiment": "positive", "sentiment_score": 0.5,
+                        "distribution": {"happy": 0.9, "sad": 0.1}, "tags": [emotion]}}
+
+
+def test_store_parts_resume_and_job_guard(lib, tmp_path):
+    sources = list_videos(str(lib))
+    job = BatchOptions().job({"name": "m", "version": "3"})
+    calls: list[str] = []
+
+    def engine(todo):
+        for s in todo:
+            calls.append(s.path)
+            if s.path.endswith(".webm"):
+                row = summary_row(s.path, sha256_source(s), s.size, s.mtime, None, "not a readable video", "t", 0.1)
+                yield row, None
+            else:
+                res = _fake_result("happy")
+                yield summary_row(s.path, sha256_source(s), s.size, s.mtime, res, None, "t", 0.1), json.dumps(res)
+
+    out = tmp_path / "out"
+    counts = run_batch(sources, BatchStore(out, job, rows_per_part=2), engine, progress=False)
+    assert counts["ok"] == 2 and counts["error"] == 1 and len(calls) == 3
+    assert sorted(p.name for p in (out / "summary").iterdir()) == ["part-000001.parquet", "part-000002.parquet"]
+    assert not [p for p in out.rglob(".*")]  # no temporary leftovers
+    df = read_summary(out)
+    assert len(df) == 3 and df.set_index("path").loc[sources[1].path, "distribution"] == {"happy": 0.9, "sad": 0.1}
+    assert set(read_results(out)) == {sources[1].path, sources[2].path}
+
+    calls.clear()
+    assert run_batch(sources, BatchStore(out, job), engine, progress=False)["skipped"] == 3 and calls == []
+    # --retry-errors redoes the error row only; a touched file with the same bytes is not redone.
+    Path(sources[2].path).touch()
+    todo, skipped = plan(list_videos(str(lib)), BatchStore(out, job), retry_errors=True)
+    assert [s.path for s in todo] == [sources[0].path] and skipped == 2
+    assert len(read_summary(out)) == 2  # its old row is gone until it is redone
+
+    with pytest.raises(BatchStoreError, match="other settings"):
+        BatchStore(out, {**job, "model_version": "4"})
+
+
+def test_orphan_timelines_of_an_uncommitted_part_are_dropped(tmp_path):
+    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    (store.timeline_dir / "part-000007.jsonl").write_text('{"path": "x"}\n')
+    BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    assert not (store.timeline_dir / "part-000007.jsonl").exists()
+
+
+def test_progress_line_says_done_total_rate_and_eta(capsys):
+    import sys
+
+    p = Progress(10, 4, stream=sys.stdout)
+    for _ in range(3):
+        p.update({"status": "ok"})
+    p.update({"status": "error"})
+    p.close()
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("[batch] 8/10 videos (4 already done, 1 errors, 0 lost)")
+    assert "videos/s, ETA" in line
+
+
+def test_source_name_of_urls():
+    assert Source("s3://b/x/clip.mp4").name == "clip.mp4" and Source("/a/b.mp4").name == "b.mp4"
