@@ -1,4 +1,6 @@
-"""Shared fixture: a real `bentoml serve` on 127.0.0.1 with a FER-initialised model in a private store."""
+"""Shared fixtures: the tiny pipeline (trained and registered once per session) and a real
+`bentoml serve` on 127.0.0.1 of the model that pipeline registered as champion, imported with
+`video-emotion bento-import --model video-emotion@champion` as a user does."""
 
 from __future__ import annotations
 
@@ -17,6 +19,35 @@ import requests
 from tests.conftest import ROOT
 
 GOOD = "test-key-good"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, pretrained, real_faces):
+    """ingest -> validate -> preprocess -> train -> evaluate (registers v1) on a tiny corpus, once for
+    the whole session: the pipeline tests check it, the service serves what it registered."""
+    import yaml
+
+    from tests.conftest import tiny_params_dict
+    from video_emotion.stages import evaluate, ingest, preprocess, train, validate
+
+    tmp = tmp_path_factory.mktemp("pipeline")
+    params_file = tmp / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_params_dict(tmp)))
+    P = ["--params", str(params_file)]
+    d = tiny_params_dict(tmp)["paths"]
+    assert ingest.main(P + ["--raw-dir", d["raw_dir"], "--manifest", d["manifest"]]) == 0
+    assert validate.main(P + ["--manifest", d["manifest"], "--report", d["validation_report"]]) == 0
+    assert preprocess.main(P + ["--manifest", d["manifest"], "--out-dir", d["processed_dir"]]) == 0
+    assert train.main(P + ["--processed-dir", d["processed_dir"], "--model-dir", d["model_dir"],
+                           "--pretrained", d["pretrained"], "--metrics", f"{d['metrics_dir']}/train.json",
+                           "--plot", f"{d['plots_dir']}/train_history.csv"]) == 0
+    eval_args = P + ["--model-dir", d["model_dir"], "--processed-dir", d["processed_dir"],
+                     "--real-faces-dir", d["real_faces_dir"], "--metrics", f"{d['metrics_dir']}/eval.json",
+                     "--confusion", f"{d['plots_dir']}/confusion.csv", "--report-dir", str(tmp / "reports" / "evaluation")]
+    assert evaluate.main(eval_args) == 0
+    first = json.loads((tmp / "reports" / "registry.json").read_text())
+    return {"tmp": tmp, "params": params_file, "paths": d, "eval_args": eval_args, "first": first}
 
 
 def _free_port() -> int:
@@ -26,43 +57,34 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory, pretrained):
-    """Import a FER-initialised bundle into a private BentoML store and serve it."""
-    from video_emotion.config import ModelConfig
-    from video_emotion.labels import LABELS
-    from video_emotion.modeling.model import build_model
-    from video_emotion.serving.bento_store import import_bundle
-
+def service(tmp_path_factory, pipeline):
+    """The pipeline's registered champion, imported into a private BentoML store and served."""
     tmp = tmp_path_factory.mktemp("service")
-    bundle = tmp / "bundle"
-    bundle.mkdir()
-    # Untrained temporal head without correction: the clip output is an attention-weighted mean of
-    # the pretrained CNN's per-frame probabilities, so it reads real faces as FER-2013 does.
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 64, pretrained).save(bundle / "model.keras")
-    settings = {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "face_margin": 0.12,
-                "min_face_frac": 0.2, "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}
-    (bundle / "preprocessing.json").write_text(json.dumps(settings))
     env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml"), "VIDEO_EMOTION_API_KEYS": f"other-key,{GOOD}",
-           "VIDEO_EMOTION_API_KEY_FILE": str(tmp / "no-key-file"), "VIDEO_EMOTION_MAX_UPLOAD_MB": "2",
+           "VIDEO_EMOTION_API_KEY_FILE": str(tmp / "api_keys"), "VIDEO_EMOTION_MAX_UPLOAD_MB": "2",
            "VIDEO_EMOTION_MAX_DURATION_S": "30", "TMPDIR": str(tmp / "svc-tmp")}
     (tmp / "svc-tmp").mkdir()
-    os.environ["BENTOML_HOME"] = env["BENTOML_HOME"]
-    try:
-        import_bundle(bundle, {"name": "video-emotion", "version": "test"})
-    finally:
-        del os.environ["BENTOML_HOME"]
+    imported = subprocess.run([str(BIN / "video-emotion"), "--params", str(pipeline["params"]), "bento-import",
+                               "--model", "video-emotion@champion"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+    if imported.returncode != 0:
+        pytest.fail(f"bento-import of the pipeline's champion failed (registry decision: {pipeline['first']}):\n"
+                    f"{imported.stderr[-2000:]}", pytrace=False)
+    tag = imported.stdout.split(" as ", 1)[1].split(";", 1)[0].strip()
+    model_dir = Path(pipeline["paths"]["model_dir"])
+    settings = json.loads((model_dir / "preprocessing.json").read_text())
     port = _free_port()
     log = open(tmp / "serve.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(proc, url, tmp)
     except BaseException:
         os.killpg(proc.pid, signal.SIGTERM)  # never leave a server behind
         raise
-    yield {"url": url, "tmp": tmp, "proc": proc}
+    yield {"url": url, "tmp": tmp, "proc": proc, "env": env, "tag": tag, "log": tmp / "serve.log",
+           "version": pipeline["first"]["version"], "n_frames": settings["n_frames"]}
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)

@@ -8,37 +8,12 @@ from pathlib import Path
 import pytest
 
 from video_emotion import cli
-from video_emotion.stages import evaluate, ingest, preprocess, train, validate
+from video_emotion.stages import evaluate, train
 
 pytestmark = pytest.mark.slow
 
 CONTRACT_KEYS = {"video", "duration_s", "fps", "frames_analysed", "model", "faces_detected", "timeline", "summary"}
 SEGMENT_KEYS = {"start_s", "end_s", "emotion", "confidence", "probabilities", "valence", "arousal", "sentiment"}
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, pretrained, real_faces):
-    import yaml
-
-    from tests.conftest import tiny_params_dict
-
-    tmp = tmp_path_factory.mktemp("pipeline")
-    params_file = tmp / "params.yaml"
-    params_file.write_text(yaml.safe_dump(tiny_params_dict(tmp)))
-    P = ["--params", str(params_file)]
-    d = tiny_params_dict(tmp)["paths"]
-    assert ingest.main(P + ["--raw-dir", d["raw_dir"], "--manifest", d["manifest"]]) == 0
-    assert validate.main(P + ["--manifest", d["manifest"], "--report", d["validation_report"]]) == 0
-    assert preprocess.main(P + ["--manifest", d["manifest"], "--out-dir", d["processed_dir"]]) == 0
-    assert train.main(P + ["--processed-dir", d["processed_dir"], "--model-dir", d["model_dir"],
-                           "--pretrained", d["pretrained"], "--metrics", f"{d['metrics_dir']}/train.json",
-                           "--plot", f"{d['plots_dir']}/train_history.csv"]) == 0
-    eval_args = P + ["--model-dir", d["model_dir"], "--processed-dir", d["processed_dir"],
-                     "--real-faces-dir", d["real_faces_dir"], "--metrics", f"{d['metrics_dir']}/eval.json",
-                     "--confusion", f"{d['plots_dir']}/confusion.csv", "--report-dir", str(tmp / "reports" / "evaluation")]
-    assert evaluate.main(eval_args) == 0
-    first = json.loads((tmp / "reports" / "registry.json").read_text())
-    return {"tmp": tmp, "params": params_file, "paths": d, "eval_args": eval_args, "first": first}
 
 
 def test_stage_outputs(pipeline):

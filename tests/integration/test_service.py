@@ -1,17 +1,23 @@
-"""A real `bentoml serve` on 127.0.0.1: contract, auth, every bad input, and that it keeps answering."""
+"""A real `bentoml serve` on 127.0.0.1 of the pipeline's registered champion: contract, auth, every bad
+input, internal errors, cancelled requests, key-file changes, and an offline `bentoml build`."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import socket
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
-from tests.conftest import write_video
-from tests.integration.conftest import GOOD
+from tests.conftest import ROOT, write_video
+from tests.integration.conftest import BIN, GOOD
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {GOOD}"}
@@ -33,7 +39,20 @@ def test_health_probes_need_no_key_everything_else_does(service):
     r = requests.get(f"{service['url']}/model", headers=AUTH, timeout=5)
     assert r.status_code == 200
     info = r.json()
-    assert info["labels"][3] == "happy" and info["version"] == "test" and info["preprocessing"]["n_frames"] == 8
+    # The model the pipeline registered as champion, imported through `video-emotion bento-import`.
+    assert info["labels"][3] == "happy" and info["version"] == service["version"]
+    assert info["bento_model"] == service["tag"] and info["preprocessing"]["n_frames"] == service["n_frames"]
+    assert info["metrics"]["real_face_check"] == "pass"  # a champion passed the real-face gate
+
+
+def test_options_is_no_way_around_the_key(service):
+    """BentoML's default has CORS off: an OPTIONS request (preflight-looking or not) needs a key."""
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    for headers in ({}, preflight):
+        for path in ("/analyze", "/model", "/metrics"):
+            r = requests.options(f"{service['url']}{path}", headers=headers, timeout=5)
+            assert r.status_code == 401, (path, headers, r.status_code)
+            assert "access-control-allow-origin" not in r.headers
 
 
 def test_contract_on_a_generated_clip_with_transcript_and_chinese(service, face_clip):
@@ -120,3 +139,139 @@ def test_keys_never_appear_in_the_log(service):
     time.sleep(0.5)
     log = (service["tmp"] / "serve.log").read_text(errors="replace")
     assert GOOD not in log and "leaked-secret-123" not in log
+
+
+def _multipart(path: Path, fields: dict[str, str] | None = None) -> tuple[bytes, str]:
+    boundary = "b" + uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in (fields or {}).items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="{path.name}"\r\n'
+                 f"Content-Type: video/mp4\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), boundary
+
+
+def test_chunked_upload_over_the_limit_gets_413(service):
+    """No Content-Length: the cap (2 MiB + 1 MiB of form overhead here) trips while the body arrives."""
+    def body():
+        yield b'--bnd\r\nContent-Disposition: form-data; name="video"; filename="big.mp4"\r\n\r\n'
+        for _ in range(10):
+            yield os.urandom(1 << 19)  # 5 MiB in all
+        yield b"\r\n--bnd--\r\n"
+
+    r = requests.post(f"{service['url']}/analyze", data=body(), timeout=60,
+                      headers={**AUTH, "Content-Type": "multipart/form-data; boundary=bnd"})
+    assert r.request.headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in r.request.headers
+    assert r.status_code == 413 and "MiB limit" in r.json()["error"]
+    assert requests.get(f"{service['url']}/readyz", timeout=5).status_code == 200
+
+
+def test_an_internal_error_is_500_with_a_request_id_that_the_log_has(service, face_clip):
+    """A server fault (here: its temp folder vanished) is not the client's: 500, no internals, an id."""
+    tmp = service["tmp"] / "svc-tmp"
+    away = tmp.with_name("svc-tmp-away")
+    tmp.rename(away)
+    try:
+        with open(face_clip, "rb") as fh:
+            r = post(service, files={"video": ("ok.mp4", fh)})
+    finally:
+        away.rename(tmp)
+    assert r.status_code == 500, r.text
+    body = r.json()
+    rid = body["request_id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", rid) and r.headers["x-request-id"] == rid and rid in body["error"]
+    assert "Traceback" not in r.text and "svc-tmp" not in r.text and "Errno" not in r.text
+    time.sleep(0.5)
+    log = service["log"].read_text(errors="replace")
+    assert f"request {rid}: internal error" in log and "FileNotFoundError" in log
+    with open(face_clip, "rb") as fh:  # and the service goes on
+        assert post(service, files={"video": ("ok.mp4", fh)}).status_code == 200
+
+
+@pytest.fixture
+def long_clip(tmp_path, real_faces) -> Path:
+    """25 s of real faces (the crying/laughing clip looped, 320x180): seconds of work at 60 fps."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(real_faces / "cry_then_laugh.mp4"))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while len(frames) < 200:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(frame, (320, 180)))
+    cap.release()
+    out = tmp_path / "long.mp4"
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (320, 180))
+    for i in range(int(25 * fps)):
+        writer.write(frames[i % len(frames)])
+    writer.release()
+    return out
+
+
+def _model(service) -> dict:
+    return requests.get(f"{service['url']}/model", headers=AUTH, timeout=10).json()
+
+
+def test_a_client_that_disconnects_stops_its_analysis_and_frees_its_slot(service, long_clip):
+    body, boundary = _multipart(long_clip, {"sample_fps": "60", "transcribe": "off"})
+    log = service["log"]
+    mark = len(log.read_bytes())
+    sock = socket.create_connection(("127.0.0.1", int(service["url"].rsplit(":", 1)[1])))
+    sock.sendall(f"POST /analyze HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {GOOD}\r\n"
+                 f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+                 .encode() + body)
+    deadline = time.time() + 60
+    while not (m := re.search(r"request ([0-9a-f]{16}): analysing long\.mp4", log.read_text(errors="replace")[mark:])):
+        assert time.time() < deadline, "the analysis never started"
+        time.sleep(0.05)
+    rid = m.group(1)
+    time.sleep(1.0)  # well into the analysis (all of it takes several seconds)
+    assert _model(service)["load"]["analyses_running"] == 1
+    sock.close()  # the client gives up
+    closed = time.time()
+    stopped = re.compile(rf"request {rid}: client disconnected; analysis stopped \(.*: stopped after (\d+) frames\)")
+    while not (m := stopped.search(log.read_text(errors="replace")[mark:])):
+        assert time.time() - closed < 20, "the analysis went on after its client left"
+        time.sleep(0.05)
+    # Stopped part-way (25 s at 60 fps would be ~600 frames), and its slot is free again.
+    assert int(m.group(1)) < 500
+    assert _model(service)["load"]["analyses_running"] == 0
+
+
+def test_a_key_added_while_running_works_and_an_open_key_file_is_refused(service):
+    from video_emotion.serving.auth import create_key
+
+    key_file = Path(service["env"]["VIDEO_EMOTION_API_KEY_FILE"])
+    key = create_key("late", key_file)  # after start-up: no restart
+    headers = {"Authorization": f"Bearer {key}"}
+    assert requests.get(f"{service['url']}/model", headers=headers, timeout=5).status_code == 200
+    key_file.chmod(0o644)
+    try:
+        assert requests.get(f"{service['url']}/model", headers=headers, timeout=5).status_code == 401
+        assert requests.get(f"{service['url']}/model", headers=AUTH, timeout=5).status_code == 200  # env keys stay
+        time.sleep(0.5)
+        assert f"refusing the API key file {key_file}: its mode 644" in service["log"].read_text(errors="replace")
+    finally:
+        key_file.chmod(0o600)
+    assert requests.get(f"{service['url']}/model", headers=headers, timeout=5).status_code == 200
+
+
+def test_bentoml_build_offline_ships_runtime_dependencies_only(service, tmp_path):
+    """`bentoml build` without network (a network namespace of its own where the system allows one)
+    packages the imported champion with requirements-serve.lock: nothing of the development lock."""
+    env = {**service["env"], "BENTOML_HOME": str(tmp_path / "bentoml")}
+    shutil.copytree(Path(service["env"]["BENTOML_HOME"]) / "models", tmp_path / "bentoml" / "models")
+    cmd = [str(BIN / "bentoml"), "build", "--output", "tag"]
+    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        cmd = ["unshare", "-n", *cmd]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    bento = next((tmp_path / "bentoml" / "bentos" / "video-emotion").glob("*/bento.yaml")).parent
+    reqs = (bento / "env" / "python" / "requirements.txt").read_text()
+    names = {re.split(r"[=<>\[ ;]", line, 1)[0].lower().replace("_", "-") for line in reqs.splitlines()
+             if line and not line.startswith((" ", "#", "-"))}
+    assert {"tensorflow-cpu", "keras", "bentoml", "fastapi", "opencv-python-headless"} <= names
+    assert not names & {"pytest", "playwright", "dvc", "great-expectations", "mlflow", "ray", "uv"}
+    assert service["tag"] in (bento / "bento.yaml").read_text()
+    assert (bento / "src" / "src" / "video_emotion" / "serving" / "service.py").is_file()

@@ -63,7 +63,7 @@ def test_upload_shows_the_timeline_and_summary_the_api_returns(page, service, fa
     assert page.get_attribute("#sentiment", "data-sentiment") == summary["sentiment"]
     assert page.inner_text("#score") == f"{summary['sentiment_score']:.2f}"
     assert [t.get_attribute("data-label") for t in page.locator("#tags .tag").all()] == summary["tags"]
-    assert "video-emotion vtest" in page.inner_text("#model")
+    assert f"video-emotion v{service['version']}" in page.inner_text("#model")  # the registered champion
     # The chart is really drawn: many coloured pixels, and a text alternative naming each segment.
     coloured = page.evaluate("""() => { const c = document.getElementById('chart');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
