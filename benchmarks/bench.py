@@ -254,7 +254,7 @@ def main() -> int:
         "display/saving off, in its own venv (`.bench/fer-venv`) that reuses this project's TensorFlow and OpenCV.", "",
         "## Whole process (what a user waits for)", "",
         f"Each tool as its own process, start to exit, {args.repeats} runs each, alternating ours and fer so that both see",
-        "the same background load; wall time median (min), peak RSS of that process (median; `wait4` rusage).",
+        "the same background load; wall time median (min), peak RSS of that process (median of its VmHWM).",
         f"Ours: `video-emotion analyze CLIP --model {model_ref} --transcribe off [--sample-fps 4] --out FILE`, model "
         f"{model_line}.",
         "fer: `python benchmarks/fer_runner.py CLIP k` in `.bench/fer-venv` (imports, `FER(mtcnn=False)`, "
