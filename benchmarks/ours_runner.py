@@ -8,6 +8,7 @@ from pathlib import Path
 
 from video_emotion.inference.analyze import ModelBundle, analyze_video
 
+
 def peak_rss_mb() -> float:
     """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries the parent's high-water mark
     into a child across exec, and the benchmark that starts this runner has decoded whole clips."""
