@@ -176,6 +176,18 @@ def test_chinese_text_is_kept_as_whisper_wrote_it_and_doubtful_segments_are_drop
     assert block["cues"][1]["score"] < 0 and block["cues"][1]["sentiment"] == "negative"
 
 
+def test_voice_without_words_gives_no_cue_and_decoding_never_falls_back(monkeypatch):
+    """Laughter or humming comes out of Whisper as interjections ("Oh, oh, oh"): no words, no cue.
+    Each chunk is decoded once (temperature 0): a fallback costs up to five more decodes on 2 cores."""
+    model = _FakeModel([_Seg(0.0, 2.0, " Oh, oh, oh , oh, oh."), _Seg(2.0, 3.0, "Ha ha ha!"), _Seg(3.0, 4.0, "嗯，哈哈哈"),
+                        _Seg(4.0, 6.0, " Oh, I love it."), _Seg(6.0, 7.0, "啊，好开心")], language="en")
+    res = _fake(monkeypatch, model).transcribe(np.full(16000 * 8, 0.2, np.float32))
+    assert [c["text"] for c in res["cues"]] == ["Oh, I love it.", "啊，好开心"]
+    assert model.calls[0]["temperature"] == 0.0 and model.calls[0]["condition_on_previous_text"] is False
+    only_laughter = _FakeModel([_Seg(0.0, 2.0, "Oh"), _Seg(2.0, 4.0, "Hmm, hmm.")], language="en")
+    assert _fake(monkeypatch, only_laughter).transcribe(np.full(16000 * 4, 0.2, np.float32)) is None
+
+
 def test_language_is_detected_once_then_kept_and_offsets_follow_the_windows(monkeypatch):
     model = _FakeModel([_Seg(1.0, 2.0, "hello there")], language="yue", probability=0.6)
     t = _fake(monkeypatch, model, window_s=30.0)

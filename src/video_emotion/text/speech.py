@@ -90,11 +90,21 @@ def _speech_spans(samples: np.ndarray) -> list[dict[str, int]]:
 
 _SPACE = re.compile(r"\s+")
 _WORDLESS = re.compile(r"^[\W_]*$")
+# Interjections alone carry no sentiment and are what Whisper writes for laughter, sighs, humming and
+# other voice without words ("Oh", "Oh, oh, oh"): a cue made only of them is dropped.
+_FILLERS = {"oh", "ah", "uh", "um", "umm", "hmm", "mm", "mmm", "hm", "eh", "huh", "ha", "haha", "ooh", "aah", "la",
+            "嗯", "啊", "哦", "呃", "哈", "哈哈", "唔", "噢", "喔"}
+_TOKENS = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
 def _clean(text: str) -> str:
     """One line of cue text, characters kept as Whisper wrote them (Chinese may come traditional)."""
     return _SPACE.sub(" ", text).strip()
+
+
+def _only_fillers(text: str) -> bool:
+    words = _TOKENS.findall(text.lower())
+    return bool(words) and all(w in _FILLERS or set(w) <= set("哈啊嗯") for w in words)
 
 
 def _doubtful(segment) -> bool:
@@ -181,16 +191,19 @@ class Transcriber:
                 continue
             model = self.model()
             with self._run_lock:
+                # One decode per 30 s chunk, no temperature fallback: on 2 cores a fallback re-decodes a
+                # failing chunk up to five more times, and on voice without words (laughter, humming) it
+                # mostly turns a rejected repetition loop into a plausible invention ("Oh, oh, oh").
                 segments, info = model.transcribe(
                     window, language=lang, beam_size=self.beam_size, vad_filter=True,
-                    vad_parameters=_vad_options(), condition_on_previous_text=False)
+                    vad_parameters=_vad_options(), condition_on_previous_text=False, temperature=0.0)
                 if lang is None:  # detected once, on the first window with speech, then kept
                     lang, probability = info.language, round(float(info.language_probability), 4)
                 for s in segments:  # a generator: decoding happens here
                     if cancel is not None and cancel.is_set():
                         return None
                     text = _clean(s.text)
-                    if not text or _WORDLESS.match(text) or _doubtful(s):
+                    if not text or _WORDLESS.match(text) or _only_fillers(text) or _doubtful(s):
                         continue
                     cues.append({"start_s": round(offset + s.start, 3), "end_s": round(offset + s.end, 3),
                                  "text": text})
