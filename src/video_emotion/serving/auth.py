@@ -28,6 +28,7 @@ ENV_KEY_FILE = "VIDEO_EMOTION_API_KEY_FILE"
 DEFAULT_KEY_FILE = "~/.config/video-emotion/api_keys"
 PREFIX = "ve_"
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz")
+OVER_LIMIT = "video_emotion.body_over_limit"  # set in the request's state when the cap trips mid-body
 
 
 def hash_key(key: str) -> str:
@@ -202,6 +203,7 @@ class GuardMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     overflow = True  # the app sees a client that went away, and stops reading
+                    scope.setdefault("state", {})[OVER_LIMIT] = True  # ... and can tell why
                     return {"type": "http.disconnect"}
             return message
 

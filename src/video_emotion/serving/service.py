@@ -34,7 +34,7 @@ import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
-from video_emotion.serving.auth import GuardMiddleware
+from video_emotion.serving.auth import OVER_LIMIT, GuardMiddleware
 from video_emotion.serving.forms import AnalyzeRequest, BadRequest, ClientGone, parse_fields, read_form, save_upload
 from video_emotion.serving.slots import Slots, Stop, watch_disconnect
 
@@ -150,9 +150,14 @@ class VideoEmotion:
         except VideoError as exc:
             return _error(422, f"cannot analyse the video: {str(exc).replace(str(tmp_path), 'upload')}", rid)
         except (ClientGone, AnalysisStopped) as exc:
-            if stop.gone.is_set() or isinstance(exc, ClientGone):
-                log.info("request %s: client disconnected; analysis stopped (%s), slot freed", rid,
-                         exc if isinstance(exc, AnalysisStopped) else "before it started")
+            if request.scope.get("state", {}).get(OVER_LIMIT):
+                log.info("request %s: body over the upload limit: 413", rid)
+                return _error(413, "request body over the upload limit", rid)  # the guard answers this
+            if isinstance(exc, ClientGone):
+                log.info("request %s: client disconnected before its analysis started", rid)
+                return _error(499, "client closed the request", rid)
+            if stop.gone.is_set():
+                log.info("request %s: client disconnected; analysis stopped (%s), slot freed", rid, exc)
                 return _error(499, "client closed the request", rid)
             log.warning("request %s: analysis stopped after the %.0f s budget", rid, MAX_ANALYSIS_S)
             return _error(503, f"the analysis took longer than {MAX_ANALYSIS_S:.0f} s; try a lower sample_fps", rid)
