@@ -184,6 +184,8 @@ def test_voice_without_words_gives_no_cue_and_decoding_never_falls_back(monkeypa
     res = _fake(monkeypatch, model).transcribe(np.full(16000 * 8, 0.2, np.float32))
     assert [c["text"] for c in res["cues"]] == ["Oh, I love it.", "啊，好开心"]
     assert model.calls[0]["temperature"] == 0.0 and model.calls[0]["condition_on_previous_text"] is False
+    # A repetition loop costs no more than real speech would: tokens bounded by the speech heard (8 s here).
+    assert model.calls[0]["max_new_tokens"] == speech.TOKENS_PER_SPEECH_S * 8 + 24
     only_laughter = _FakeModel([_Seg(0.0, 2.0, "Oh"), _Seg(2.0, 4.0, "Hmm, hmm.")], language="en")
     assert _fake(monkeypatch, only_laughter).transcribe(np.full(16000 * 4, 0.2, np.float32)) is None
 

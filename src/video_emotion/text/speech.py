@@ -88,6 +88,12 @@ def _speech_spans(samples: np.ndarray) -> list[dict[str, int]]:
     return get_speech_timestamps(samples, _vad_options(), sampling_rate=SAMPLE_RATE)
 
 
+# Tokens one 30 s chunk may produce per second of speech in it: about three times fast speech (English
+# ~4 tokens/s, Mandarin ~6 with timestamps). It bounds the cost of a repetition loop, which Whisper
+# falls into on voice without words, to that of real speech of the same length.
+TOKENS_PER_SPEECH_S = 12
+_MAX_NEW_TOKENS = 440  # Whisper's 448 minus the start-of-transcript prompt
+
 _SPACE = re.compile(r"\s+")
 _WORDLESS = re.compile(r"^[\W_]*$")
 # Interjections alone carry no sentiment and are what Whisper writes for laughter, sighs, humming and
@@ -187,8 +193,11 @@ class Transcriber:
         for offset, window in windows:
             if cancel is not None and cancel.is_set():
                 return None
-            if not has_voice_energy(window) or not _speech_spans(window):
+            spans = _speech_spans(window) if has_voice_energy(window) else []
+            if not spans:
                 continue
+            speech_s = sum(sp["end"] - sp["start"] for sp in spans) / SAMPLE_RATE
+            max_tokens = min(_MAX_NEW_TOKENS, int(TOKENS_PER_SPEECH_S * min(speech_s, 30.0)) + 24)
             model = self.model()
             with self._run_lock:
                 # One decode per 30 s chunk, no temperature fallback: on 2 cores a fallback re-decodes a
@@ -196,7 +205,8 @@ class Transcriber:
                 # mostly turns a rejected repetition loop into a plausible invention ("Oh, oh, oh").
                 segments, info = model.transcribe(
                     window, language=lang, beam_size=self.beam_size, vad_filter=True,
-                    vad_parameters=_vad_options(), condition_on_previous_text=False, temperature=0.0)
+                    vad_parameters=_vad_options(), condition_on_previous_text=False, temperature=0.0,
+                    max_new_tokens=max_tokens)
                 if lang is None:  # detected once, on the first window with speech, then kept
                     lang, probability = info.language, round(float(info.language_probability), 4)
                 for s in segments:  # a generator: decoding happens here
