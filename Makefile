@@ -75,6 +75,7 @@ bento: bento-import
 # wall times, service latency -> benchmarks/RESULTS.md (REPEATS=n whole-process runs per tool and clip)
 bench: assets
 	$(BIN)/python benchmarks/bench.py --repeats $(or $(REPEATS),3)
+	$(BIN)/python benchmarks/load.py   # the service under hostile load (200 requests, concurrency 8)
 
 # Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set
 # (requirements-serve.in) is pinned to the very same versions.
