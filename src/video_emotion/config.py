@@ -111,6 +111,7 @@ class EvaluateConfig:
     registered_model: str = "video-emotion"
     real_face_check: bool = True
     window_s: float = 2.0
+    min_test_macro_f1: float = 0.15  # pipeline-health gate on the synthetic test split (chance is ~1/7)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """Experiment tracking and the model registry: the only module that imports mlflow.
 
-A local backend store (sqlite + an artifacts folder, both created on first use) keeps every run.
-Training and evaluation of one model share one run; `dvc exp run` variations make separate runs.
+A local backend store (sqlite + an artifacts folder, both created on first use) keeps every run. The
+experiment declares itself a model-training experiment, so the MLflow UI opens on its training runs.
+Runs are named by what they are (`lineage.run_name`) and carry the datasets they used as MLflow dataset
+inputs (content digest, DVC path, counts). Training and the first evaluation of a model share one run;
+a re-evaluation of the same model gets its own run, nested under the training run. Which alias a new
+version gets is decided by `promotion.decide`; this module only reads and writes the registry.
 """
 
 from __future__ import annotations
@@ -9,15 +13,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from video_emotion.config import TrackingConfig
+from video_emotion.config import Params, TrackingConfig
+from video_emotion.modeling import lineage, packaging, promotion
+from video_emotion.modeling.lineage import DataRef
 
 log = logging.getLogger("video_emotion.modeling.registry")
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+CHAMPION, CHALLENGER = promotion.CHAMPION, promotion.CHALLENGER
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",  # what the UI's own kind selector writes
+    "mlflow.note.content": "Video emotion recognition: one run per trained model (parameters, per-epoch curves, "
+                           "train/val datasets, test and real-face metrics, the logged model), cross-validation "
+                           "runs, and re-evaluations nested under their training run. Runs are named "
+                           "`stage · DVC experiment · changed parameters`.",
+}
 
 
 def _mlflow():
@@ -27,9 +41,14 @@ def _mlflow():
     return mlflow
 
 
+# A user's MLFLOW_TRACKING_URI overrides params.yaml; read once, because mlflow.set_tracking_uri writes that
+# variable itself, and a later stage in the same process must still reach the store its params name.
+_USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
     """The backend URI with a relative sqlite path resolved against the project root."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
+    uri = _USER_URI or cfg.uri
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
         uri = prefix + str((root / uri[len(prefix):]).resolve())
@@ -37,39 +56,64 @@ def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
 
 
 def configure(cfg: TrackingConfig, root: Path) -> str:
-    """Point mlflow at the project's store and make sure the experiment exists; return its id."""
+    """Point mlflow at the project's store, make sure the experiment exists and says what it is."""
     mlflow = _mlflow()
     mlflow.set_tracking_uri(tracking_uri(cfg, root))
     exp = mlflow.get_experiment_by_name(cfg.experiment)
     if exp is None:
         artifacts = (root / cfg.artifact_location).resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-        return mlflow.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri())
-    return exp.experiment_id
+        exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri(), tags=EXPERIMENT_TAGS)
+    else:
+        exp_id = exp.experiment_id
+        for key, value in EXPERIMENT_TAGS.items():
+            if exp.tags.get(key) != value:
+                mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
+    return exp_id
 
 
-def git_commit(root: Path) -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def _taken_names(exp_id: str) -> set[str]:
+    runs = _mlflow().MlflowClient().search_runs([exp_id], max_results=50000, run_view_type=3)
+    return {r.info.run_name for r in runs}
 
 
-def start_run(cfg: TrackingConfig, root: Path, params: dict[str, Any], tags: dict[str, str],
-              run_name: str | None = None) -> str:
-    """Open a run with all parameters and the reproducibility tags; return its id (run left closed)."""
+def _entity(ref: DataRef):
+    from mlflow.entities import Dataset as DatasetEntity
+
+    return DatasetEntity(name=ref.name, digest=ref.digest[:36], source_type="dvc", source=lineage.as_json(ref.source),
+                         profile=lineage.as_json(ref.profile) if ref.profile else None)
+
+
+def log_datasets(run_id: str, refs: list[DataRef]) -> None:
+    """Dataset inputs of a run: digest, source (DVC path and hash) and counts; never content."""
+    from mlflow.entities import DatasetInput, InputTag
+
+    inputs = [DatasetInput(_entity(r), [InputTag("mlflow.data.context", r.context)]) for r in refs]
+    _mlflow().MlflowClient().log_inputs(run_id, datasets=inputs)
+
+
+def start_run(params: Params, stage: str, tags: dict[str, str], datasets: list[DataRef] = (),
+              parent_run_id: str | None = None) -> str:
+    """Open a named run with all parameters, the reproducibility tags and its datasets; return its id."""
     mlflow = _mlflow()
-    exp_id = configure(cfg, root)
-    exp_name = os.environ.get("DVC_EXP_NAME", "")
-    all_tags = {"git_commit": git_commit(root), "dvc_experiment": exp_name or "workspace", **tags}
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or exp_name or None) as run:
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+    exp_id = configure(params.tracking, params.root)
+    experiment = os.environ.get("DVC_EXP_NAME", "")
+    commit = lineage.git_commit(packaging.package_dir())
+    changes = lineage.changed_params(stage, params.to_flat_dict(), lineage.committed_defaults(params))
+    name = lineage.unique_name(lineage.run_name(stage, experiment, commit, changes), _taken_names(exp_id))
+    note = (f"Stage `{stage}` of the DVC pipeline{f', experiment `{experiment}`' if experiment else ''}. "
+            f"Parameters changed from the committed params.yaml: {', '.join(changes) or 'none'}.")
+    all_tags = {"git_commit": commit, "dvc_experiment": experiment or "workspace", "stage": stage,
+                "mlflow.note.content": note, **tags}
+    with mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent_run_id,
+                          nested=parent_run_id is not None) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.to_flat_dict().items()})
         mlflow.set_tags(all_tags)
-        return run.info.run_id
+        run_id = run.info.run_id
+    if datasets:
+        log_datasets(run_id, list(datasets))
+    log.info("MLflow run %r (%s)", name, run_id)
+    return run_id
 
 
 def log_history(run_id: str, history: dict[str, list[float]]) -> None:
@@ -82,23 +126,37 @@ def log_history(run_id: str, history: dict[str, list[float]]) -> None:
 
 
 def log_metrics(run_id: str, metrics: dict[str, float], artifacts: list[Path] = (),
-                tags: dict[str, str] | None = None) -> None:
+                tags: dict[str, str] | None = None, model_id: str | None = None, dataset: DataRef | None = None) -> None:
     mlflow = _mlflow()
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=model_id,
+                           dataset=_entity(dataset) if dataset else None)
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         if tags:
             mlflow.set_tags(tags)
 
 
+def log_confusions(run_id: str, confusions: dict[str, tuple[Any, list[str], str]]) -> None:
+    """Confusion matrices as images under stable keys (shown side by side when runs are compared)."""
+    from PIL import Image
+
+    from video_emotion.modeling.metrics import confusion_png
+
+    mlflow = _mlflow()
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        for key, (cm, labels, title) in confusions.items():
+            png = Path(tmp) / f"{key}.png"
+            confusion_png(cm, labels, png, title=title)
+            with Image.open(png) as img:
+                mlflow.log_image(img.convert("RGB"), key=key, step=0)
 
 
 def _pyfunc_class():
     mlflow = _mlflow()
 
     class VideoEmotionPyfunc(mlflow.pyfunc.PythonModel):
-        """pyfunc wrapper: a DataFrame column `video` of paths -> JSON analysis results."""
+        """pyfunc wrapper: a DataFrame column `video` of paths (optional `transcript` text) -> JSON results."""
 
         def load_context(self, context):
             from video_emotion.inference.analyze import ModelBundle
@@ -108,63 +166,116 @@ def _pyfunc_class():
         def predict(self, context, model_input, params=None):
             from video_emotion.inference.analyze import analyze_video
 
-            videos = model_input["video"] if hasattr(model_input, "columns") else model_input
-            return [json.dumps(analyze_video(v, self.bundle)) for v in videos]
+            params = params or {}
+            rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else [{"video": v} for v in model_input]
+            fps = float(params.get("sample_fps") or 0) or None
+            return [json.dumps(analyze_video(r["video"], self.bundle, sample_fps=fps, lang=params.get("lang", "en"),
+                                             transcript=r.get("transcript") or None)) for r in rows]
 
     return VideoEmotionPyfunc
 
 
-def register(run_id: str, model_dir: Path, name: str, test_macro_f1: float, gate_passed: bool | None,
-             requirements: list[str]) -> dict[str, Any]:
-    """Log the model bundle in the run, register a new version and decide the alias.
+def _signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-    `champion` moves to the new version only if it beats the current champion's test macro-F1
-    (ties keep the old one) and passed the real-face gate; otherwise it becomes `challenger`.
+    return ModelSignature(
+        inputs=Schema([ColSpec(DataType.string, "video"), ColSpec(DataType.string, "transcript", required=False)]),
+        outputs=Schema([ColSpec(DataType.string)]),
+        params=ParamSchema([ParamSpec("sample_fps", DataType.double, 0.0), ParamSpec("lang", DataType.string, "en")]))
+
+
+def log_model(run_id: str, model_dir: Path) -> Any:
+    """The bundle as a pyfunc model that serves outside this checkout: package code attached, exact pins."""
+    mlflow = _mlflow()
+    with mlflow.start_run(run_id=run_id):
+        return mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(), artifacts={"bundle": str(model_dir)},
+                                       code_paths=[str(packaging.package_dir())], signature=_signature(),
+                                       pip_requirements=packaging.runtime_requirements())
+
+
+def evaluation_run(params: Params, train_run_id: str, datasets: list[DataRef]) -> str:
+    """The training run if it holds no evaluation yet; otherwise a new run nested under it."""
+    mlflow = _mlflow()
+    configure(params.tracking, params.root)
+    if "test_macro_f1" not in mlflow.MlflowClient().get_run(train_run_id).data.metrics:
+        log_datasets(train_run_id, datasets)
+        return train_run_id
+    return start_run(params, "evaluate", {"training_run_id": train_run_id}, datasets, parent_run_id=train_run_id)
+
+
+def _champion(client, name: str):
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except _mlflow().exceptions.MlflowException:
+        return None
+
+
+def record_evaluation(params: Params, train_run_id: str, model_dir: Path, candidate: promotion.Candidate,
+                      report: dict[str, Any], rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
+    """Log an evaluation (datasets, the model, metrics linked to it and to their data, confusion images) and
+    register the model; returns the registration with the run id."""
+    run_id = evaluation_run(params, train_run_id, report["datasets"])
+    info = log_model(run_id, model_dir)
+    log_metrics(run_id, report["metrics"], report["artifacts"], model_id=info.model_id, dataset=report["test_data"])
+    log_metrics(run_id, report["per_class"])
+    if report["real_metrics"]:
+        log_metrics(run_id, report["real_metrics"], model_id=info.model_id, dataset=report["real_data"])
+    log_confusions(run_id, report["confusions"])
+    return {**register(params, run_id, info, candidate, report, rescore), "run_id": run_id}
+
+
+def register(params: Params, run_id: str, info: Any, candidate: promotion.Candidate, report: dict[str, Any],
+             rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
+    """Register the logged model as a new version, decide its alias and say why in its description.
+
+    `rescore(bundle_dir)` measures the champion on the candidate's real-face set when the champion has no
+    score there yet, so that the two are always compared on the same data.
     """
     mlflow = _mlflow()
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(),
-                                       artifacts={"bundle": str(model_dir)}, pip_requirements=requirements,
-                                       registered_model_name=name)
-    version = str(info.registered_model_version)
-    client.set_model_version_tag(name, version, "test_macro_f1", f"{test_macro_f1:.6f}")
-    client.set_model_version_tag(name, version, "real_face_check",
-                                 "not run" if gate_passed is None else "pass" if gate_passed else "fail")
-    client.set_model_version_tag(name, version, "run_id", run_id)
-    current = None
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        current = None
-    current_f1 = float(current.tags.get("test_macro_f1", "-1")) if current is not None else -1.0
-    # Compare at the precision the tag stores, so that re-evaluating the same model is a tie.
-    if gate_passed and round(test_macro_f1, 6) > current_f1:
-        alias, reason = CHAMPION, (f"beats champion v{current.version} ({current_f1:.4f})" if current
-                                   else "first version to pass the gate")
-    else:
-        alias = CHALLENGER
-        reason = ("the real-face check needs a face (video) model" if gate_passed is None
-                  else "failed the real-face check" if not gate_passed
-                  else f"does not beat champion v{current.version} ({current_f1:.4f})")
-    client.set_registered_model_alias(name, alias, version)
-    client.set_model_version_tag(name, version, "alias_decision", reason)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags({"registered_version": version, "alias": alias, "alias_reason": reason})
-    log.info("registered %s version %s as @%s (%s)", name, version, alias, reason)
-    return {"name": name, "version": version, "alias": alias, "reason": reason}
+    client = mlflow.MlflowClient()
+    name = params.evaluate.registered_model
+    sel = candidate.selection
+    current = _champion(client, name)
+    key = promotion.score_key(sel.metric, sel.data_digest)
+    if current is not None and key not in current.tags and rescore is not None and sel.value is not None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="video-emotion-champion-") as tmp:
+                folder, _ = download_model(f"{name}/{current.version}", params.tracking, params.root, Path(tmp))
+                theirs = rescore(folder)
+            if theirs.value is not None and theirs.metric == sel.metric and theirs.data_digest == sel.data_digest:
+                client.set_model_version_tag(name, current.version, key, f"{theirs.value:.6f}")
+                current = client.get_model_version(name, current.version)
+                log.info("champion v%s measured on this real-face set: %s %.4f", current.version, sel.metric, theirs.value)
+        except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
+            log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
+    decision = promotion.decide(candidate, promotion.Champion.from_tags(current.version, current.tags) if current else None)
+    commit = lineage.git_commit(packaging.package_dir())
+    experiment = os.environ.get("DVC_EXP_NAME", "") or "workspace"
+    tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment, "alias_decision": decision.reason,
+            "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
+            **({key: f"{sel.value:.6f}"} if sel.value is not None else {}),
+            **{f"gate.{g}": {True: "pass", False: "fail", None: "not run"}[v.passed] for g, v in candidate.gates.items()},
+            **{k: str(v) for k, v in report.get("tags", {}).items()}}
+    mv = mlflow.register_model(info.model_uri, name, tags=tags)
+    version = str(mv.version)
+    client.update_model_version(name, version, promotion.describe(decision, candidate, report, run_id, commit, experiment))
+    client.set_registered_model_alias(name, decision.alias, version)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, promotion.RULE)
+    for k, v in {"registered_version": version, "alias": decision.alias, "alias_reason": decision.reason}.items():
+        client.set_tag(run_id, k, v)
+    log.info("registered %s version %s as @%s (%s)", name, version, decision.alias, decision.reason)
+    return {"name": name, "version": version, "alias": decision.alias, "reason": decision.reason,
+            "model_id": info.model_id}
 
 
 def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tuple[Path, dict[str, str]]:
     """Resolve `name@alias`, `name/version` or a `models:/` URI; download its bundle under `dest`."""
     mlflow = _mlflow()
-    from mlflow import MlflowClient
-
     mlflow.set_tracking_uri(tracking_uri(cfg, root))
     uri = ref if ref.startswith("models:/") else f"models:/{ref}"
-    client = MlflowClient()
+    client = mlflow.MlflowClient()
     body = uri[len("models:/"):]
     if "@" in body:
         name, alias = body.split("@", 1)
@@ -173,18 +284,5 @@ def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tup
         name, version = body.split("/", 1)
         mv = client.get_model_version(name, version)
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=str(dest)))
-    bundle = next(local.rglob("model.keras")).parent
+    bundle = next(p for p in local.rglob("model.keras") if "code" not in p.relative_to(local).parts).parent
     return bundle, {"name": name, "version": str(mv.version), "run_id": mv.run_id or "", **dict(mv.tags)}
-
-
-def requirements() -> list[str]:
-    """Exact pins of what the logged pyfunc model needs, from the installed distributions."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = []
-    for dist in ("tensorflow-cpu", "keras", "numpy", "opencv-python-headless", "pandas", "tqdm", "pyyaml"):
-        try:
-            out.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            continue
-    return out

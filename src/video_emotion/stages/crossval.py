@@ -76,7 +76,7 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
 
 
 def body(ctx: Context) -> None:
-    from video_emotion.modeling import registry
+    from video_emotion.modeling import lineage, registry
 
     params = ctx.params
     needs_key = params.train.cv_folds >= 2 and is_encrypted(ctx.path("processed_dir"), "test")
@@ -84,10 +84,10 @@ def body(ctx: Context) -> None:
     per_fold = {f"fold{r['fold'] + 1}": {k: round(r[k], 4) for k in ("accuracy", "uar", "macro_f1")}
                 for r in result.get("per_fold", [])}
     write_json(ctx.path("metrics"), {**{k: v for k, v in result.items() if k != "per_fold"}, "per_fold": per_fold})
-    if result["enabled"]:
-        run_id = registry.start_run(params.tracking, params.root, params.to_flat_dict(),
-                                    {"kind": "crossval", "model_design": f"{params.model.init}/{params.model.head}"},
-                                    run_name=f"cv{params.train.cv_folds}")
+    if result["enabled"]:  # every split is pooled: all three are this run's data (the test split by digest only)
+        data = [lineage.split_ref(params, s, ctx.path("processed_dir"), context="cross-validation") for s in SPLITS]
+        run_id = registry.start_run(params, "crossval", {"kind": "crossval", "folds": str(params.train.cv_folds),
+                                    "model_design": f"{params.model.init}/{params.model.head}"}, data)
         flat = {f"cv_{k}": v for k, v in result.items() if isinstance(v, float)}
         flat.update({f"cv_f1_{k}": v for k, v in result["per_class_f1_mean"].items()})
         registry.log_metrics(run_id, flat)

@@ -78,29 +78,27 @@ def write_outputs(result: dict[str, Any], metrics_path: Path, confusion_path: Pa
 
 
 def body(ctx: Context) -> None:
-    from video_emotion.modeling import registry
+    from video_emotion.modeling import lineage, promotion, registry, runlog
 
-    params, model_dir = ctx.params, ctx.path("model_dir")
-    ring = ctx.ring_if(is_encrypted(ctx.path("processed_dir"), "test"))
-    result = run(params.evaluate, model_dir, ctx.path("processed_dir"), ctx.path("real_faces_dir"), ring)
+    params, model_dir, processed, faces = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir"), ctx.path("real_faces_dir")
+    ring = ctx.ring_if(is_encrypted(processed, "test"))
+    result = run(params.evaluate, model_dir, processed, faces, ring)
     artifacts = write_outputs(result, ctx.path("metrics"), ctx.path("confusion"), ctx.path("report_dir"))
     if ctx.args.no_register:
         return
     run_file = model_dir / "run.json"
     if not run_file.is_file():
         raise StageError(f"{run_file} missing: the model was not trained by the train stage")
-    run_id = json.loads(run_file.read_text())["run_id"]
-    m, real = result["metrics"], result["real_face"]
-    registry.configure(params.tracking, params.root)
-    logged = {f"test_{k}": m[k] for k in ("accuracy", "macro_f1", "uar")}
-    logged.update({f"test_f1_{k}": v["f1"] for k, v in m["per_class"].items()})
-    logged.update({k: v for k, v in real.items() if k.startswith("realface_")})
-    registry.log_metrics(run_id, logged, artifacts)
-    # No check (disabled, or an audio-only model): the version can never become champion.
-    gate = bool(real["realface_pass"]) if "realface_pass" in real else (None if params.evaluate.real_face_check else False)
-    decision = registry.register(run_id, model_dir, params.evaluate.registered_model, m["macro_f1"], gate,
-                                 registry.requirements())
-    write_json(ctx.path("report_dir").parent / "registry.json", {**decision, "run_id": run_id})
+    m, real, ev = result["metrics"], result["real_face"], params.evaluate
+    test_ref, faces_ref = lineage.split_ref(params, "test", processed), lineage.folder_ref(faces, params.root)
+    candidate = promotion.candidate_from(m, real, faces_ref.digest, faces_ref.source["path"], ev.min_test_macro_f1,
+                                         ev.real_face_check)
+    report = runlog.evaluation_report(m, real, result["labels"], test_ref, faces_ref, artifacts)
+    rescore = lambda bundle_dir: promotion.selection_from(  # noqa: E731  (the champion, on the same real faces)
+        run(ev, bundle_dir, processed, faces, ring)["real_face"], faces_ref.digest, faces_ref.source["path"])
+    train_run = json.loads(run_file.read_text())["run_id"]
+    decision = registry.record_evaluation(params, train_run, model_dir, candidate, report, rescore)
+    write_json(ctx.path("report_dir").parent / "registry.json", decision)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,15 +52,15 @@ def write_outputs(result: dict[str, Any], metrics_path: Path, plot_path: Path) -
 
 
 def body(ctx: Context) -> None:
-    from video_emotion.modeling import registry
+    from video_emotion.modeling import lineage, registry
 
-    params, model_dir = ctx.params, ctx.path("model_dir")
-    result = run(params.model, params.train, ctx.path("processed_dir"), model_dir, ctx.path("pretrained"))
+    params, model_dir, processed = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir")
+    result = run(params.model, params.train, processed, model_dir, ctx.path("pretrained"))
     write_outputs(result, ctx.path("metrics"), ctx.path("plot"))
-    run_id = registry.start_run(params.tracking, params.root, params.to_flat_dict(),
-                                {"data_hash": data_hash(ctx.path("processed_dir")),
-                                 "model_design": f"{params.model.init}/{params.model.head}/{params.model.fine_tune}"})
-    registry.log_history(run_id, result["history"])
+    run_id = registry.start_run(params, "train", {"data_hash": data_hash(processed),
+                                "model_design": f"{params.model.init}/{params.model.head}/{params.model.fine_tune}"},
+                                [lineage.split_ref(params, s, processed) for s in ("train", "val")])
+    registry.log_history(run_id, result["history"])  # per-epoch curves: one step per epoch
     registry.log_metrics(run_id, result["metrics"])
     # Evaluate continues the same run, so one run holds training and test results.
     write_json(model_dir / "run.json", {"run_id": run_id})

@@ -1,0 +1,180 @@
+"""Which alias a newly registered version gets: one pure decision, tested branch by branch.
+
+The champion is selected by real faces. A version can become `champion` only if
+- every gate ran and passed (the behavioural real-face check, the synthetic test floor: pipeline health),
+- it has a selection score (a real-face metric) on a known set of real faces, at least the baseline
+  (the pretrained network alone on the same set) when one was measured, and
+- it beats the current champion's score on the SAME set (same metric, same set digest). A tie keeps the
+  champion. A champion without a score on that set is not compared (different data): the alias stays.
+Everything else becomes `challenger`. The synthetic test score is reported and gated, never compared.
+
+No I/O here: the registry reads the champion's version tags, calls `decide`, and writes the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+PRECISION = 6  # scores are stored in tags at this precision; comparing at it makes a re-evaluation a tie
+SCORE_TAG = "selection."  # version tag `selection.<metric>.<set digest>` = score on that set
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The score that picks the champion: `metric` on the real-face set with digest `data_digest`."""
+
+    metric: str
+    value: float | None          # None: not measured (the version cannot become champion)
+    data_digest: str             # digest of the set the value was measured on
+    baseline: float | None = None  # the pretrained network alone on the same set; None: not measured
+    data_name: str = "real faces"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A pass/fail condition: `passed` None means it did not run."""
+
+    passed: bool | None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    selection: Selection
+    gates: dict[str, Gate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The current champion as its version tags describe it."""
+
+    version: str
+    scores: dict[str, float] = field(default_factory=dict)  # score_key(metric, digest) -> value
+
+    @classmethod
+    def from_tags(cls, version: str, tags: dict[str, str]) -> "Champion":
+        scores = {}
+        for key, value in tags.items():
+            if key.startswith(SCORE_TAG):
+                try:
+                    scores[key] = float(value)
+                except ValueError:
+                    continue
+        return cls(version=str(version), scores=scores)
+
+
+@dataclass(frozen=True)
+class Decision:
+    alias: str
+    reason: str
+    compared_with: str | None = None  # the champion version it was compared with
+
+
+def score_key(metric: str, digest: str) -> str:
+    """The version tag that holds `metric` measured on the set with this digest."""
+    return f"{SCORE_TAG}{metric}.{digest[:16]}"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def decide(candidate: Candidate, champion: Champion | None) -> Decision:
+    """(candidate's scores, data digests and gates; the champion's tags) -> (alias, reason)."""
+    sel = candidate.selection
+    failed = [f"{name} ({g.detail})" if g.detail else name for name, g in candidate.gates.items() if g.passed is False]
+    if failed:
+        return Decision(CHALLENGER, "failed gate: " + "; ".join(failed))
+    not_run = [f"{name} ({g.detail})" if g.detail else name for name, g in candidate.gates.items() if g.passed is None]
+    if not_run:
+        return Decision(CHALLENGER, "gate not run: " + "; ".join(not_run))
+    if sel.value is None:
+        return Decision(CHALLENGER, f"no {sel.metric} on {sel.data_name}: nothing to select it by")
+    value = round(sel.value, PRECISION)
+    where = f"on {sel.data_name} (set {sel.data_digest[:12]})"
+    if sel.baseline is not None and value < round(sel.baseline, PRECISION):
+        return Decision(CHALLENGER, f"{sel.metric} {_fmt(value)} is below the pretrained network alone "
+                                    f"({_fmt(sel.baseline)}) {where}")
+    base = f"; pretrained network alone {_fmt(sel.baseline)}" if sel.baseline is not None else ""
+    if champion is None:
+        return Decision(CHAMPION, f"first version to pass the gates: {sel.metric} {_fmt(value)} {where}{base}")
+    held = champion.scores.get(score_key(sel.metric, sel.data_digest))
+    if held is None:
+        return Decision(CHALLENGER, f"champion v{champion.version} has no {sel.metric} {where} (different data): "
+                                    "not compared, the champion stays", champion.version)
+    held = round(held, PRECISION)
+    if value > held:
+        return Decision(CHAMPION, f"beats champion v{champion.version}: {sel.metric} {_fmt(value)} > "
+                                  f"{_fmt(held)} {where}{base}", champion.version)
+    if value == held:
+        return Decision(CHALLENGER, f"ties champion v{champion.version}: {sel.metric} {_fmt(value)} {where}; "
+                                    "a tie keeps the champion", champion.version)
+    return Decision(CHALLENGER, f"below champion v{champion.version}: {sel.metric} {_fmt(value)} < "
+                                f"{_fmt(held)} {where}", champion.version)
+
+
+def selection_from(real: dict[str, Any], set_digest: str, set_name: str = "real faces") -> Selection:
+    """The selection score in a real-face result.
+
+    With the labelled real-face evaluation (`realfaces_macro_f1`, `realfaces_pretrained_macro_f1`, optionally
+    `realfaces_digest`) it is the macro-F1 against the pretrained network alone; otherwise the embedded
+    footage's check (`realface_photo_accuracy`). An empty result (check disabled, audio-only model) has none.
+    """
+    digest = str(real.get("realfaces_digest") or set_digest)
+    if "realfaces_macro_f1" in real:
+        base = real.get("realfaces_pretrained_macro_f1")
+        return Selection("realfaces_macro_f1", float(real["realfaces_macro_f1"]), digest,
+                         None if base is None else float(base), set_name)
+    value = real.get("realface_photo_accuracy")
+    return Selection("realface_photo_accuracy", None if value is None else float(value), digest, None, set_name)
+
+
+def candidate_from(metrics: dict[str, Any], real: dict[str, Any], set_digest: str, set_name: str,
+                   min_test_macro_f1: float, check_enabled: bool = True) -> Candidate:
+    """The candidate as the evaluate stage measured it: the real-face selection score and the gates."""
+    f1 = float(metrics["macro_f1"])
+    gates = {"test_floor": Gate(f1 >= min_test_macro_f1,
+                                f"synthetic test macro-F1 {f1:.4f} vs floor {min_test_macro_f1:.4f}")}
+    if "realface_pass" in real:
+        gates["real_face_check"] = Gate(bool(real["realface_pass"]), _check_detail(real))
+    elif not real:
+        why = "disabled (evaluate.real_face_check)" if not check_enabled else "needs a face (video) model"
+        gates["real_face_check"] = Gate(None, why)
+    return Candidate(selection_from(real, set_digest, set_name), gates)
+
+
+def _check_detail(real: dict[str, Any]) -> str:
+    parts = [("crying sad", "realface_crying_sad_share"), ("laughing happy", "realface_laughing_happy_share"),
+             ("photos", "realface_photo_accuracy")]
+    return ", ".join(f"{label} {float(real[k]):.2f}" for label, k in parts if k in real)
+
+
+RULE = ("Versions of the video emotion model. Each evaluation registers one. The alias `champion` moves to a "
+        "version only if it passes every gate (the real-face check on real footage; the synthetic test macro-F1 "
+        "floor, a pipeline-health check), its real-face score is at least the pretrained network alone's, and it "
+        "beats the current champion's score on the same real-face set (same digest; a tie keeps the champion). "
+        "Otherwise it becomes `challenger`. Each version's description says why.")
+
+
+def describe(decision: Decision, candidate: Candidate, report: dict[str, Any], run_id: str, commit: str,
+             experiment: str) -> str:
+    """The version description (Markdown): the alias and why, the gates' numbers, the data it was evaluated on."""
+    sel = candidate.selection
+    lines = [f"**@{decision.alias}**: {decision.reason}.", "",
+             f"- Selection: {sel.metric} = {'not measured' if sel.value is None else _fmt(sel.value)} on "
+             f"{sel.data_name} (digest `{sel.data_digest}`)"
+             + (f"; pretrained network alone {_fmt(sel.baseline)}" if sel.baseline is not None else "")]
+    for name, g in candidate.gates.items():
+        state = {True: "pass", False: "FAIL", None: "not run"}[g.passed]
+        lines.append(f"- Gate {name}: {state}" + (f" ({g.detail})" if g.detail else ""))
+    m = report.get("metrics", {})
+    if m:
+        lines.append("- Synthetic test (pipeline health): " + ", ".join(f"{k} {float(v):.4f}" for k, v in m.items()))
+    for ref in report.get("datasets", []):
+        counts = ", ".join(f"{k} {v}" for k, v in ref.profile.items() if isinstance(v, int) and not isinstance(v, bool))
+        lines.append(f"- Data `{ref.name}` ({ref.context}): `{ref.source.get('path', '?')}`, digest `{ref.digest}`"
+                     + (f", {counts}" if counts else ""))
+    lines.append(f"- Run `{run_id}`, git `{commit}`, DVC experiment `{experiment}`")
+    return "\n".join(lines)
