@@ -5,8 +5,8 @@ champion by default). Every request goes through the same `analyze_video` as the
 preprocessing come from the model bundle. Bad input gets a 4xx JSON error and never takes the
 service down; uploads are written to a private temp file that is always removed.
 
-Errors: only input errors get a 4xx with a message (`forms.BadRequest`, `VideoError` 422,
-`TranscriptError` 400); anything else is a server fault, logged in full with a request id and
+Errors: only input errors get a 4xx with a message (`forms.BadRequest`, `VideoError` and
+`AudioError` 422, `TranscriptError` 400); anything else is a server fault, logged in full with a request id and
 answered `500 {"error": ..., "request_id": ...}` without internals. Every answer carries the id in
 `X-Request-ID`. An analysis stops at its next window when its client disconnects, and its slot is
 freed only when the work has stopped (see slots.py).
@@ -122,6 +122,7 @@ class VideoEmotion:
 
     @app.post("/analyze")
     async def analyze(self, request: Request) -> JSONResponse:
+        from video_emotion.features.audio import AudioError
         from video_emotion.features.video import VideoError
         from video_emotion.inference.analyze import AnalysisStopped
         from video_emotion.text.sentiment import TranscriptError
@@ -147,7 +148,7 @@ class VideoEmotion:
             return _error(exc.status, exc.message, rid)
         except TranscriptError as exc:
             return _error(400, f"transcript: {exc}", rid)
-        except VideoError as exc:
+        except (VideoError, AudioError) as exc:  # the file's streams, not the server, are at fault
             return _error(422, f"cannot analyse the video: {str(exc).replace(str(tmp_path), 'upload')}", rid)
         except (ClientGone, AnalysisStopped) as exc:
             if request.scope.get("state", {}).get(OVER_LIMIT):
