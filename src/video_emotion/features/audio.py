@@ -29,7 +29,7 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _ffmpeg(args: list[str], timeout: float, path: str | Path) -> subprocess.CompletedProcess:
+def run_ffmpeg(args: list[str], timeout: float, path: str | Path) -> subprocess.CompletedProcess:
     """Run the shipped ffmpeg with a deadline (on expiry the process is killed and AudioError raised)."""
     try:
         return subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", *args], capture_output=True,
@@ -54,7 +54,7 @@ def _input_streams(stderr: str) -> list[tuple[str, float]]:
 
 def has_audio(path: str | Path) -> bool:
     """Whether a media file has an audio stream (ffmpeg's stream listing)."""
-    res = _ffmpeg(["-i", str(path)], LIST_TIMEOUT_S, path)
+    res = run_ffmpeg(["-i", str(path)], LIST_TIMEOUT_S, path)
     return any(kind == "Audio" for kind, _ in _input_streams(res.stderr.decode(errors="replace")))
 
 
@@ -68,7 +68,7 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE, max_s: float | None = No
     cmd = ["-v", "verbose", "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sr)]
     if max_s:
         cmd += ["-t", f"{max_s + 1.0:.3f}"]  # room for an audio track that starts before the video
-    res = _ffmpeg(cmd + ["-f", "s16le", "-"], DECODE_TIMEOUT_S, path)
+    res = run_ffmpeg(cmd + ["-f", "s16le", "-"], DECODE_TIMEOUT_S, path)
     err = res.stderr.decode(errors="replace")
     streams = _input_streams(err)
     if res.returncode != 0:
@@ -95,7 +95,7 @@ def audio_offset(streams: list[tuple[str, float]]) -> float:
 
 def mux(video: str | Path, wav: str | Path, out: str | Path) -> Path:
     """Copy `video`'s stream and add `wav` as an AAC track (used to build real-layout fixtures)."""
-    res = _ffmpeg(["-v", "error", "-y", "-i", str(video), "-i", str(wav), "-c:v", "copy", "-c:a", "aac",
+    res = run_ffmpeg(["-v", "error", "-y", "-i", str(video), "-i", str(wav), "-c:v", "copy", "-c:a", "aac",
                    "-shortest", str(out)], DECODE_TIMEOUT_S, video)
     if res.returncode != 0:
         raise AudioError(f"{video}: could not add {wav} ({res.stderr.decode(errors='replace').strip()[:200]})")

@@ -23,6 +23,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv", ".m
 DEFAULT_FPS = 25.0         # a missing rate is common in raw streams; 25 is the usual container default
 MAX_HEADER_S = 24 * 3600   # a header claiming more than a day of video is not believed
 MAX_ORIGIN_S = 1.0         # a first frame later than this after the stream start begins the clock itself
+DEMUX_TIMEOUT_S = 120.0    # reading the packets of a long video without decoding them
 
 
 class VideoError(ValueError):
@@ -108,12 +109,32 @@ def _header_plausible(n: float, fps: float) -> bool:
     return math.isfinite(n) and n >= 1 and plausible_fps(fps) and n / fps <= MAX_HEADER_S
 
 
+def _demux_count(path: str | Path) -> tuple[int, float] | None:
+    """(video packets, time of the stream's end) by reading the packets without decoding them
+    (ffmpeg stream copy: about 0.2 s for 200 s of video); None if ffmpeg cannot tell."""
+    from video_emotion.features.audio import AudioError, run_ffmpeg
+
+    try:
+        res = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null",
+                          "-progress", "pipe:1", "-"], DEMUX_TIMEOUT_S, path)
+    except AudioError:
+        return None
+    fields = dict(ln.split("=", 1) for ln in res.stdout.decode(errors="replace").splitlines() if "=" in ln)
+    try:
+        n, end = int(fields["frame"]), int(fields["out_time_us"]) / 1e6
+    except (KeyError, ValueError):
+        return None
+    return (n, end) if res.returncode == 0 and n >= 1 and end > 0 else None
+
+
 def probe(path: str | Path, count: bool = False) -> VideoInfo:
     """Frame rate, frame count, size and duration of a video.
 
-    The header's frame count is used only when it is plausible and `count` is off; otherwise every
-    frame is grabbed (decoded but not converted) and the count and duration come from the frames'
-    own timestamps. Width and height are those of the decoded (upright) first frame. A video that
+    The header's frame count is used only when it is plausible and `count` is off. A header that is
+    not (a browser's WebM) is replaced by counting the stream's packets without decoding them, an
+    estimate for checks before the work (the analysis measures the stream it decodes). With `count`
+    every frame is grabbed (decoded but not converted) and the count and duration come from the
+    frames' own timestamps. Width and height are those of the decoded (upright) first frame. A video that
     yields no decodable first frame is rejected here rather than half-way through a stage.
     """
     cap = _open(path)
@@ -126,6 +147,12 @@ def probe(path: str | Path, count: bool = False) -> VideoInfo:
         height, width = frame.shape[:2]
         if not count and _header_plausible(n_header, fps):
             return VideoInfo(fps=fps, n_frames=int(n_header), width=width, height=height)
+        if not count:
+            demuxed = _demux_count(path)
+            if demuxed is not None:
+                n, duration = demuxed
+                return VideoInfo(fps=fps if plausible_fps(fps) else n / duration, n_frames=n, width=width,
+                                 height=height, duration=duration)
         clock = FrameClock(fps)
         clock.tick(cap)
         while cap.grab():
