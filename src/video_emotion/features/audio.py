@@ -74,7 +74,8 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE, max_s: float | None = No
     if res.returncode != 0:
         if streams and not any(kind == "Audio" for kind, _ in streams):
             raise AudioError(f"{path}: no audio stream")
-        why = [re.sub(r"^\[[^]]*\] *", "", ln) for ln in err.splitlines() if "rror" in ln or "No such" in ln or "Invalid data" in ln]
+        why = [re.sub(r"^\[[^]]*\] *", "", ln) for ln in err.splitlines()
+               if "rror" in ln or "No such" in ln or "Invalid data" in ln]
         raise AudioError(f"{path}: no readable audio ({(why[0] if why else err[-200:]).strip()[:200]})")
     samples = np.frombuffer(res.stdout, dtype="<i2").astype(np.float32) / 32768.0
     shift = audio_offset(streams)

@@ -134,8 +134,8 @@ def probe(path: str | Path, count: bool = False) -> VideoInfo:
     not (a browser's WebM) is replaced by counting the stream's packets without decoding them, an
     estimate for checks before the work (the analysis measures the stream it decodes). With `count`
     every frame is grabbed (decoded but not converted) and the count and duration come from the
-    frames' own timestamps. Width and height are those of the decoded (upright) first frame. A video that
-    yields no decodable first frame is rejected here rather than half-way through a stage.
+    frames' own timestamps. Width and height are those of the decoded (upright) first frame. A video
+    that yields no decodable first frame is rejected here rather than half-way through a stage.
     """
     cap = _open(path)
     try:
@@ -207,8 +207,8 @@ def iter_grid(path: str | Path, rate: float, clock: FrameClock | None = None) ->
     so variable-frame-rate video is sampled by time, not by index. Only these frames are converted.
     A frame is taken to stay on screen for as long as the interval before it (the next timestamp is
     not known yet without decoding ahead), so where the rate changes a point may get a neighbour of
-    the frame on screen; a clip shorter than the first point still gives point 0 its first frame. `clock` (optional) is left holding the stream's frame
-    count and measured duration.
+    the frame on screen; a clip shorter than the first point still gives point 0 its first frame.
+    `clock` (optional) is left holding the stream's frame count and measured duration.
     """
     if not rate > 0:
         raise ValueError(f"sampling rate must be positive, got {rate}")
