@@ -68,6 +68,10 @@ class PreprocessConfig:
     denoise: bool = False
     equalize: bool = False
     audio: bool = True  # log-mel features of each clip's audio (sidecar WAV or the video's own track)
+    engine: str = "local"  # local | ray: where clips are cropped; the arrays are the same either way
+
+    def __post_init__(self) -> None:
+        _choice("preprocess.engine", self.engine, ("local", "ray"))
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,15 @@ class TrainConfig:
     seed: int = 42
     class_weights: bool = True
     cv_folds: int = 0  # > 1: actor-independent k-fold cross-validation in the `crossval` stage
+    strategy: str = "single"  # single | multiworker (tf.distribute.MultiWorkerMirroredStrategy on Ray actors)
+    workers: int = 2          # multiworker: worker processes (batch_size stays the global batch)
 
     def __post_init__(self) -> None:
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise ValueError("train.cv_folds must be 0 (off) or at least 2")
+        _choice("train.strategy", self.strategy, ("single", "multiworker"))
+        if self.strategy == "multiworker" and self.workers < 2:
+            raise ValueError("train.workers must be at least 2 with train.strategy: multiworker")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,11 @@ def class_weights(y: np.ndarray, n: int) -> dict[int, float]:
 
 
 def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], train: dict[str, np.ndarray],
-        val: dict[str, np.ndarray], pretrained: Path | None, verbose: int = 2):
-    """Build and fit one model on in-memory arrays; returns (model, history, metrics)."""
+        val: dict[str, np.ndarray], pretrained: Path | None, verbose: int = 2, strategy: Any = None):
+    """Build and fit one model on in-memory arrays; returns (model, history, metrics).
+
+    `strategy` (a `tf.distribute` strategy, e.g. one worker's MultiWorkerMirroredStrategy) holds the
+    model's variables; `batch_size` stays the global batch, split across the workers."""
     import keras
 
     from video_emotion.modeling.inputs import model_inputs
@@ -40,10 +44,17 @@ def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], trai
                          "check the corpus and preprocess settings")
     keras.utils.set_random_seed(cfg.seed)
     n_audio = train["A"].shape[-1] if "A" in train else 200
-    model = build_model(model_cfg, settings["n_frames"], settings["image_size"], pretrained, n_audio_frames=n_audio)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(model_cfg, settings["n_frames"], settings["image_size"], pretrained, n_audio_frames=n_audio)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
     xs = lambda d, k: model_inputs(d, k, mods)  # noqa: E731
+    if strategy is not None:
+        from video_emotion.modeling.distributed import is_multiworker, prepare_fit
+
+        if is_multiworker(strategy):
+            first = np.flatnonzero(tk)[:cfg.batch_size]
+            prepare_fit(model, strategy, (xs(train, first), train["y"][first]))
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
     t0 = time.perf_counter()
     hist = model.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),

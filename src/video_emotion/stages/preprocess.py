@@ -18,9 +18,10 @@ from video_emotion import security
 from video_emotion.config import PreprocessConfig
 from video_emotion.data.manifest import SPLITS, logical_name, read_manifest, resolve
 from video_emotion.data.processed import data_hash, save_split
-from video_emotion.features.clips import process_audio, process_clips
+from video_emotion.features.clips import process_audio
 from video_emotion.io_utils import atomic_path, write_json
 from video_emotion.labels import LABELS
+from video_emotion.scale.preprocess import clip_cropper, engine_session
 from video_emotion.stages.runner import Context, Stage, StageError, param_path
 
 log = logging.getLogger("video_emotion.preprocess")
@@ -38,14 +39,14 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
     summary: dict[str, Any] = {"n_frames": cfg.n_frames, "image_size": cfg.image_size, "splits": {}}
     # The temporal span one sequence covers: serving slides windows of this length.
     window_s = float(df["duration_s"].median()) if len(df) else 2.0
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir) as tmp, engine_session(cfg.engine):
         tmp.mkdir(parents=True)
         for split in SPLITS:
             sel = (df["split"] == split).to_numpy()
             part = df[sel].reset_index(drop=True)
             paths = [resolve(manifest_path, p) for p in part["path"]]
             names = [logical_name(p) if e else None for p, e in zip(part["path"], np.asarray(encrypted)[sel])]
-            res = process_clips(paths, cfg, desc=f"preprocess {split}", names=names, ring=ring)
+            res = clip_cropper(cfg.engine)(paths, cfg, desc=f"preprocess {split}", names=names, ring=ring)
             if res["errors"]:
                 raise StageError(f"{len(res['errors'])} clip(s) of the {split} split could not be read, "
                                  f"e.g. {res['errors'][0]}; fix or remove them and re-run ingest")
@@ -84,6 +85,7 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
                      100 * summary["splits"][split]["frame_detection_rate"],
                      summary["splits"][split]["clips_without_face"])
         settings = {"labels": list(LABELS), **dataclasses.asdict(cfg), "window_s": round(window_s, 4)}
+        del settings["engine"]  # how the arrays were made, not what they are: outputs are engine-free
         write_json(tmp / "preprocessing.json", settings)
         write_json(tmp / "summary.json", summary)
     summary["data_hash"] = data_hash(out_dir)

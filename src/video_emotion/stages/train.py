@@ -27,7 +27,10 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir
     """Train and write the bundle (model.keras, its inference exports, preprocessing.json, history.json) atomically."""
     settings = json.loads((Path(processed_dir) / "preprocessing.json").read_text(encoding="utf-8"))
     train, val = load_split(processed_dir, "train"), load_split(processed_dir, "val")
-    model, history, metrics = fit(model_cfg, cfg, settings, train, val, pretrained)
+    train_fn = fit
+    if cfg.strategy == "multiworker":  # the same fit on cfg.workers processes (scale.multiworker)
+        from video_emotion.scale.multiworker import fit_multiworker as train_fn
+    model, history, metrics = train_fn(model_cfg, cfg, settings, train, val, pretrained)
     epochs_run, best, seconds = metrics["epochs_run"], metrics["best_epoch"] - 1, metrics["train_seconds"]
     bundle_settings = {**settings, "model": {k: getattr(model_cfg, k) for k in model_cfg.__dataclass_fields__}}
     with atomic_path(model_dir) as tmp:
