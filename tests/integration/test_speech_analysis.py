@@ -150,6 +150,16 @@ def test_a_missing_model_leaves_the_face_analysis_whole_and_says_why(bundle, cli
     assert "speech recognition unavailable" in res["summary"]["sentiment_sources"]
 
 
+def test_a_damaged_model_leaves_the_face_analysis_whole_and_says_why(bundle, clips, analysed, tmp_path):
+    from tests.unit.test_speech import damaged_model
+    from video_emotion.inference.analyze import analyze_video
+
+    res = analyze_video(clips["positive"], bundle, speech_model=damaged_model(tmp_path / "whisper"))
+    assert "transcript" not in res and res["speech"]["status"] == "unavailable"
+    assert "cannot be loaded" in res["speech"]["note"] and "make assets" in res["speech"]["note"]
+    assert res["timeline"] == analysed["positive_off"]["timeline"]
+
+
 def test_bad_speech_options_fail_before_any_work(bundle, clips):
     from video_emotion.inference.analyze import analyze_video
 

@@ -265,3 +265,24 @@ def test_the_model_is_loaded_once_under_concurrent_first_calls(monkeypatch, tmp_
 def test_a_missing_model_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="make assets"):
         speech.Transcriber(tmp_path).model()
+
+
+def damaged_model(folder):
+    """A model folder that passes the quick check (files present, model.bin of the right size) but
+    whose model.bin is zeros: what a disk error or an interrupted copy leaves."""
+    import shutil
+
+    from video_emotion.text import whisper_model
+
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        shutil.copy(require_whisper() / name, folder / name)
+    with open(folder / "model.bin", "wb") as fh:
+        fh.truncate(whisper_model.MODEL_BIN_SIZE)  # sparse: no 145 MB written
+    assert whisper_model.is_installed(folder) and not whisper_model.is_installed(folder, verify=True)
+    return folder
+
+
+def test_a_damaged_model_is_a_clear_error(tmp_path):
+    with pytest.raises(speech.SpeechModelError, match="cannot be loaded.*make assets"):
+        speech.Transcriber(damaged_model(tmp_path / "whisper")).model()

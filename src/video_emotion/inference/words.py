@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from video_emotion.text.speech import NoAudioStream, Transcriber, get_transcriber, transcript_sentiment, whisper_language
+from video_emotion.text.speech import (
+    NoAudioStream,
+    SpeechModelError,
+    Transcriber,
+    get_transcriber,
+    transcript_sentiment,
+    whisper_language,
+)
 from video_emotion.text.whisper_model import MODEL_NAME, is_installed
 
 TRANSCRIBE_MODES = ("auto", "off")
@@ -119,6 +126,8 @@ class Words:
         self._thread.join()
         if isinstance(self._error, NoAudioStream):
             self._say("no_audio")
+        elif isinstance(self._error, (SpeechModelError, FileNotFoundError)):  # the model, not the video
+            self._say("unavailable", str(self._error))
         elif isinstance(self._error, (ValueError, OSError)):  # an audio track ffmpeg cannot read
             self._say("failed", f"speech recognition skipped: {self._error}")
         elif self._error is not None:

@@ -203,7 +203,13 @@ def _speech_model() -> tuple[Any, dict[str, Any]]:
         log.warning("speech recognition unavailable: no Whisper model in %s", folder)
         return None, status
     transcriber = get_transcriber(folder)
-    transcriber.model()
+    try:
+        transcriber.model()
+    except OSError:  # a damaged model: analyses still answer, without words
+        log.exception("speech recognition unavailable")
+        status.update(available=False, reason="the Whisper model cannot be loaded (see the server log); "
+                                              "`make assets` verifies and repairs it")
+        return None, status
     log.info("speech recognition: %s loaded in %.1f s", MODEL_NAME, transcriber.load_seconds or 0.0)
     return transcriber, status
 

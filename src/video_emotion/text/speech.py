@@ -120,6 +120,10 @@ def _doubtful(segment) -> bool:
             or (segment.no_speech_prob > 0.6 and segment.avg_logprob < -0.7))
 
 
+class SpeechModelError(OSError):
+    """The Whisper model folder is in place but cannot be loaded (a damaged or foreign file)."""
+
+
 class Transcriber:
     """Whisper base on the CPU (int8), loaded once on first need; safe to share between threads.
 
@@ -153,8 +157,12 @@ class Transcriber:
                     from faster_whisper import WhisperModel
 
                     t0 = time.perf_counter()
-                    model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
-                                         cpu_threads=self.cpu_threads, num_workers=1, local_files_only=True)
+                    try:
+                        model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
+                                             cpu_threads=self.cpu_threads, num_workers=1, local_files_only=True)
+                    except (RuntimeError, ValueError, OSError) as exc:  # CTranslate2 reports a bad file so
+                        raise SpeechModelError(f"the Whisper model in {self.model_dir} cannot be loaded ({exc}); "
+                                               "`make assets` verifies and repairs it") from exc
                     self.load_seconds = time.perf_counter() - t0
                     log.info("Whisper base loaded in %.2f s (%d CPU threads)", self.load_seconds, self.cpu_threads)
                     self._model = model
@@ -278,6 +286,6 @@ def transcript_sentiment(transcript: dict[str, Any]) -> dict[str, Any]:
             "note": f"speech in {lang!r}: word sentiment covers {' and '.join(SENTIMENT_LANGUAGES)} only"}
 
 
-__all__ = ["DEFAULT_MODEL_DIR", "SAMPLE_RATE", "NoAudioStream", "Transcriber", "get_transcriber",
+__all__ = ["DEFAULT_MODEL_DIR", "SAMPLE_RATE", "NoAudioStream", "SpeechModelError", "Transcriber", "get_transcriber",
            "has_voice_energy", "is_installed", "project_language", "to_srt", "transcript_sentiment",
            "whisper_language"]
