@@ -294,9 +294,25 @@ def main() -> int:
         lines += [f"| {c} | {v['requests']} | {v['errors']} | {v['p50_s']:.2f} | {v['p95_s']:.2f} | {v['throughput_rps']:.2f} |"
                   for c, v in svc.items()]
         lines.append("")
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    Path(args.out).write_text("\n".join(lines + others_sections(Path(args.out))) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0
+
+
+OWN_SECTIONS = ("## Whole process", "## Analysis speed", "## Memory", "## Training", "## Service (real")
+
+
+def others_sections(path: Path) -> list[str]:
+    """The sections of RESULTS.md that other benchmarks write (load.py, batch_scale.py, ...): kept as they are."""
+    if not path.is_file():
+        return []
+    kept, keep = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            keep = not line.startswith(OWN_SECTIONS)
+        if keep:
+            kept.append(line)
+    return kept
 
 
 if __name__ == "__main__":
