@@ -65,7 +65,7 @@ def tiny_params_dict(tmp_path: Path) -> dict:
             "validation_report": str(tmp_path / "reports" / "validation"),
             "processed_dir": str(tmp_path / "data" / "processed"),
             "model_dir": str(tmp_path / "models" / "video_emotion"), "pretrained": str(PRETRAINED),
-            "real_faces_dir": str(REAL_FACES), "metrics_dir": str(tmp_path / "metrics"),
+            "real_faces_dir": str(REAL_FACES), "face_models": str(PRETRAINED.parent), "metrics_dir": str(tmp_path / "metrics"),
             "plots_dir": str(tmp_path / "plots"),
         },
         "ingest": {"n_actors": 5, "clips_per_label": 1, "fps": 8.0, "duration_s": 1.0, "width": 160,

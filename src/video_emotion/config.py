@@ -21,6 +21,7 @@ class Paths:
     pretrained: str = "models/pretrained/fer2013_mini_xception.hdf5"
     real_faces_dir: str = "data/external/real_faces"
     whisper_dir: str = "models/pretrained/whisper-base"  # speech recognition model (make assets)
+    face_models: str = "models/pretrained"  # BlazeFace face detectors (.tflite, make assets from npm)
     metrics_dir: str = "metrics"
     plots_dir: str = "plots"
     corpora: str = "data/corpora"  # real corpora live here: ingest depends on it, so DVC sees clips added
@@ -62,7 +63,10 @@ class ValidateConfig:
 class PreprocessConfig:
     n_frames: int = 16
     image_size: int = 64
-    face_margin: float = 0.12
+    detector: str = "blazeface"  # blazeface (MediaPipe BlazeFace, short then full range) | haar (OpenCV fallback)
+    face_margin: float = 0.10    # crop side = face box x (1 + 2 margin)
+    face_offset: float = -0.10   # crop centre moved down by this fraction of its side (negative: up)
+    align: bool = True           # turn the crop so that the eyes are level (needs the detector's keypoints)
     min_face_frac: float = 0.2
     detect_every: int = 1
     denoise: bool = False
@@ -72,6 +76,18 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         _choice("preprocess.engine", self.engine, ("local", "ray"))
+        _choice("preprocess.detector", self.detector, ("blazeface", "haar"))
+
+    @classmethod
+    def from_saved(cls, raw: dict[str, Any]) -> "PreprocessConfig":
+        """The settings a model bundle (or processed data) was made with. Keys it predates mean what they
+        meant then: bundles saved before the face path had a detector setting were cropped by Haar,
+        with the margin only (LEGACY_FACE)."""
+        return section_from_dict(cls, {**LEGACY_FACE, **raw})
+
+
+# The face path of bundles saved before `detector`, `face_offset` and `align` existed.
+LEGACY_FACE: dict[str, Any] = {"detector": "haar", "face_margin": 0.12, "face_offset": 0.0, "align": False}
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,8 @@ class ModelConfig:
     correction_bound: float = 2.0
     correction_l2: float = 0.01
     modalities: list = field(default_factory=lambda: ["video"])
+    flip_average: bool = True  # each frame is read as the mean of the CNN on it and on its mirror image
+    adapt: str = "auto"        # auto | temporal | full: what training may learn (see `effective`)
 
     def __post_init__(self) -> None:
         mods = list(self.modalities)
@@ -93,6 +111,23 @@ class ModelConfig:
         _choice("model.init", self.init, ("fer", "scratch"))
         _choice("model.head", self.head, ("attention", "lstm"))
         _choice("model.fine_tune", self.fine_tune, ("frozen", "partial", "full"))
+        _choice("model.adapt", self.adapt, ("auto", "temporal", "full"))
+
+    def effective(self, corpus: str) -> tuple["ModelConfig", str]:
+        """The design that trains on `corpus` (ingest.source), and why.
+
+        `temporal`: the head may learn only when in a clip to look (attention over the frames of the
+        pretrained network's own readings): frozen network, no class correction, so how a single face is
+        read cannot change. `full`: the design as configured (class corrections, fine-tuning, the softmax
+        head). `auto` is temporal on the synthetic corpus (drawn faces cannot teach what a real face looks
+        like) and full on real corpora (RAVDESS, CREMA-D, own data)."""
+        mode = self.adapt if self.adapt != "auto" else ("temporal" if corpus == "synthetic" else "full")
+        why = f"model.adapt={self.adapt}" + (f", ingest.source={corpus}" if self.adapt == "auto" else "")
+        if mode == "full":
+            return self, f"full ({why}): {self.init}/{self.head}/{self.fine_tune}, correction_bound {self.correction_bound:g}"
+        temporal = dataclasses.replace(self, init="fer", head="attention", fine_tune="frozen", correction_bound=0.0)
+        return temporal, (f"temporal ({why}): frozen pretrained network, attention over its per-frame readings, "
+                          "no class correction")
 
 
 @dataclass(frozen=True)
@@ -120,6 +155,7 @@ class EvaluateConfig:
     registered_model: str = "video-emotion"
     real_face_check: bool = True
     window_s: float = 2.0
+    real_faces: str = ""  # labelled real faces (labels.csv or label folders) scored and used for selection; "": embedded footage
     min_test_macro_f1: float = 0.15  # pipeline-health gate on the synthetic test split (chance is ~1/7)
 
 
@@ -158,8 +194,13 @@ class Params:
         """A `paths` entry resolved against the project root."""
         return (self.root / getattr(self.paths, name)).resolve()
 
+    @property
+    def effective_model(self) -> ModelConfig:
+        """The model design that trains on this corpus (`ModelConfig.effective`)."""
+        return self.model.effective(self.ingest.source)[0]
+
     def to_flat_dict(self) -> dict[str, Any]:
-        """`section.key -> value` for experiment tracking."""
+        """`section.key -> value` for experiment tracking, with the model design in effect (`model.effective`)."""
         flat: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if f.name == "root":
@@ -168,6 +209,7 @@ class Params:
                 continue
             for k, v in dataclasses.asdict(getattr(self, f.name)).items():
                 flat[f"{f.name}.{k}"] = v
+        flat["model.effective"] = self.model.effective(self.ingest.source)[1]
         return flat
 
 

@@ -4,22 +4,15 @@ A real face detector for real footage: a box and six keypoints per face (right e
 tip, mouth centre, right and left ear tragion; "right" is the person's right, on the image's left).
 The `.tflite` models come from the pinned npm package (see npm_assets.py, `make assets`).
 
-Two models:
-- "short" (short-range, 128x128 input, 896 anchors): faces within ~2 m of a camera, i.e. a face
-  that fills a fair part of the frame (webcam, interview, the face crops the product reads);
-- "full" (full-range, 192x192 input, 2304 anchors): also small faces further away.
-The default ("auto") searches a frame with the short-range model and falls back to the full-range
-one when it finds nothing (a small face in a large frame), re-detecting each such face with the
-short-range model in a square around it. The package's third model, the "sparse" full-range one,
-uses an operator OpenCV cannot import (DENSIFY) and is not used.
+Two models: "short" (short-range, 128x128 input, 896 anchors: faces within ~2 m of a camera, filling a
+fair part of the frame) and "full" (full-range, 192x192, 2304 anchors: also small faces further away);
+"auto" combines them (see `BlazeFaceDetector`). The package's "sparse" full-range model uses an operator
+OpenCV cannot import (DENSIFY) and is not used.
 
-The frame is letterboxed into the square input (aspect ratio kept, padded), as MediaPipe does, so
-boxes are not distorted. SSD anchors are generated here with MediaPipe's settings and the raw
-outputs decoded (sigmoid scores; box centre and keypoints as offsets from the anchor centre, box size
-absolute) and merged by MediaPipe's weighted non-max suppression.
-
-`BlazeFaceDetector.detect(frame, near=None) -> list[Box]` matches `FaceDetector.detect` (Haar);
-`BlazeFaceDetector.detections(frame, near=None) -> list[Detection]` adds score and keypoints.
+The frame is letterboxed into the square input (aspect ratio kept, padded), as MediaPipe does; SSD
+anchors are generated with MediaPipe's settings, raw outputs decoded (sigmoid scores; box centre and
+keypoints as offsets from the anchor centre) and merged by MediaPipe's weighted non-max suppression.
+`detect(frame, near=None) -> [Box]` as the Haar `FaceDetector`; `detections(...)` adds score and keypoints.
 """
 
 from __future__ import annotations
@@ -65,9 +58,7 @@ def ssd_anchors(spec: BlazeSpec) -> np.ndarray:
     one anchor per aspect ratio (1.0) plus the interpolated-scale one when enabled; anchors are laid
     out row by row, cell by cell, all anchors of a cell together.
     """
-    out = []
-    layer = 0
-    n_layers = len(spec.strides)
+    out, layer, n_layers = [], 0, len(spec.strides)
     while layer < n_layers:
         stride = spec.strides[layer]
         per_cell = 0
@@ -89,21 +80,10 @@ class Detection:
     score: float
     keypoints: np.ndarray = field(repr=False)
 
-    @property
-    def right_eye(self) -> np.ndarray:
-        return self.keypoints[0]
-
-    @property
-    def left_eye(self) -> np.ndarray:
-        return self.keypoints[1]
-
-    @property
-    def nose_tip(self) -> np.ndarray:
-        return self.keypoints[2]
-
-    @property
-    def mouth(self) -> np.ndarray:
-        return self.keypoints[3]
+    right_eye = property(lambda self: self.keypoints[0])
+    left_eye = property(lambda self: self.keypoints[1])
+    nose_tip = property(lambda self: self.keypoints[2])
+    mouth = property(lambda self: self.keypoints[3])
 
     @property
     def eye_angle_deg(self) -> float:
@@ -246,15 +226,13 @@ class BlazeFaceDetector:
       "short" - the short-range model on the letterboxed frame: finds faces larger than ~1/8 of the
                 frame's long side (80 px in 640x360, 240 px in 1920x1080), 3-4 ms per frame here;
       "full"  - the full-range model: faces down to ~1/16 of the long side, ~10 ms, looser boxes;
-      "auto"  - (default) short-range first; when it finds nothing, full-range, and every face it
-                finds is re-detected by the short-range model in a square around it, so boxes and
-                keypoints always follow the short-range model's definition (the one the crop
-                geometry in align.py was measured on). A frame with a large face costs what
-                "short" costs;
+      "auto"  - (default) short-range first; when it finds nothing, full-range, each face it finds
+                re-detected by the short-range model in a square around it (boxes and keypoints follow
+                the short-range definition, on which align.py's crop was measured);
       or a path to a `.tflite` file whose name says which ("full" in the name: full-range).
-    min_score: detection threshold (MediaPipe's default for each model when None).
-    min_face_frac: drop faces whose box is smaller than this fraction of the shorter frame side.
-    near_context: with `near`, the side of the square searched around the previous box, in box sizes.
+    min_score: detection threshold (MediaPipe's default per model when None); min_face_frac: drop faces
+    smaller than this fraction of the shorter frame side; near_context: with `near`, the side of the
+    square searched around the previous box, in box sizes.
     """
 
     def __init__(self, model: str | Path = "auto", model_dir: str | Path = DEFAULT_MODEL_DIR,

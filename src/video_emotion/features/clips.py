@@ -15,18 +15,21 @@ from tqdm import tqdm
 
 from video_emotion import security
 from video_emotion.config import PreprocessConfig
-from video_emotion.features.faces import FaceDetector, clip_faces
+from video_emotion.features.blazeface import DEFAULT_MODEL_DIR
+from video_emotion.features.faces import FacePath
 from video_emotion.features.video import VideoError
 
 
 def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
-                  names: list[str | None] | None = None, ring: security.KeyRing | None = None) -> dict[str, Any]:
+                  names: list[str | None] | None = None, ring: security.KeyRing | None = None,
+                  face_models: Path | None = None) -> dict[str, Any]:
     """Face-crop sequences for a list of clips: X (N,T,S,S) uint8, face (N,T) bool, errors.
 
     Clips with a logical name in `names` are encrypted: each is decrypted to memory-backed scratch
-    space only for as long as it is being read.
+    space only for as long as it is being read. `face_models`: the BlazeFace models' folder
+    (`paths.face_models`; the stage passes it, the default is the project's models/pretrained).
     """
-    detector = FaceDetector(cfg.min_face_frac)
+    faces = FacePath(cfg, face_models or DEFAULT_MODEL_DIR)
     n, t, s = len(paths), cfg.n_frames, cfg.image_size
     X = np.zeros((n, t, s, s), np.uint8)
     face = np.zeros((n, t), bool)
@@ -42,7 +45,7 @@ def process_clips(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
             else:
                 opened = contextlib.nullcontext(path)
             with opened as readable:
-                ff, _ = clip_faces(readable, cfg, detector)
+                ff, _ = faces.clip(readable)
         except VideoError as exc:
             errors.append(str(exc))
             continue

@@ -1,28 +1,35 @@
-"""Faces: detection, cropping and per-clip face sequences: the ONLY face preprocessing.
+"""Faces: the ONE face path. Finding, aligning and cropping faces for training (preprocess),
+evaluation (real faces) and serving (analyze, which follows faces over time with `tracker()`).
 
-Training (preprocess stage), evaluation and serving (analyze) all crop faces with these functions,
-so a model always sees faces prepared exactly the way it was trained on.
+`FacePath(cfg, model_dir)` is built from the preprocessing settings a model was trained with
+(`detector`, `face_margin`, `face_offset`, `align`, `image_size`, `equalize`, `denoise`), so a model
+always sees faces prepared exactly the way it was trained on:
+- `detector: blazeface` (default): MediaPipe's BlazeFace (`features.blazeface`, "auto": short range,
+  full range for small faces), boxes with eye keypoints; crops are eye-levelled FER-style squares
+  (`features.align.face_crop`: margin and vertical offset of the box, measured on real faces).
+- `detector: haar`: OpenCV's Haar cascades (the fallback, and what bundles saved before this setting
+  used): a square around the box with the margin (and offset), never rotated.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from video_emotion.config import PreprocessConfig
-from video_emotion.features.video import (
-    VideoError,
-    VideoInfo,
-    iter_frames,
-    probe,
-    uniform_indices,
-)
+from video_emotion.features.align import CropSpec, face_crop
+from video_emotion.features.blazeface import DEFAULT_MODEL_DIR, MODEL_FILES, BlazeFaceDetector, Detection
+from video_emotion.features.video import VideoError, VideoInfo, iter_frames, probe, uniform_indices
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+Face = Any  # a BlazeFace `Detection` (box, score, keypoints) or a Haar `Box`
+BUNDLE_DIR = "face_detector"  # where processed data and model bundles keep the detector they were made with
 
 
 class FaceDetector:
@@ -44,8 +51,7 @@ class FaceDetector:
         """Faces in a grey frame, largest first.
 
         With `near` (the box found a moment ago) only a region around it is searched, at face sizes
-        close to it: a few pyramid levels on a small crop instead of the whole frame, which is what
-        lets serving track a face at every sampled frame cheaply. Nothing found there -> [].
+        close to it: a few pyramid levels on a small crop instead of the whole frame. Nothing found -> [].
         """
         if near is not None:
             return self._detect_near(gray, near)
@@ -79,22 +85,7 @@ class FaceDetector:
         return sorted(out, key=lambda b: b[2] * b[3], reverse=True)
 
 
-def crop_face(gray: np.ndarray, box: Box, cfg: PreprocessConfig) -> np.ndarray:
-    """Square crop around `box` with a margin, resized to `image_size`, as uint8.
-
-    Normalisation to the CNN's input range happens inside the Keras model, so the crop stays uint8.
-    """
-    x, y, w, h = box
-    side = int(round(max(w, h) * (1 + 2 * cfg.face_margin)))
-    cx, cy = x + w / 2, y + h / 2
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    H, W = gray.shape[:2]
-    pad = max(0, -x0, -y0, x0 + side - W, y0 + side - H)
-    if pad:
-        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0 = x0 + pad, y0 + pad
-    crop = gray[y0:y0 + side, x0:x0 + side]
-    crop = cv2.resize(crop, (cfg.image_size, cfg.image_size), interpolation=cv2.INTER_AREA)
+def _finish(crop: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     if cfg.equalize:
         crop = cv2.equalizeHist(crop)
     if cfg.denoise:
@@ -102,10 +93,50 @@ def crop_face(gray: np.ndarray, box: Box, cfg: PreprocessConfig) -> np.ndarray:
     return crop
 
 
+def crop_face(gray: np.ndarray, box: Box, cfg: PreprocessConfig) -> np.ndarray:
+    """Square crop around a plain box with the margin (and the vertical offset), resized to `image_size`, uint8.
+
+    The Haar crop, pixel for pixel what it always was (offset 0). Normalisation to the CNN's input
+    range happens inside the Keras model, so the crop stays uint8.
+    """
+    gray = gray if gray.ndim == 2 else cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + 2 * cfg.face_margin)))
+    cx, cy = x + w / 2, y + h / 2 + cfg.face_offset * side
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    H, W = gray.shape[:2]
+    pad = max(0, -x0, -y0, x0 + side - W, y0 + side - H)
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad, y0 + pad
+    crop = gray[y0:y0 + side, x0:x0 + side]
+    return _finish(cv2.resize(crop, (cfg.image_size, cfg.image_size), interpolation=cv2.INTER_AREA), cfg)
+
+
 def center_box(width: int, height: int) -> Box:
     """The fallback region when no face was ever found: the central square of the frame."""
     side = min(width, height)
     return (width - side) // 2, (height - side) // 2, side, side
+
+
+def box_of(face: Face, width: int | None = None, height: int | None = None) -> Box:
+    """The (x, y, w, h) box of a detection or a plain box, as ints."""
+    return face.int_box(width, height) if isinstance(face, Detection) else tuple(int(v) for v in face)
+
+
+def save_face_models(cfg: PreprocessConfig, model_dir: Path | None, dest: Path) -> list[Path]:
+    """Copy the detector files `cfg` uses into `dest/face_detector` (processed data, then the model bundle:
+    a bundle carries the detector its faces were found with). Haar needs none (it ships with OpenCV)."""
+    if cfg.detector != "blazeface":
+        return []
+    (dest / BUNDLE_DIR).mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in MODEL_FILES.values():
+        src = Path(model_dir or DEFAULT_MODEL_DIR) / name
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: BlazeFace model missing; run `make assets`")
+        out.append(Path(shutil.copy2(src, dest / BUNDLE_DIR / name)))
+    return out
 
 
 @dataclass
@@ -125,53 +156,109 @@ class FaceFrames:
     boxes: np.ndarray
 
 
-def faces_from_frames(frames: Iterable[tuple[int, np.ndarray]], cfg: PreprocessConfig,
-                      detector: FaceDetector, max_gap: int = 8) -> FaceFrames:
-    """Detect (every `cfg.detect_every` frames) and crop the largest face of each frame.
+class FacePath:
+    """Detector + crop, configured by the preprocessing settings (see the module docstring).
 
-    Frames between detections reuse the nearest detected box within `max_gap` sampled frames
-    (before or after), which bridges blinks, motion blur and the detector's misses without
-    inventing a face where there was none for long.
+    `model_dir` holds the BlazeFace `.tflite` files (`paths.face_models`, or a bundle's `face_detector/`);
+    `detector` replaces the configured one (any object with `detect(frame) -> [Box]`: tests).
     """
-    idxs, greys, boxes, detected = [], [], [], []
-    last_box: Box | None = None
-    for k, (idx, frame) in enumerate(frames):
+
+    def __init__(self, cfg: PreprocessConfig, model_dir: str | Path | None = None, detector: Any = None) -> None:
+        self.cfg = cfg
+        self.spec = CropSpec(size=cfg.image_size, margin=cfg.face_margin, offset=cfg.face_offset, align=cfg.align)
+        if detector is not None:
+            self.detector = detector
+        elif cfg.detector == "haar":
+            self.detector = FaceDetector(cfg.min_face_frac)
+        else:
+            if model_dir is None:
+                raise ValueError("preprocess.detector=blazeface needs the folder of the BlazeFace models")
+            self.detector = BlazeFaceDetector("auto", model_dir, min_face_frac=cfg.min_face_frac)
+        # BlazeFace reads a whole frame as cheaply as a region (one small forward pass either way), so the
+        # tracker searches whole frames and keeps near-box searches for faces the whole frame misses;
+        # Haar is costly on whole frames, so its tracker searches near the last box first (as it always did).
+        self.near_first = not isinstance(self.detector, BlazeFaceDetector)
+
+    def detect(self, frame: np.ndarray, near: Box | None = None) -> list[Face]:
+        """Faces in a grey or BGR frame, largest first (with `near`: only around that box)."""
+        if isinstance(self.detector, BlazeFaceDetector):
+            return self.detector.detections(frame, near)
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        box = None
-        if k % max(1, cfg.detect_every) == 0 or last_box is None:
-            found = detector.detect(gray)
-            box = found[0] if found else None
-        idxs.append(idx)
-        greys.append(gray)
-        boxes.append(box)
-        detected.append(box is not None)
-        if box is not None:
-            last_box = box
-    n = len(idxs)
-    det = np.array(detected, dtype=bool)
-    filled: list[Box | None] = list(boxes)
-    det_pos = np.flatnonzero(det)
-    for i in range(n):
-        if filled[i] is None and det_pos.size:
-            j = det_pos[np.argmin(np.abs(det_pos - i))]
-            if abs(j - i) <= max_gap:
-                filled[i] = boxes[j]
-    face = np.array([b is not None for b in filled], dtype=bool)
-    crops = np.zeros((n, cfg.image_size, cfg.image_size), np.uint8)
-    box_arr = np.zeros((n, 4), np.int32)
-    for i, gray in enumerate(greys):
-        b = filled[i] if filled[i] is not None else center_box(gray.shape[1], gray.shape[0])
-        crops[i] = crop_face(gray, b, cfg)
-        box_arr[i] = b
-    return FaceFrames(np.array(idxs, dtype=np.int64), crops, face, det, box_arr)
+        return self.detector.detect(gray, near) if near is not None else self.detector.detect(gray)
+
+    def crop(self, frame: np.ndarray, face: Face | None) -> np.ndarray:
+        """The face as the network reads it, (S, S) uint8; `None`: the centre-crop fallback (to be masked)."""
+        if face is None:
+            face = center_box(frame.shape[1], frame.shape[0])
+        if isinstance(face, Detection):
+            return _finish(face_crop(frame, face, self.spec), self.cfg)
+        return crop_face(frame, face, self.cfg)
+
+    def read(self, frame: np.ndarray) -> tuple[np.ndarray, Face | None]:
+        """The largest face of a frame found by a whole-frame search, and its crop (the fallback if none)."""
+        found = self.detect(frame)
+        face = found[0] if found else None
+        return self.crop(frame, face), face
+
+    def sequence(self, frames: Iterable[tuple[int, np.ndarray]], max_gap: int = 8) -> FaceFrames:
+        """Detect (every `cfg.detect_every` frames) and crop the largest face of each frame.
+
+        Frames between detections reuse the nearest detected face within `max_gap` sampled frames
+        (before or after), which bridges blinks, motion blur and the detector's misses without
+        inventing a face where there was none for long.
+        """
+        idxs, kept, faces = [], [], []
+        for k, (idx, frame) in enumerate(frames):
+            face = None
+            if k % max(1, self.cfg.detect_every) == 0 or not any(f is not None for f in faces):
+                found = self.detect(frame)
+                face = found[0] if found else None
+            idxs.append(idx)
+            kept.append(frame)
+            faces.append(face)
+        n = len(idxs)
+        det = np.array([f is not None for f in faces], dtype=bool)
+        filled = list(faces)
+        det_pos = np.flatnonzero(det)
+        for i in range(n):
+            if filled[i] is None and det_pos.size:
+                j = det_pos[np.argmin(np.abs(det_pos - i))]
+                if abs(j - i) <= max_gap:
+                    filled[i] = faces[j]
+        crops = np.zeros((n, self.cfg.image_size, self.cfg.image_size), np.uint8)
+        box_arr = np.zeros((n, 4), np.int32)
+        for i, frame in enumerate(kept):
+            crops[i] = self.crop(frame, filled[i])
+            H, W = frame.shape[:2]
+            box_arr[i] = box_of(filled[i], W, H) if filled[i] is not None else center_box(W, H)
+        return FaceFrames(np.array(idxs, dtype=np.int64), crops, np.array([f is not None for f in filled]), det, box_arr)
+
+    def clip(self, path: str | Path, n_frames: int | None = None) -> tuple[FaceFrames, VideoInfo]:
+        """Sample `n_frames` (default `cfg.n_frames`) frames uniformly from a clip and return their face crops."""
+        info = probe(path)
+        ff = self.sequence(iter_frames(path, uniform_indices(info.n_frames, n_frames or self.cfg.n_frames)))
+        if len(ff.indices) == 0:
+            raise VideoError(f"{path}: no frame could be decoded")
+        return ff, info
+
+    def tracker(self, every: int = 1, max_gap: int = 8, track: bool = True):
+        """A streaming `FaceTracker` over this path (serving): every face followed from frame to frame."""
+        from video_emotion.features.tracking import FaceTracker
+
+        return FaceTracker(self, every, max_gap, track)
 
 
-def clip_faces(path: str | Path, cfg: PreprocessConfig, detector: FaceDetector,
+def _as_path(cfg: PreprocessConfig, detector: Any) -> FacePath:
+    return detector if isinstance(detector, FacePath) else FacePath(cfg, detector=detector)
+
+
+def faces_from_frames(frames: Iterable[tuple[int, np.ndarray]], cfg: PreprocessConfig, detector: Any,
+                      max_gap: int = 8) -> FaceFrames:
+    """`FacePath.sequence` with a given detector (or FacePath)."""
+    return _as_path(cfg, detector).sequence(frames, max_gap)
+
+
+def clip_faces(path: str | Path, cfg: PreprocessConfig, detector: Any,
                n_frames: int | None = None) -> tuple[FaceFrames, VideoInfo]:
-    """Sample `cfg.n_frames` frames uniformly from a clip and return their face crops."""
-    info = probe(path)
-    indices = uniform_indices(info.n_frames, n_frames or cfg.n_frames)
-    ff = faces_from_frames(iter_frames(path, indices), cfg, detector)
-    if len(ff.indices) == 0:
-        raise VideoError(f"{path}: no frame could be decoded")
-    return ff, info
+    """`FacePath.clip` with a given detector (or FacePath)."""
+    return _as_path(cfg, detector).clip(path, n_frames)

@@ -1,16 +1,13 @@
-"""Face tracking over a video stream: every face followed from frame to frame.
+"""Face tracking over a video stream: every face followed from frame to frame (`FacePath.tracker()`).
 
-Serving looks for each face near its last box most of the time (cheap) and searches the whole
-frame now and then; the crops come from `faces.crop_face`, the same crop as in training.
+Detection and crops come from the face path (`features.faces.FacePath`), the same as in training.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from video_emotion.config import PreprocessConfig
-from video_emotion.features.faces import FaceDetector, center_box, crop_face
+from video_emotion.features.faces import FacePath, box_of
 
 
 def _iou(a, b) -> float:
@@ -23,67 +20,85 @@ def _iou(a, b) -> float:
 
 
 class FaceTracker:
-    """Streaming face tracks. Every `every`-th frame each live track is looked for near its last box
-    (cheap); a whole-frame search runs every `full_every` frames, when nothing is tracked, and (every
-    few frames) when the largest face is lost: it starts tracks for new faces, matched by overlap.
-    A track's box is carried for `max_gap` frames without a detection, then the track ends.
-    The largest live face is the primary one: it drives the main timeline."""
+    """Streaming face tracks. Every `every`-th frame the faces are looked for; a face's box is carried for
+    `max_gap` frames without a detection, then its track ends. The largest live face is the primary
+    one: it drives the main timeline.
 
-    def __init__(self, detector: FaceDetector, cfg: PreprocessConfig, every: int, max_gap: int,
-                 track: bool = True) -> None:
-        self.detector, self.cfg, self.every, self.max_gap, self.track = detector, cfg, every, max_gap, track
+    BlazeFace (whole frames as cheap as regions): a whole-frame search at every detection step, faces
+    matched to tracks by overlap (the reference path's faces whenever it finds them), and a search near
+    the last box for a tracked face the whole frame missed (small, turned, blurred).
+    Haar (`FacePath.near_first`): each live track is looked for near its last box (cheap); a whole-frame
+    search runs every `full_every` frames, when nothing is tracked, and (every few frames) when the
+    largest face is lost: it starts tracks for new faces.
+    `track=False`: a whole-frame search at every detection step and nothing else (the reference path)."""
+
+    def __init__(self, path: FacePath, every: int, max_gap: int, track: bool = True) -> None:
+        self.path, self.every, self.max_gap, self.track = path, max(1, every), max_gap, track
         self.k = 0
-        self.tracks: dict[int, dict] = {}  # id -> {"box": Box, "age": int}
+        self.tracks: dict[int, dict] = {}  # id -> {"face": Detection | Box, "box": Box, "age": int}
         self.ended: dict[int, dict] = {}   # tracks lost recently, for re-identification
         self.next_id = 0
-        self.full_every = every * 16  # a whole-frame search at least every 16 detections
+        self.full_every = self.every * 16  # Haar: a whole-frame search at least every 16 detections
 
-    def _whole_frame(self, gray: np.ndarray) -> None:
-        found = self.detector.detect(gray)
+    def _set(self, t: int, face, shape) -> None:
+        self.tracks[t] = {"face": face, "box": box_of(face, shape[1], shape[0]), "age": 0}
+
+    def _whole_frame(self, frame: np.ndarray) -> None:
         free = set(self.tracks)
-        for box in found:  # largest first
+        for face in self.path.detect(frame):  # largest first
+            box = box_of(face, frame.shape[1], frame.shape[0])
             best = max(free, key=lambda t: _iou(self.tracks[t]["box"], box), default=None)
             if best is not None and _iou(self.tracks[best]["box"], box) >= 0.3:
-                self.tracks[best].update(box=box, age=0)
+                self._set(best, face, frame.shape)
                 free.discard(best)
+                continue
+            back = max(self.ended, key=lambda t: _iou(self.ended[t]["box"], box), default=None)
+            if back is not None and _iou(self.ended[back]["box"], box) >= 0.3:
+                del self.ended[back]
+                self._set(back, face, frame.shape)
             else:
-                back = max(self.ended, key=lambda t: _iou(self.ended[t]["box"], box), default=None)
-                if back is not None and _iou(self.ended[back]["box"], box) >= 0.3:
-                    self.tracks[back] = {"box": box, "age": 0}
-                    del self.ended[back]
-                else:
-                    self.tracks[self.next_id] = {"box": box, "age": 0}
-                    self.next_id += 1
+                self._set(self.next_id, face, frame.shape)
+                self.next_id += 1
+
+    def _near(self, frame: np.ndarray, only_lost: bool) -> None:
+        for t, v in list(self.tracks.items()):
+            if v["age"] <= self.max_gap and (v["age"] > 0 or not only_lost):
+                near = self.path.detect(frame, near=v["box"])
+                if near:
+                    self._set(t, near[0], frame.shape)
 
     def _primary(self) -> int | None:
         live = [t for t, v in self.tracks.items() if v["age"] <= self.max_gap]
         return max(live, key=lambda t: self.tracks[t]["box"][2] * self.tracks[t]["box"][3], default=None)
 
+    def _detect(self, frame: np.ndarray) -> None:
+        primary = self._primary()
+        if not self.track or primary is None:
+            self._whole_frame(frame)
+        elif not self.path.near_first:  # every track is at least one frame old here: a match sets 0
+            self._whole_frame(frame)
+            self._near(frame, only_lost=True)
+        elif self.k % self.full_every:
+            self._near(frame, only_lost=False)
+            lost = any(v["age"] > 0 for v in self.tracks.values() if v["age"] <= self.max_gap)
+            if lost and self.k % (4 * self.every) == 0:
+                self._whole_frame(frame)  # a face is lost near its box: look everywhere
+        else:
+            self._whole_frame(frame)
+
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, bool, dict[int, np.ndarray]]:
         """(primary crop, primary face flag, {track id: crop} of every live track) for one frame."""
-        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        primary = self._primary()
-        if self.k % self.every == 0 or primary is None:
-            if self.track and primary is not None and self.k % self.full_every:
-                for v in self.tracks.values():
-                    if v["age"] <= self.max_gap:
-                        near = self.detector.detect(gray, near=v["box"])
-                        if near:
-                            v.update(box=near[0], age=0)
-                lost = any(v["age"] > 0 for v in self.tracks.values() if v["age"] <= self.max_gap)
-                if lost and self.k % (4 * self.every) == 0:
-                    self._whole_frame(gray)  # a face is lost near its box: look everywhere
-            else:
-                self._whole_frame(gray)
+        if self.k % self.every == 0 or self._primary() is None:
+            self._detect(frame)
         self.k += 1
         for t in [t for t, v in self.tracks.items() if v["age"] > self.max_gap]:
             self.ended[t] = self.tracks.pop(t)  # kept a while: the same face found again keeps its id
         for t in [t for t, v in self.ended.items() if v["age"] > 8 * self.max_gap]:
             del self.ended[t]
-        crops = {t: crop_face(gray, v["box"], self.cfg) for t, v in self.tracks.items()}
+        crops = {t: self.path.crop(frame, v["face"]) for t, v in self.tracks.items()}
         for v in (*self.tracks.values(), *self.ended.values()):
             v["age"] += 1
         primary = self._primary()
         if primary is None:
-            return crop_face(gray, center_box(gray.shape[1], gray.shape[0]), self.cfg), False, {}
+            return self.path.crop(frame, None), False, {}
         return crops[primary], True, crops

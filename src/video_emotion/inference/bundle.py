@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from video_emotion.config import PreprocessConfig, section_from_dict
+from video_emotion.config import PreprocessConfig
+from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS, FacePath
 from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, GRAPH_DIR, LITE_BATCH
 
 BUNDLE_MODEL = "model.keras"
@@ -175,7 +176,7 @@ class ModelBundle:
             raise FileNotFoundError(f"{folder}: not a model bundle ({BUNDLE_MODEL} + {BUNDLE_SETTINGS} expected)")
         settings = json.loads(settings_path.read_text(encoding="utf-8"))
         bundle = cls(folder=folder, labels=list(settings["labels"]),
-                     preprocess=section_from_dict(PreprocessConfig, settings),
+                     preprocess=PreprocessConfig.from_saved(settings),
                      window_s=float(settings.get("window_s", 2.0)),
                      info={**settings.get("model_info", {}), **(info or {})},
                      modalities=list(settings.get("model", {}).get("modalities", ["video"])))
@@ -228,6 +229,13 @@ class ModelBundle:
         if self._keras is None:
             self._keras = _keras_model(self.folder)
         return self._keras
+
+    def face_path(self) -> FacePath:
+        """The face path this model was trained with (detector, crop), its detector files from the bundle."""
+        folder = self.folder / FACE_MODELS
+        if self.preprocess.detector == "blazeface" and not folder.is_dir():
+            raise FileNotFoundError(f"{self.folder}: the bundle's face detector ({FACE_MODELS}/) is missing")
+        return FacePath(self.preprocess, folder)
 
     @property
     def n_frames(self) -> int:

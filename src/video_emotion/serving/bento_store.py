@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
+
 BENTO_MODEL_NAME = "video-emotion"
 
 
@@ -21,6 +23,8 @@ def import_bundle(bundle_dir: Path, info: dict[str, Any]) -> str:
     with bentoml.models.create(BENTO_MODEL_NAME, labels=labels, metadata=metadata) as model:
         for f in ("model.keras", "preprocessing.json"):
             shutil.copy2(Path(bundle_dir) / f, Path(model.path) / f)
+        if (Path(bundle_dir) / FACE_MODELS).is_dir():  # the face detector the model was trained with
+            shutil.copytree(Path(bundle_dir) / FACE_MODELS, Path(model.path) / FACE_MODELS)
         (Path(model.path) / "registry.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return str(model.tag)
 

@@ -80,14 +80,16 @@ def body(ctx: Context) -> None:
 
     params = ctx.params
     needs_key = params.train.cv_folds >= 2 and is_encrypted(ctx.path("processed_dir"), "test")
-    result = run(params.model, params.train, ctx.path("processed_dir"), ctx.path("pretrained"), ctx.ring_if(needs_key))
+    result = run(params.effective_model, params.train, ctx.path("processed_dir"), ctx.path("pretrained"),
+                 ctx.ring_if(needs_key))  # the design chosen by the corpus (model.adapt)
     per_fold = {f"fold{r['fold'] + 1}": {k: round(r[k], 4) for k in ("accuracy", "uar", "macro_f1")}
                 for r in result.get("per_fold", [])}
     write_json(ctx.path("metrics"), {**{k: v for k, v in result.items() if k != "per_fold"}, "per_fold": per_fold})
     if result["enabled"]:  # every split is pooled: all three are this run's data (the test split by digest only)
         data = [lineage.split_ref(params, s, ctx.path("processed_dir"), context="cross-validation") for s in SPLITS]
         run_id = registry.start_run(params, "crossval", {"kind": "crossval", "folds": str(params.train.cv_folds),
-                                    "model_design": f"{params.model.init}/{params.model.head}"}, data)
+                                    "model_design": f"{params.effective_model.init}/{params.effective_model.head}"},
+                                    data)
         flat = {f"cv_{k}": v for k, v in result.items() if isinstance(v, float)}
         flat.update({f"cv_f1_{k}": v for k, v in result["per_class_f1_mean"].items()})
         registry.log_metrics(run_id, flat)

@@ -26,15 +26,20 @@ def _options(p) -> None:
 
 STAGE = Stage("evaluate", "Evaluate on the test split, run the real-face check, log and register (stage `evaluate`).",
               reads={"model_dir": param_path("model_dir"), "processed_dir": param_path("processed_dir"),
-                     "real_faces_dir": param_path("real_faces_dir")},
+                     "real_faces_dir": param_path("real_faces_dir"), "pretrained": param_path("pretrained"),
+                     "real_faces": lambda p: (p.root / p.evaluate.real_faces).resolve() if p.evaluate.real_faces
+                     else p.path("real_faces_dir")},  # the labelled real faces in use (evaluate.real_faces)
               writes={"metrics": param_path("metrics_dir", "eval.json"),
                       "confusion": param_path("plots_dir", "confusion.csv"),
                       "report_dir": lambda params: params.root / "reports" / "evaluation"},
               options=_options)
 
 
-def run(cfg: EvaluateConfig, model_dir: Path, processed_dir: Path, real_faces_dir: Path, ring=None) -> dict[str, Any]:
-    """Score the bundle on the test split (decrypted in memory) and the real-face check."""
+def run(cfg: EvaluateConfig, model_dir: Path, processed_dir: Path, real_faces_dir: Path, ring=None,
+        pretrained: Path | None = None, labelled: Path | None = None) -> dict[str, Any]:
+    """Score the bundle on the test split (decrypted in memory), the real-face check (embedded footage) and the
+    real faces that select the champion (`labelled`, else the embedded footage), with the pretrained network
+    alone (`pretrained`) on the same crops."""
     bundle = ModelBundle.load(model_dir)
     test = load_split(processed_dir, "test", ring)
     keep = usable(test, bundle.modalities)
@@ -46,15 +51,11 @@ def run(cfg: EvaluateConfig, model_dir: Path, processed_dir: Path, real_faces_di
     metrics["test_clips"] = int(keep.sum())
     metrics["test_clips_without_face"] = int((~keep).sum())
     real: dict[str, Any] = {}
-    if cfg.real_face_check and "video" in bundle.modalities:
+    if "video" in bundle.modalities and (cfg.real_face_check or labelled is not None):
         from video_emotion.inference import realface
-        real = realface.run(bundle, real_faces_dir)
-        log.info("real-face check: crying windows sad %.2f (negative %.2f), laughing windows happy %.2f "
-                 "(positive %.2f), posed photos %.2f -> %s; windows: %s",
-                 real["realface_crying_sad_share"], real["realface_crying_negative_share"],
-                 real["realface_laughing_happy_share"], real["realface_laughing_positive_share"],
-                 real["realface_photo_accuracy"], "PASS" if real["realface_pass"] else "FAIL",
-                 " ".join(f"{t:.0f}s:{e}" for t, e, _ in real["timeline"]))
+        real = realface.run(bundle, real_faces_dir) if cfg.real_face_check else {}
+        real.update(realface.selection(bundle, real_faces_dir, pretrained, labelled))
+        log.info("real faces: %s", realface.describe(real))
     log.info("test: accuracy %.3f, macro-F1 %.3f, UAR %.3f on %d clips",
              metrics["accuracy"], metrics["macro_f1"], metrics["uar"], metrics["test_clips"])
     return {"metrics": metrics, "real_face": real, "y_true": y_true, "y_pred": y_pred, "labels": bundle.labels}
@@ -65,7 +66,7 @@ def write_outputs(result: dict[str, Any], metrics_path: Path, confusion_path: Pa
     m, real, labels = result["metrics"], result["real_face"], result["labels"]
     flat = {k: round(m[k], 4) for k in ("accuracy", "macro_f1", "uar")}
     flat.update({"test_clips": m["test_clips"], "test_clips_without_face": m["test_clips_without_face"]})
-    flat.update({k: v for k, v in real.items() if k.startswith("realface_")})
+    flat.update({k: v for k, v in real.items() if k.startswith("realface") and isinstance(v, int | float)})
     flat["per_class_f1"] = {k: v["f1"] for k, v in m["per_class"].items()}
     write_json(metrics_path, flat)
     rows = ["actual,predicted"] + [f"{labels[a]},{labels[p]}" for a, p in zip(result["y_true"], result["y_pred"])]
@@ -81,8 +82,9 @@ def body(ctx: Context) -> None:
     from video_emotion.modeling import lineage, promotion, registry, runlog
 
     params, model_dir, processed, faces = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir"), ctx.path("real_faces_dir")
+    labelled = ctx.path("real_faces") if ctx.path("real_faces") != faces else None  # evaluate.real_faces
     ring = ctx.ring_if(is_encrypted(processed, "test"))
-    result = run(params.evaluate, model_dir, processed, faces, ring)
+    result = run(params.evaluate, model_dir, processed, faces, ring, ctx.path("pretrained"), labelled)
     artifacts = write_outputs(result, ctx.path("metrics"), ctx.path("confusion"), ctx.path("report_dir"))
     if ctx.args.no_register:
         return
@@ -90,12 +92,13 @@ def body(ctx: Context) -> None:
     if not run_file.is_file():
         raise StageError(f"{run_file} missing: the model was not trained by the train stage")
     m, real, ev = result["metrics"], result["real_face"], params.evaluate
-    test_ref, faces_ref = lineage.split_ref(params, "test", processed), lineage.folder_ref(faces, params.root)
+    test_ref, faces_ref = lineage.split_ref(params, "test", processed), lineage.folder_ref(labelled or faces, params.root)
     candidate = promotion.candidate_from(m, real, faces_ref.digest, faces_ref.source["path"], ev.min_test_macro_f1,
                                          ev.real_face_check)
     report = runlog.evaluation_report(m, real, result["labels"], test_ref, faces_ref, artifacts)
     rescore = lambda bundle_dir: promotion.selection_from(  # noqa: E731  (the champion, on the same real faces)
-        run(ev, bundle_dir, processed, faces, ring)["real_face"], faces_ref.digest, faces_ref.source["path"])
+        run(ev, bundle_dir, processed, faces, ring, labelled=labelled)["real_face"], faces_ref.digest,
+        faces_ref.source["path"])
     train_run = json.loads(run_file.read_text())["run_id"]
     decision = registry.record_evaluation(params, train_run, model_dir, candidate, report, rescore)
     write_json(ctx.path("report_dir").parent / "registry.json", decision)

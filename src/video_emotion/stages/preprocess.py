@@ -19,6 +19,7 @@ from video_emotion.config import PreprocessConfig
 from video_emotion.data.manifest import SPLITS, logical_name, read_manifest, resolve
 from video_emotion.data.processed import data_hash, save_split
 from video_emotion.features.clips import process_audio
+from video_emotion.features.faces import save_face_models
 from video_emotion.io_utils import atomic_path, write_json
 from video_emotion.labels import LABELS
 from video_emotion.scale.preprocess import clip_cropper, engine_session
@@ -27,12 +28,14 @@ from video_emotion.stages.runner import Context, Stage, StageError, param_path
 log = logging.getLogger("video_emotion.preprocess")
 
 STAGE = Stage("preprocess", "Sample frames, detect and crop faces into per-split arrays (stage `preprocess`).",
-              reads={"manifest": param_path("manifest")}, writes={"out_dir": param_path("processed_dir")})
+              reads={"manifest": param_path("manifest"), "face_models": param_path("face_models")},
+              writes={"out_dir": param_path("processed_dir")})
 
 
 def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_splits: list[str] = (),
-        ring: security.KeyRing | None = None) -> dict[str, Any]:
-    """Write `{split}.npz[.enc]` and `preprocessing.json` under `out_dir` atomically; return a summary."""
+        ring: security.KeyRing | None = None, face_models: Path | None = None) -> dict[str, Any]:
+    """Write `{split}.npz[.enc]`, `preprocessing.json` and the face detector used (`face_detector/`, which
+    training puts into the model bundle) under `out_dir` atomically; return a summary."""
     df = read_manifest(manifest_path)
     encrypted = df["encrypted"].astype(str).str.lower().eq("true") if "encrypted" in df.columns \
         else np.zeros(len(df), bool)
@@ -41,12 +44,14 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
     window_s = float(df["duration_s"].median()) if len(df) else 2.0
     with atomic_path(out_dir) as tmp, engine_session(cfg.engine):
         tmp.mkdir(parents=True)
+        save_face_models(cfg, face_models, tmp)
         for split in SPLITS:
             sel = (df["split"] == split).to_numpy()
             part = df[sel].reset_index(drop=True)
             paths = [resolve(manifest_path, p) for p in part["path"]]
             names = [logical_name(p) if e else None for p, e in zip(part["path"], np.asarray(encrypted)[sel])]
-            res = clip_cropper(cfg.engine)(paths, cfg, desc=f"preprocess {split}", names=names, ring=ring)
+            res = clip_cropper(cfg.engine)(paths, cfg, desc=f"preprocess {split}", names=names, ring=ring,
+                                           face_models=face_models)
             if res["errors"]:
                 raise StageError(f"{len(res['errors'])} clip(s) of the {split} split could not be read, "
                                  f"e.g. {res['errors'][0]}; fix or remove them and re-run ingest")
@@ -94,7 +99,8 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
 
 def body(ctx: Context) -> None:
     splits = ctx.encrypted_splits
-    run(ctx.params.preprocess, ctx.path("manifest"), ctx.path("out_dir"), splits, ctx.ring_if(bool(splits)))
+    run(ctx.params.preprocess, ctx.path("manifest"), ctx.path("out_dir"), splits, ctx.ring_if(bool(splits)),
+        ctx.path("face_models"))
 
 
 def main(argv: list[str] | None = None) -> int:

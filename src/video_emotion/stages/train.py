@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 from video_emotion.config import ModelConfig, TrainConfig
 from video_emotion.data.processed import data_hash, load_split
+from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
 from video_emotion.io_utils import atomic_path, write_json, write_text
 from video_emotion.modeling.export import export_inference
 from video_emotion.modeling.training import fit
@@ -38,6 +40,8 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir
         model.save(tmp / "model.keras")
         export_inference(model, tmp)  # the traced inference graph (model.tflite, graph/): analysis loads no Keras
         write_json(tmp / "preprocessing.json", bundle_settings)
+        if (Path(processed_dir) / FACE_MODELS).is_dir():  # the detector the crops were made with travels with the model
+            shutil.copytree(Path(processed_dir) / FACE_MODELS, tmp / FACE_MODELS)
         write_json(tmp / "history.json", history)
     log.info("trained %d epochs in %.1f s (%.1f clips/s); best val accuracy %.3f at epoch %d",
              epochs_run, seconds, metrics["train_clips_per_second"], metrics["best_val_accuracy"], best + 1)
@@ -58,10 +62,13 @@ def body(ctx: Context) -> None:
     from video_emotion.modeling import lineage, registry
 
     params, model_dir, processed = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir")
-    result = run(params.model, params.train, processed, model_dir, ctx.path("pretrained"))
+    model_cfg, design = params.model.effective(params.ingest.source)  # chosen by the corpus (model.adapt)
+    log.info("model design: %s", design)
+    result = run(model_cfg, params.train, processed, model_dir, ctx.path("pretrained"))
     write_outputs(result, ctx.path("metrics"), ctx.path("plot"))
     run_id = registry.start_run(params, "train", {"data_hash": data_hash(processed),
-                                "model_design": f"{params.model.init}/{params.model.head}/{params.model.fine_tune}"},
+                                "model_design": f"{model_cfg.init}/{model_cfg.head}/{model_cfg.fine_tune}",
+                                "model_adapt": design},
                                 [lineage.split_ref(params, s, processed) for s in ("train", "val")])
     registry.log_history(run_id, result["history"])  # per-epoch curves: one step per epoch
     registry.log_metrics(run_id, result["metrics"])

