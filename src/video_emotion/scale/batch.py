@@ -64,10 +64,14 @@ def pack_folder(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def _unpack(blob: bytes) -> Path:
-    """The bundle in a node-local folder keyed by its content (shared by the node's actors, kept across restarts)."""
-    dest = Path(tempfile.gettempdir()) / "video-emotion-ray-models" / hashlib.sha256(blob).hexdigest()[:20]
+def _local_bundle(holder, key: str) -> Path:
+    """The bundle in a node-local folder named by its content hash, fetched from `holder` once per node
+    (shared by the node's actors and tasks, kept across actor restarts)."""
+    import ray
+
+    dest = Path(tempfile.gettempdir()) / "video-emotion-ray-models" / key
     if not (dest / "bundle").is_dir():
+        blob = ray.get(holder.get.remote())
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
         with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
@@ -95,11 +99,9 @@ class BundleHolder:
 class ModelServer:
     """A Ray actor holding the model once: answers `predict_inputs` calls from the decode tasks."""
 
-    def __init__(self, holder, info: dict[str, Any]) -> None:
-        import ray
-
+    def __init__(self, holder, key: str, info: dict[str, Any]) -> None:
         # Loading goes on in the background: `spec` answers at once, so decoding starts meanwhile.
-        self.bundle = ModelBundle.load(_unpack(ray.get(holder.get.remote())), info, background=True)
+        self.bundle = ModelBundle.load(_local_bundle(holder, key), info, background=True)
 
     def spec(self) -> dict[str, Any]:
         return {f.name: getattr(self.bundle, f.name) for f in dataclasses.fields(self.bundle) if f.init}
@@ -119,7 +121,14 @@ class RemoteBundle(ModelBundle):
     """A model bundle whose predictions run in the `ModelServer` actors (what decode tasks hold)."""
 
     servers: list = field(default_factory=list)
+    holder: Any = None  # the packed bundle: its files (face detector, settings) are read from a node-local copy
+    key: str = ""
     shapes: dict | None = None
+
+    def localize(self) -> "RemoteBundle":
+        """Point `folder` at this node's copy of the bundle (decode tasks read the face detector from it)."""
+        self.folder = _local_bundle(self.holder, self.key)
+        return self
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -152,7 +161,7 @@ def _analyze_row(row: dict[str, Any], bundle: RemoteBundle, opts: BatchOptions) 
     import cv2
 
     cv2.setNumThreads(1)  # one CPU per task: OpenCV's own threads would only contend with the other tasks
-    summary, result = analyze_source(Source(row["path"], row["size"], row["mtime"]), bundle, opts, "ray")
+    summary, result = analyze_source(Source(row["path"], row["size"], row["mtime"]), bundle.localize(), opts, "ray")
     return {"row": json.dumps(summary, ensure_ascii=False), "result": result}
 
 
@@ -175,11 +184,13 @@ class RayEngine:
         import ray
 
         workers, actors = self.sizes()
-        self.holder = ray.remote(BundleHolder).options(num_cpus=0).remote(pack_folder(self.folder))
+        blob = pack_folder(self.folder)
+        key = hashlib.sha256(blob).hexdigest()[:20]
+        self.holder = ray.remote(BundleHolder).options(num_cpus=0).remote(blob)
         actor = ray.remote(ModelServer).options(num_cpus=self.actor_cpus, max_restarts=-1,
                                                 max_task_retries=MODEL_CALL_RETRIES, scheduling_strategy="SPREAD")
-        self.servers = [actor.remote(self.holder, self.info) for _ in range(actors)]
-        return RemoteBundle(**ray.get(self.servers[0].spec.remote()), servers=self.servers)
+        self.servers = [actor.remote(self.holder, key, self.info) for _ in range(actors)]
+        return RemoteBundle(**ray.get(self.servers[0].spec.remote()), servers=self.servers, holder=self.holder, key=key)
 
     def stop(self) -> None:
         import ray
