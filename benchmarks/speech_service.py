@@ -77,6 +77,14 @@ def fer_bundle(work: Path) -> Path:
     return folder
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ffmpeg): robust to other load on the machine."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def in_process(bundle_dir: Path, clips: dict[str, Path], runs: int) -> dict:
     from video_emotion.inference.analyze import analyze_video
     from video_emotion.inference.bundle import load_bundle
@@ -87,20 +95,26 @@ def in_process(bundle_dir: Path, clips: dict[str, Path], runs: int) -> dict:
     out = {}
     for name in ("real_19.7s", "silent", "no_audio"):
         times: dict[str, list[float]] = {"off": [], "auto": []}
+        cpu: dict[str, list[float]] = {"off": [], "auto": []}
         status = None
         analyze_video(clips[name], bundle, transcribe="off")  # warm-up (graph, decoder)
         for _ in range(runs):
             for mode in ("off", "auto"):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu_seconds()
                 res = analyze_video(clips[name], bundle, transcribe=mode, speech_model=transcriber)
                 times[mode].append(time.perf_counter() - t0)
+                cpu[mode].append(cpu_seconds() - c0)
                 if mode == "auto":
                     status = res["speech"]["status"]
                     assert "transcript" not in res, f"{name}: words invented: {res['transcript']}"
         off, auto = statistics.median(times["off"]), statistics.median(times["auto"])
+        cpu_off, cpu_auto = statistics.median(cpu["off"]), statistics.median(cpu["auto"])
         out[name] = {"off_s": round(off, 3), "auto_s": round(auto, 3), "overhead": round(auto / off - 1, 4),
+                     "cpu_off_s": round(cpu_off, 3), "cpu_auto_s": round(cpu_auto, 3),
+                     "cpu_overhead": round(cpu_auto / cpu_off - 1, 4),
                      "status": status, "runs": runs, "whisper_loaded": transcriber.loaded, "load_avg": load_avg()}
-        log(f"{name}: off {off:.2f} s, auto {auto:.2f} s ({100 * (auto / off - 1):+.1f}%), {status}")
+        log(f"{name}: off {off:.2f} s, auto {auto:.2f} s ({100 * (auto / off - 1):+.1f}%); CPU {cpu_off:.2f} / "
+            f"{cpu_auto:.2f} s ({100 * (cpu_auto / cpu_off - 1):+.1f}%), {status}")
     return out
 
 
@@ -184,10 +198,12 @@ def main() -> int:
             out["service"] = service(bundle, clips, {1: 5, 4: 8})
     out["load_avg_end"] = load_avg()
     (BENCH / "speech_service.json").write_text(json.dumps(out, indent=2) + "\n")
-    print("| face-only clip, no speech | off (s) | auto (s) | auto vs off | speech status |")
-    print("|---|---|---|---|---|")
+    print("| face-only clip, no speech | wall off (s) | wall auto (s) | wall auto vs off | CPU off (s) | CPU auto (s) "
+          "| CPU auto vs off | speech status |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in out["in_process"].items():
-        print(f"| {name} | {r['off_s']:.2f} | {r['auto_s']:.2f} | {100 * r['overhead']:+.1f}% | {r['status']} |")
+        print(f"| {name} | {r['off_s']:.2f} | {r['auto_s']:.2f} | {100 * r['overhead']:+.1f}% | {r['cpu_off_s']:.2f} | "
+              f"{r['cpu_auto_s']:.2f} | {100 * r['cpu_overhead']:+.1f}% | {r['status']} |")
     if "service" in out:
         print()
         print("| clip | transcribe | concurrency | requests | errors | p50 (s) | p95 (s) | req/s | speech |")
