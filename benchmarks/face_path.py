@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/face_path.py [--bundle models/video_emotion] [CLIP ...]
 
-For each real clip (default: the footage `make assets` installs, data/external/real_faces), the analysis
+For each real clip (default: the footage `make assets` installs, data/external/real_faces, and the crying /
+laughing clip shrunk to a quarter in the middle of its frame: a face ~60 px wide, far from the camera), the analysis
 runs twice with the bundle's own face path: the default path (`fast`: faces followed by the tracker, whole-
 frame searches at every detection step for BlazeFace, searches near the last box for Haar) and the reference
 path (a whole-frame search on every sampled frame, no tracking), at the model's default rate and at every
@@ -44,6 +45,26 @@ def compare(bundle, clip: Path, sample_fps: float | None) -> dict:
             "windows_without_face": len(a["no_face_segments"]) / max(1, n_all), "fast_s": ta, "reference_s": tb}
 
 
+def small_faces(clip: Path, out: Path, scale: float = 0.25) -> Path:
+    """The clip shrunk to `scale` in the middle of a frame of its own size (a face far from the camera)."""
+    import cv2
+    import numpy as np
+
+    from video_emotion.features.video import iter_frames, probe
+
+    info = probe(clip)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+    for _, frame in iter_frames(clip, range(info.n_frames)):
+        small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas = np.full_like(frame, 100)
+        h, w = small.shape[:2]
+        y, x = (frame.shape[0] - h) // 2, (frame.shape[1] - w) // 2
+        canvas[y:y + h, x:x + w] = small
+        writer.write(canvas)
+    writer.release()
+    return out
+
+
 def measure(bundle_dir: Path, clips: list[Path]) -> list[dict]:
     from video_emotion.features.video import probe
     from video_emotion.inference.bundle import ModelBundle
@@ -62,9 +83,14 @@ def face_path_section(bundle_dir: Path, clips: list[Path] | None = None) -> list
     """Markdown lines: agreement and detection rate per clip and rate, with the face path's settings."""
     import json
 
-    clips = clips or [ROOT / "data" / "external" / "real_faces" / c for c in CLIPS]
+    import tempfile
+
     settings = json.loads((Path(bundle_dir) / "preprocessing.json").read_text())
-    rows = measure(Path(bundle_dir), clips)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not clips:
+            real = ROOT / "data" / "external" / "real_faces"
+            clips = [real / c for c in CLIPS] + [small_faces(real / CLIPS[0], Path(tmp) / "cry_then_laugh_quarter.mp4")]
+        rows = measure(Path(bundle_dir), clips)
     total = sum(r["windows"] for r in rows if r["rate"] is None)
     agree = sum(r["same_emotion"] * r["windows"] for r in rows if r["rate"] is None) / max(1, total)
     lines = [f"Face path of the bundle: detector `{settings.get('detector', 'haar')}`, margin {settings.get('face_margin')}, "

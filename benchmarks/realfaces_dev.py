@@ -81,7 +81,13 @@ class Photo:
 
 
 def place_in_frame(gray: np.ndarray, pad: str = "grey") -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The photo in a 640x360 frame (as described in the module docstring), and where it sits."""
+    """The photo in a 640x360 frame (as described in the module docstring), and where it sits: the
+    library's placement (`features.stills`, what `video-emotion evaluate-faces` does), or with `pad=replicate`
+    the photo's border pixels replicated outwards."""
+    if pad != "replicate":
+        from video_emotion.features.stills import place_in_frame as placed
+
+        return placed(gray)
     if max(gray.shape) < 200:
         gray = cv2.resize(gray, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
     h, w = gray.shape
@@ -90,11 +96,7 @@ def place_in_frame(gray: np.ndarray, pad: str = "grey") -> tuple[np.ndarray, tup
         gray = cv2.resize(gray, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
         h, w = gray.shape
     top, left = (FRAME_H - h) // 2, (FRAME_W - w) // 2
-    if pad == "replicate":
-        frame = cv2.copyMakeBorder(gray, top, FRAME_H - h - top, left, FRAME_W - w - left, cv2.BORDER_REPLICATE)
-    else:
-        frame = np.full((FRAME_H, FRAME_W), int(np.median(gray)), np.uint8)
-        frame[top:top + h, left:left + w] = gray
+    frame = cv2.copyMakeBorder(gray, top, FRAME_H - h - top, left, FRAME_W - w - left, cv2.BORDER_REPLICATE)
     return frame, (left, top, w, h)
 
 

@@ -67,7 +67,7 @@ class PreprocessConfig:
     face_margin: float = 0.10    # crop side = face box x (1 + 2 margin)
     face_offset: float = -0.10   # crop centre moved down by this fraction of its side (negative: up)
     align: bool = True           # turn the crop so that the eyes are level (needs the detector's keypoints)
-    min_face_frac: float = 0.2
+    min_face_frac: float = 0.1  # smallest face kept (fraction of the shorter frame side); old bundles saved theirs
     detect_every: int = 1
     denoise: bool = False
     equalize: bool = False
