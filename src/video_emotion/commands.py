@@ -145,8 +145,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """Analyse a video library into OUT (summary Parquet + timelines), locally or on Ray; resumable."""
-    import contextlib
-
     from video_emotion.data.library import LibraryError, list_videos
     from video_emotion.inference.batch import BatchOptions, local_engine, run_batch
     from video_emotion.inference.batch_store import BatchStore, BatchStoreError
@@ -170,20 +168,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         if args.engine == "ray":
             from video_emotion.scale.batch import RayEngine, resolve_model
-            from video_emotion.scale.cluster import ray_session
 
             folder, info = resolve_model(args.model, params)
-            engine, session = RayEngine(folder, info, opts, args.workers, args.actors), ray_session(args.workers)
+            engine = RayEngine(folder, info, opts, args.workers, args.actors)  # starts Ray if there is work
         else:
             bundle = load_bundle(args.model, params, background=True)
-            info, engine, session = bundle.info, local_engine(bundle, opts), contextlib.nullcontext()
+            info, engine = bundle.info, local_engine(bundle, opts)
     except Exception as exc:  # a missing model is one clear line, not a traceback
         print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
         return 2
     try:
-        store = BatchStore(args.out, opts.job(info))
-        with session:
-            c = run_batch(sources, store, engine, retry_errors=args.retry_errors)
+        c = run_batch(sources, BatchStore(args.out, opts.job(info)), engine, retry_errors=args.retry_errors)
     except (BatchStoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -166,7 +166,8 @@ def _analyze_row(row: dict[str, Any], bundle: RemoteBundle, opts: BatchOptions) 
 
 
 class RayEngine:
-    """`Engine` for `run_batch`: call it with the videos to do inside a Ray session (`cluster.ray_session`)."""
+    """`Engine` for `run_batch`. Ray starts only when there is something to do (`cluster.ray_session`: the
+    cluster of RAY_ADDRESS, a Ray this process already runs, or a local one with `workers` CPUs)."""
 
     def __init__(self, folder: Path, info: dict[str, Any], opts: BatchOptions, workers: int | None = None,
                  actors: int | None = None, actor_cpus: float = 0.0) -> None:
@@ -201,6 +202,12 @@ class RayEngine:
         self.servers, self.holder = [], None
 
     def __call__(self, todo: list[Source]) -> Iterator[tuple[dict[str, Any], str | None]]:
+        from video_emotion.scale.cluster import ray_session
+
+        with ray_session(self.workers):
+            yield from self._run(todo)
+
+    def _run(self, todo: list[Source]) -> Iterator[tuple[dict[str, Any], str | None]]:
         import ray
 
         from video_emotion.scale.cluster import quiet_data
