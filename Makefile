@@ -76,6 +76,7 @@ bento: bento-import
 bench: assets
 	$(BIN)/python benchmarks/bench.py --repeats $(or $(REPEATS),3)
 	$(BIN)/python benchmarks/load.py   # the service under hostile load (200 requests, concurrency 8)
+	$(BIN)/python benchmarks/batch_scale.py   # `batch` local vs Ray (1, 2 workers) on 40 clips; 1M-video projection
 
 # Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set
 # (requirements-serve.in) is pinned to the very same versions.
