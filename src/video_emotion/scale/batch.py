@@ -64,14 +64,14 @@ def pack_folder(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def _local_bundle(holder, key: str) -> Path:
-    """The bundle in a node-local folder named by its content hash, fetched from `holder` once per node
-    (shared by the node's actors and tasks, kept across actor restarts)."""
+def _local_bundle(holder: str, key: str) -> Path:
+    """The bundle in a node-local folder named by its content hash, fetched once per node from the
+    `BundleHolder` actor named `holder` (shared by the node's actors and tasks, kept across restarts)."""
     import ray
 
     dest = Path(tempfile.gettempdir()) / "video-emotion-ray-models" / key
     if not (dest / "bundle").is_dir():
-        blob = ray.get(holder.get.remote())
+        blob = ray.get(ray.get_actor(holder).get.remote())
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
         with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
@@ -99,7 +99,7 @@ class BundleHolder:
 class ModelServer:
     """A Ray actor holding the model once: answers `predict_inputs` calls from the decode tasks."""
 
-    def __init__(self, holder, key: str, info: dict[str, Any]) -> None:
+    def __init__(self, holder: str, key: str, info: dict[str, Any]) -> None:
         # Loading goes on in the background: `spec` answers at once, so decoding starts meanwhile.
         self.bundle = ModelBundle.load(_local_bundle(holder, key), info, background=True)
 
@@ -121,7 +121,7 @@ class RemoteBundle(ModelBundle):
     """A model bundle whose predictions run in the `ModelServer` actors (what decode tasks hold)."""
 
     servers: list = field(default_factory=list)
-    holder: Any = None  # the packed bundle: its files (face detector, settings) are read from a node-local copy
+    holder: str = ""  # the packed bundle's actor: its files (face detector, settings) are read from a node-local copy
     key: str = ""
     shapes: dict | None = None
 
@@ -187,11 +187,13 @@ class RayEngine:
         workers, actors = self.sizes()
         blob = pack_folder(self.folder)
         key = hashlib.sha256(blob).hexdigest()[:20]
-        self.holder = ray.remote(BundleHolder).options(num_cpus=0).remote(blob)
+        # Found by name: an actor handle among a restartable actor's arguments would pin it in the object store.
+        name = f"video-emotion-bundle-{key}-{os.getpid()}-{next(_turn)}"
+        self.holder = ray.remote(BundleHolder).options(num_cpus=0, name=name).remote(blob)
         actor = ray.remote(ModelServer).options(num_cpus=self.actor_cpus, max_restarts=-1,
                                                 max_task_retries=MODEL_CALL_RETRIES, scheduling_strategy="SPREAD")
-        self.servers = [actor.remote(self.holder, key, self.info) for _ in range(actors)]
-        return RemoteBundle(**ray.get(self.servers[0].spec.remote()), servers=self.servers, holder=self.holder, key=key)
+        self.servers = [actor.remote(name, key, self.info) for _ in range(actors)]
+        return RemoteBundle(**ray.get(self.servers[0].spec.remote()), servers=self.servers, holder=name, key=key)
 
     def stop(self) -> None:
         import ray

@@ -45,8 +45,10 @@ def quiet_data() -> None:
     """Ray Data without its own progress bars and plan printing: the job reports its own progress."""
     import ray
 
+    data_log = logging.getLogger("ray.data")
+    data_log.setLevel(logging.ERROR)  # not the warning that says progress bars are off, which is the point
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    data_log.setLevel(logging.WARNING)
