@@ -5,7 +5,7 @@ A Ray Data pipeline lists the videos (one block per video up to `MAX_BLOCKS`) an
 windows, summary and result are the library's own code. The tasks hold a `RemoteBundle` instead of a
 model: its `predict_inputs` sends each batch of windows to one of the `ModelServer` actors, which load
 the model once each and answer with the same call on the same arrays as a local bundle would, so the
-numbers are identical. Decode tasks never import TensorFlow (about 150 MB each instead of 1 GB).
+numbers are identical. Decode tasks never import TensorFlow or Keras (about 110 MB of imports).
 
 A model call blocks its task, so a task's CPU is free while an actor computes for it: actors ask for
 no CPU of their own by default and are spread over the nodes. The model is about a fifth of a
