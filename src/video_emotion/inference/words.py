@@ -126,7 +126,7 @@ class Words:
         self._thread.join()
         if isinstance(self._error, NoAudioStream):
             self._say("no_audio")
-        elif isinstance(self._error, (SpeechModelError, FileNotFoundError)):  # the model, not the video
+        elif isinstance(self._error, (SpeechModelError, FileNotFoundError, ImportError)):  # the set-up, not the video
             self._say("unavailable", str(self._error))
         elif isinstance(self._error, (ValueError, OSError)):  # an audio track ffmpeg cannot read
             self._say("failed", f"speech recognition skipped: {self._error}")
