@@ -8,8 +8,8 @@ runs twice with the bundle's own face path: the default path (`fast`: faces foll
 frame searches at every detection step for BlazeFace, searches near the last box for Haar) and the reference
 path (a whole-frame search on every sampled frame, no tracking), at the model's default rate and at every
 frame. Agreement is the share of windows whose top emotion (and sentiment) is the same; the detection rate
-is the share of analysed frames with a face, and the share of windows with none. `bench.py` calls
-`face_path_section` for its results file.
+is the share of analysed frames with a face, and the share of windows with none. `--write` puts the table in
+its own section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -106,12 +106,35 @@ def face_path_section(bundle_dir: Path, clips: list[Path] | None = None) -> list
     return lines
 
 
+SECTION = "## Face path on real footage"
+
+
+def write_section(lines: list[str], path: Path) -> None:
+    """Replace (or add) this benchmark's section of RESULTS.md, keeping every other section as it is."""
+    old = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    out, skip = [], False
+    for line in old:
+        if line.startswith("## "):
+            skip = line.startswith(SECTION)
+        if not skip:
+            out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    cmd = "`.venv/bin/python benchmarks/face_path.py --write`"
+    path.write_text("\n".join(out + ["", SECTION, "", f"Command: {cmd}, {time.strftime('%Y-%m-%d')}.", "", *lines, ""]) + "\n",
+                    encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("clips", nargs="*", type=Path)
     ap.add_argument("--bundle", type=Path, default=ROOT / "models" / "video_emotion")
+    ap.add_argument("--write", action="store_true", help="also write the section into benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
-    print("\n".join(face_path_section(args.bundle, args.clips or None)))
+    lines = face_path_section(args.bundle, args.clips or None)
+    print("\n".join(lines))
+    if args.write:
+        write_section(lines, ROOT / "benchmarks" / "RESULTS.md")
     return 0
 
 

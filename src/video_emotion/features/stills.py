@@ -22,8 +22,8 @@ ENLARGE = 3.0
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """A photo as BGR uint8 (grey photos as three equal channels)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """A photo as uint8: BGR, or grey (H, W) for a grey file (read as it is: no channel is invented)."""
+    img = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR)
     if img is None:
         raise ValueError(f"{path}: not a readable image")
     return img
