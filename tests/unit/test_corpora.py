@@ -338,3 +338,24 @@ def test_dvc_sees_a_clip_added_to_the_corpus(tmp_path):
     _put(ROOT / "data" / "corpora" / "README.md", corpora / "own" / "happy" / "new_clip.mp4")
     status = run(*dvc, "status", "ingest")
     assert "ingest:" in status and "changed deps" in status and params["paths"]["corpora"] in status
+
+
+def test_an_encrypted_clip_from_outside_the_csv_folder_stays_inside_the_raw_folder(own_corpus, tiny_params):
+    """A CSV deep in the corpora folder may name a clip two folders up: its encrypted copy must not be
+    written next to the raw folder (a `..` path) but inside it."""
+    import dataclasses
+
+    from video_emotion import security as secure_store
+    from video_emotion.stages import ingest
+
+    listing = own_corpus / "lists" / "deep" / "list.csv"
+    listing.parent.mkdir(parents=True)
+    listing.write_text("path,label,actor,split\n../../own/clips/a.mp4,happy,p1,test\n"
+                       "../../own/clips/b.mp4,sad,p2,train\n")
+    cfg = dataclasses.replace(tiny_params.ingest, source="csv", root=str(listing))
+    raw = tiny_params.path("raw_dir")
+    ingest.run(cfg, raw, tiny_params.path("manifest"), ["test"], secure_store.load_keyring(None), corpora=own_corpus)
+    (enc,) = [p for p in raw.parent.rglob("*.enc")]
+    assert enc.is_relative_to(raw) and enc.name == "a.mp4.enc"
+    df = read_manifest(tiny_params.path("manifest"))
+    assert (tiny_params.path("manifest").parent / df.loc[df["split"] == "test", "path"].item()).resolve() == enc

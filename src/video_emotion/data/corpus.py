@@ -117,6 +117,13 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
+def _inner(source: str, src: Path, base: Path) -> Path:
+    """Where an encrypted copy of `src` goes inside the raw folder: its path under the corpus root, or
+    for a file outside it (a CSV may name clips anywhere) its absolute path re-rooted, never `..`."""
+    rel = Path(os.path.relpath(src, base))
+    return Path(source) / (Path("_outside", *src.parts[1:]) if ".." in rel.parts else rel)
+
+
 def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits: list[str],
                ring: secure_store.KeyRing | None, corpora: Path | None = None) -> dict:
     """A real corpus: clips stay where they are (track them with `dvc add`) except those of the
@@ -168,13 +175,13 @@ def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_
             audio = Path(r["audio_path"]).resolve() if r.get("audio_path") else None
             encrypted = split in encrypted_splits
             if encrypted:
-                inner = Path(cfg.source) / os.path.relpath(src, base)
+                inner = _inner(cfg.source, src, base)
                 path = (rel_root / inner).as_posix()
                 (tmp_raw / inner).parent.mkdir(parents=True, exist_ok=True)
                 secure_store.encrypt_file(src, tmp_raw / f"{inner}{secure_store.SUFFIX}", ring, name=path)
                 audio_rel = ""
                 if audio is not None and audio != src:
-                    a_inner = Path(cfg.source) / os.path.relpath(audio, base)
+                    a_inner = _inner(cfg.source, audio, base)
                     audio_rel = (rel_root / a_inner).as_posix()
                     (tmp_raw / a_inner).parent.mkdir(parents=True, exist_ok=True)
                     secure_store.encrypt_file(audio, tmp_raw / f"{a_inner}{secure_store.SUFFIX}", ring, name=audio_rel)
