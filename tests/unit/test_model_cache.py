@@ -44,6 +44,12 @@ def _n_frames(folder: Path) -> int:
     return json.loads((folder / "preprocessing.json").read_text())["n_frames"]
 
 
+def test_training_exports_tflite_and_skips_the_savedmodel_when_tflite_converts(bundles):
+    for folder in bundles.values():
+        info = json.loads((folder / "export.json").read_text())
+        assert info["lite"] == "model.tflite" and info["graph"] is None and not (folder / "graph").exists()
+
+
 def test_alias_decides_and_the_cache_is_keyed_by_version(tmp_path, bundles, monkeypatch):
     from video_emotion.modeling.model_cache import cached_bundle, resolve
 

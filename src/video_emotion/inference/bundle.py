@@ -4,7 +4,7 @@ The bundle carries its own labels and preprocessing settings (`preprocessing.jso
 `model.keras`); nothing that serves it hardcodes them. Bundles trained since the inference export
 (see `modeling.export`) also hold the model's traced graph: prediction then runs `model.tflite` on
 the LiteRT interpreter (no TensorFlow, no Keras, no tracing: the first window runs at once), or the
-SavedModel in `graph/` on plain TensorFlow where LiteRT is missing. Older bundles are served from
+SavedModel in `graph/` (written where the TFLite conversion fails) on plain TensorFlow. Older bundles are served from
 `model.keras` as before. Exactly one of them is loaded for prediction.
 """
 

@@ -7,8 +7,10 @@ bundle also carries the model's inference graph, traced once here:
 - `model.tflite`: the graph with its weights frozen, built-in TFLite ops only (the LSTM's loop is a
   WHILE op), run by the LiteRT interpreter (`ai-edge-litert`: starts in a fraction of a second,
   tens of MB) with a fixed batch of `LITE_BATCH` windows (shorter batches are padded);
-- `graph/`: a SavedModel with one `serve` endpoint (any batch size), for `tf.saved_model.load`,
-  where LiteRT is not installed or the conversion failed.
+- `graph/`: a SavedModel with one `serve` endpoint (any batch size), for `tf.saved_model.load`. By
+  default it is written only when the TFLite conversion fails (a model with an op TFLite lacks):
+  LiteRT is pinned with the project, and the SavedModel export costs training about as much time
+  again as the TFLite one.
 
 `export.json` names what was written and the model's inputs. `model.keras` stays the model for
 everything else (training, fine-tuning, inspection); the exports are only for prediction.
@@ -72,16 +74,19 @@ def export_lite(model: Any, out: Path, shapes: dict[str, list[int]], batch: int 
         absl.setLevel(level)
 
 
-def export_inference(model: Any, bundle_dir: str | Path) -> dict[str, Any]:
-    """Write the exports into `bundle_dir` and `export.json` saying which exist; a model whose inputs
-    are not named, or a failed export, leaves the bundle served from `model.keras` (logged)."""
+def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Write the exports into `bundle_dir` and `export.json` saying which exist. `formats` (of "lite",
+    "graph"): by default the TFLite graph, and the SavedModel only if that conversion fails. A model
+    whose inputs are not named, or exports that all fail, leave the bundle served from `model.keras`."""
     bundle_dir = Path(bundle_dir)
     shapes = input_shapes(model)
     info: dict[str, Any] = {"inputs": shapes, "graph": None, "lite": None, "lite_batch": LITE_BATCH}
     if not shapes:
         log.warning("model inputs are not named: nothing exported, the bundle is served from model.keras")
         return info
-    for key, name, export in (("graph", GRAPH_DIR, export_graph), ("lite", LITE_MODEL, export_lite)):
+    for key, name, export in (("lite", LITE_MODEL, export_lite), ("graph", GRAPH_DIR, export_graph)):
+        if (formats is None and key == "graph" and info["lite"]) or (formats is not None and key not in formats):
+            continue
         try:
             export(model, bundle_dir / name, shapes)
             info[key] = name
