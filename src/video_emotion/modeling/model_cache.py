@@ -10,10 +10,11 @@ For a `sqlite:///` backend store (the project default) the alias and version are
 the database with the standard `sqlite3` module (read-only; the tables of MLflow's model registry:
 `registered_model_aliases`, `model_versions`, `model_version_tags`), and a bundle stored under a
 `file://` artifact location is copied without MLflow either. Anything else (another backend, a
-non-default MLflow workspace, the reserved alias `latest`, a version that is not READY, a schema
-this reader does not know) goes through the MLflow client in `registry`, which gives the same answer
-more slowly (importing MLflow and opening its store takes seconds) and downloads the bundle each time,
-as before; remote artifacts of a version read from sqlite are downloaded once into the cache.
+separate `MLFLOW_REGISTRY_URI`, a non-default MLflow workspace, the reserved alias `latest`, a
+version that is not READY, a schema this reader does not know) goes through the MLflow client in
+`registry`, which gives the same answer more slowly (importing MLflow and opening its store takes
+seconds) and downloads the bundle each time, as before; remote artifacts of a version read from
+sqlite are downloaded once into the cache.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def resolve(ref: str, cfg: TrackingConfig, root: Path) -> dict[str, str] | None:
 
     name, alias, version = parse_ref(ref)
     uri = registry.tracking_uri(cfg, root)
-    if not uri.startswith(SQLITE):
-        return None
+    if not uri.startswith(SQLITE) or "?" in uri or os.environ.get("MLFLOW_REGISTRY_URI"):
+        return None  # another backend, URI options, or a registry apart from the tracking store
     try:
         return _read_sqlite(Path(uri[len(SQLITE):]), name, alias, version)
     except _NeedsClient:
