@@ -66,8 +66,8 @@ def configure(cfg: TrackingConfig, root: Path) -> str:
         exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri(), tags=EXPERIMENT_TAGS)
     else:
         exp_id = exp.experiment_id
-        for key, value in EXPERIMENT_TAGS.items():
-            if exp.tags.get(key) != value:
+        for key, value in EXPERIMENT_TAGS.items():  # the kind always; the description only where there is none
+            if exp.tags.get(key) != value and (key == "mlflow.experimentKind" or not exp.tags.get(key)):
                 mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
     return exp_id
 
