@@ -137,7 +137,8 @@ def test_curves_metrics_images_and_signature_are_at_hand(store):
     second = client.get_run(store["second"]["run_id"])
     assert len(client.get_metric_history(second.info.run_id, "val_loss")) == 1  # one step per epoch
     assert len(client.get_metric_history(store["first"]["run_id"], "val_loss")) == 2
-    for key in ("test_accuracy", "test_uar", "test_macro_f1", "realface_photo_accuracy", "realface_pass"):
+    selected_by = client.get_model_version(NAME, store["second"]["version"]).tags["selection_metric"]
+    for key in ("test_accuracy", "test_uar", "test_macro_f1", selected_by):  # the real-face score that selects
         assert key in second.data.metrics
     images = [f.path for f in client.list_artifacts(second.info.run_id, "images")]
     assert any("confusion_test" in p for p in images) and any("confusion_real_faces" in p for p in images)
@@ -153,7 +154,8 @@ def test_every_version_says_why_it_got_its_alias(store):
         reg = store[key]
         mv = client.get_model_version(NAME, reg["version"])
         assert mv.description.startswith(f"**@{reg['alias']}**: {reg['reason']}")
-        for part in ("Gate real_face_check", "Gate test_floor", "realface_photo_accuracy", "digest", reg["run_id"]):
+        for part in ("Gate test_floor", f"Selection: {mv.tags['selection_metric']} = ", mv.tags["selection_data_digest"],
+                     "Data `test` (testing)", "Data `real_faces` (evaluation)", reg["run_id"]):
             assert part in mv.description, part
         assert mv.tags["run_id"] == reg["run_id"] and mv.tags["git_commit"] and mv.tags["selection_data_digest"]
     assert client.get_model_version(NAME, store["second"]["version"]).tags["dvc_experiment"] == EXP

@@ -8,6 +8,7 @@ the check on the embedded footage).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ def evaluation_report(metrics: dict[str, Any], real: dict[str, Any], labels: lis
                       real_data: DataRef, artifacts: list[Path] = ()) -> dict[str, Any]:
     """Metrics (by the dataset they were measured on), confusion matrices, version tags and files to log."""
     check = real.get("realface_pass")
+    if real.get("realfaces_digest"):  # a labelled set: identified as the selection identifies it (labels + content)
+        full = str(real["realfaces_digest"])
+        real_data = replace(real_data, digest=full[:32], source={**real_data.source, "set_digest": full,
+                                                                  "files_digest": real_data.digest})
     confusions = {"confusion_test": (np.asarray(metrics["confusion_matrix"], dtype=int), labels,
                                      f"Synthetic test split ({metrics.get('test_clips', '?')} clips)")}
     cm = real_face_confusion(real, labels)
