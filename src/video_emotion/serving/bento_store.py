@@ -7,8 +7,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
-
 BENTO_MODEL_NAME = "video-emotion"
 
 
@@ -21,10 +19,15 @@ def import_bundle(bundle_dir: Path, info: dict[str, Any]) -> str:
     metadata = {k: v for k, v in info.items() if isinstance(v, str | int | float)}
     metadata["labels"] = ",".join(settings["labels"])
     with bentoml.models.create(BENTO_MODEL_NAME, labels=labels, metadata=metadata) as model:
-        for f in ("model.keras", "preprocessing.json"):
-            shutil.copy2(Path(bundle_dir) / f, Path(model.path) / f)
-        if (Path(bundle_dir) / FACE_MODELS).is_dir():  # the face detector the model was trained with
-            shutil.copytree(Path(bundle_dir) / FACE_MODELS, Path(model.path) / FACE_MODELS)
+        # The whole bundle: the Keras model and its settings, the exported graph that serves without
+        # TensorFlow (model.tflite / graph/), and the face detector the model was trained with.
+        for item in Path(bundle_dir).iterdir():
+            if item.name in ("run.json", "history.json"):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, Path(model.path) / item.name)
+            else:
+                shutil.copy2(item, Path(model.path) / item.name)
         (Path(model.path) / "registry.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return str(model.tag)
 
