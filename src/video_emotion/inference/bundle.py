@@ -22,7 +22,7 @@ import numpy as np
 
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS, FacePath
-from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, GRAPH_DIR, LITE_BATCH
+from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, LITE_BATCH
 
 BUNDLE_MODEL = "model.keras"
 BUNDLE_SETTINGS = "preprocessing.json"
