@@ -111,6 +111,7 @@ def test_evaluate_faces_scores_a_users_folder_next_to_the_pretrained_network(pip
 
 
 def test_evaluate_reports_real_face_figures_for_the_set_in_use(pipeline, tmp_path):
+    from video_emotion.config import load_params
     from video_emotion.stages import evaluate
 
     m = json.loads((pipeline["tmp"] / "metrics" / "eval.json").read_text())  # the embedded footage
@@ -119,14 +120,23 @@ def test_evaluate_reports_real_face_figures_for_the_set_in_use(pipeline, tmp_pat
         assert 0.0 <= m[key] <= 1.0, key
     # per-frame readings: the synthetic-trained model reads each still exactly as the pretrained network
     assert m["realfaces_macro_f1"] == m["realfaces_pretrained_macro_f1"]
+
+    # With a labelled folder (evaluate.real_faces). The stage's own run and outputs, on a plaintext copy of the
+    # session's validation split as the test split: the session's test split may be under a rotated key by now.
     folder = _labelled_folder(tmp_path / "faces")
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    shutil.copy(Path(pipeline["paths"]["processed_dir"]) / "val.npz", processed / "test.npz")
+    cfg = load_params(pipeline["params"], {"evaluate.real_faces": str(folder)}).evaluate
+    result = evaluate.run(cfg, Path(pipeline["paths"]["model_dir"]), processed, REAL_FACES, None, PRETRAINED, folder)
     metrics = tmp_path / "eval.json"
-    args = [a if a != str(pipeline["tmp"] / "metrics" / "eval.json") else str(metrics) for a in pipeline["eval_args"]]
-    args = [a.replace(str(pipeline["tmp"] / "reports"), str(tmp_path / "reports")) for a in args]
-    args = [a.replace(str(pipeline["tmp"] / "plots"), str(tmp_path / "plots")) for a in args]
-    assert evaluate.main(args + ["-S", f"evaluate.real_faces={folder}", "--no-register"]) == 0
+    evaluate.write_outputs(result, metrics, tmp_path / "confusion.csv", tmp_path / "reports" / "evaluation")
     got = json.loads(metrics.read_text())
     assert got["realfaces_n"] == 5.0 and got["realfaces_detection_rate"] == 1.0
+    assert 0.0 <= got["realfaces_macro_f1"] <= 1.0 and 0.0 <= got["realfaces_pretrained_macro_f1"] <= 1.0
     assert "realface_pass" in got  # the check on the embedded footage still runs
+    real = result["real_face"]
+    assert real["realfaces_set"] == str(folder) and len(real["realfaces_digest"]) == 64
+    assert np.array(real["realfaces_confusion_matrix"]).shape == (7, 7)
     report = json.loads((tmp_path / "reports" / "evaluation" / "classification_report.json").read_text())
-    assert report["real_face"]["realfaces_set"] == str(folder.resolve())
+    assert report["real_face"]["realfaces_report"]["overall"]["n"] == 5
