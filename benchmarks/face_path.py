@@ -69,8 +69,11 @@ def measure(bundle_dir: Path, clips: list[Path]) -> list[dict]:
     from video_emotion.features.video import probe
     from video_emotion.inference.bundle import ModelBundle
 
+    from video_emotion.inference.analyze import analyze_video
+
     bundle = ModelBundle.load(bundle_dir)
     bundle.warm_up()
+    analyze_video(clips[0], bundle, transcribe="off")  # untimed: first-call costs are no path's
     rows = []
     for clip in clips:
         fps = probe(clip).fps
