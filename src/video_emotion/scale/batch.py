@@ -1,8 +1,12 @@
 """The Ray engine of `video-emotion batch`: decode and faces in parallel tasks, the model in an actor pool.
 
-A Ray Data pipeline lists the videos (one block per video up to `MAX_BLOCKS`) and maps each through
-`analyze_source` in a Ray task, the same function the local engine runs, so decoding, face tracking,
-windows, summary and result are the library's own code. The tasks hold a `RemoteBundle` instead of a
+Each video goes through `analyze_source` in a Ray task (one CPU), the same function the local engine
+runs, so decoding, face tracking, windows, summary and result are the library's own code. Tasks are
+submitted as a stream over the list, a bounded window ahead of the running ones (`QUEUED_PER_WORKER`
+per worker: a freed CPU starts the next video at once, and the driver never holds more than the window
+in flight, whatever the library's size); rows come back as videos finish. (A Ray Data `map` over the
+list does the same with more machinery: measured on this 2-core machine it took 40.1 s where these
+plain tasks take 35.6 s for the same 40 clips, the local engine 28.6 s; see README.) The tasks hold a `RemoteBundle` instead of a
 model: its `predict_inputs` sends each batch of windows to one of the `ModelServer` actors, which load
 the model once each and answer with the same call on the same arrays as a local bundle would, so the
 numbers are identical. Decode tasks never import TensorFlow or Keras (about 110 MB of imports).
@@ -23,12 +27,10 @@ import dataclasses
 import hashlib
 import io
 import itertools
-import json
 import math
 import os
 import tarfile
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +40,13 @@ import numpy as np
 
 from video_emotion.data.library import Source
 from video_emotion.inference.batch import BatchOptions, WorkerLost, analyze_source
+from video_emotion.inference.batch_store import summary_row
 from video_emotion.inference.bundle import ModelBundle
 
 DECODE_RETRIES = 3
 MODEL_CALL_RETRIES = 3
 MODEL_SHARE = 0.2   # share of a video's time in the model (measured: 0.3 of 1.8 s, 20 s real clip, Keras graph)
-MAX_BLOCKS = 20_000  # one video per block up to this many: a lost block then costs one video
+QUEUED_PER_WORKER = 2
 _turn = itertools.count()
 
 
@@ -156,13 +159,12 @@ class RemoteBundle(ModelBundle):
                              f"({type(exc).__name__})") from exc
 
 
-def _analyze_row(row: dict[str, Any], bundle: RemoteBundle, opts: BatchOptions) -> dict[str, Any]:
-    """Ray Data map function: one listed video -> its summary row and result (JSON strings)."""
+def _analyze_task(source: Source, bundle: RemoteBundle, opts: BatchOptions) -> tuple[dict[str, Any], str | None]:
+    """Ray task: one listed video -> (summary row, result JSON)."""
     import cv2
 
     cv2.setNumThreads(1)  # one CPU per task: OpenCV's own threads would only contend with the other tasks
-    summary, result = analyze_source(Source(row["path"], row["size"], row["mtime"]), bundle.localize(), opts, "ray")
-    return {"row": json.dumps(summary, ensure_ascii=False), "result": result}
+    return analyze_source(source, bundle.localize(), opts, "ray")
 
 
 class RayEngine:
@@ -212,20 +214,28 @@ class RayEngine:
     def _run(self, todo: list[Source]) -> Iterator[tuple[dict[str, Any], str | None]]:
         import ray
 
-        from video_emotion.scale.cluster import quiet_data
-
-        quiet_data()
-        ray.data.DataContext.get_current().max_errored_blocks = -1  # a lost block is a `lost` row, not a failed job
         workers, _ = self.sizes()
-        bundle = self.start()
+        bundle = ray.put(self.start())  # one copy for every task
+        task = ray.remote(_analyze_task).options(num_cpus=1, max_retries=DECODE_RETRIES)
+        rest, pending = iter(todo), {}
+
+        def submit() -> None:
+            source = next(rest, None)
+            if source is not None:
+                pending[task.remote(source, bundle, self.opts)] = source
+
         try:
-            items = [{"path": s.path, "size": s.size, "mtime": s.mtime} for s in todo]
-            ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
-            with warnings.catch_warnings():  # Ray 2.60 has no named argument for task retries yet
-                warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-                ds = ds.map(_analyze_row, fn_kwargs={"bundle": bundle, "opts": self.opts}, num_cpus=1,
-                            compute=ray.data.TaskPoolStrategy(size=workers), max_retries=DECODE_RETRIES)
-            for rec in ds.iter_rows():
-                yield json.loads(rec["row"]), rec["result"]
+            for _ in range(workers * QUEUED_PER_WORKER):
+                submit()
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                source = pending.pop(ref)
+                submit()
+                try:
+                    yield ray.get(ref)
+                except ray.exceptions.RayError as exc:  # its worker died past the retries
+                    yield summary_row(source.path, None, source.size, source.mtime, None,
+                                      f"lost: its worker died past {DECODE_RETRIES} retries ({type(exc).__name__})",
+                                      "ray", 0.0, status="lost"), None
         finally:
             self.stop()
