@@ -159,7 +159,8 @@ def test_killed_model_actor_is_restarted_and_every_row_comes(ray_local, setup, r
     listing.write_text("".join(f"{c}\n" for c in chosen))
     opts = BatchOptions(transcribe="off")
     folder, info = resolve_model(str(setup["bundle"]), load_params(setup["params"]))
-    engine = RayEngine(folder, info, opts, workers=2, actors=1)
+    # The bundle travels as on a cluster of several nodes: a restarted actor fetches it again.
+    engine = RayEngine(folder, info, opts, workers=2, actors=1, ship_bundle=True)
     killed: list[int] = []
 
     def kill_the_model_actor(row):

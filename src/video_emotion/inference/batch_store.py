@@ -38,6 +38,7 @@ SCHEMA = pa.schema([
     ("dominant_emotion", pa.string()), ("sentiment", pa.string()), ("sentiment_score", pa.float64()),
     ("distribution", pa.map_(pa.string(), pa.float64())), ("tags", pa.list_(pa.string())),
     ("engine", pa.string()), ("seconds", pa.float64()),
+    ("finished_at", pa.float64()),  # Unix time the row was made (when the video's analysis ended)
 ])
 
 
@@ -50,7 +51,8 @@ def summary_row(path: str, sha256: str | None, size: int, mtime: float, result: 
     """One summary-table row from an analysis result (or from the error that prevented one)."""
     row: dict[str, Any] = {k: None for k in SCHEMA.names}
     row.update(path=path, sha256=sha256, size_bytes=int(size), mtime=float(mtime), engine=engine,
-               seconds=round(float(seconds), 3), error=error, status=status or ("error" if error else "ok"))
+               seconds=round(float(seconds), 3), error=error, status=status or ("error" if error else "ok"),
+               finished_at=round(time.time(), 3))
     if result is not None:
         s = result["summary"]
         row.update(duration_s=result["duration_s"], fps=result["fps"], frames_analysed=result["frames_analysed"],

@@ -69,9 +69,12 @@ def pack_folder(folder: Path) -> bytes:
 
 def _local_bundle(holder: str, key: str) -> Path:
     """The bundle in a node-local folder named by its content hash, fetched once per node from the
-    `BundleHolder` actor named `holder` (shared by the node's actors and tasks, kept across restarts)."""
+    `BundleHolder` actor named `holder` (shared by the node's actors and tasks, kept across restarts).
+    Without a holder (a Ray on this machine only) `key` is the bundle folder itself."""
     import ray
 
+    if not holder:
+        return Path(key)
     dest = Path(tempfile.gettempdir()) / "video-emotion-ray-models" / key
     if not (dest / "bundle").is_dir():
         blob = ray.get(ray.get_actor(holder).get.remote())
@@ -125,7 +128,7 @@ class RemoteBundle(ModelBundle):
 
     servers: list = field(default_factory=list)
     holder: str = ""  # the packed bundle's actor: its files (face detector, settings) are read from a node-local copy
-    key: str = ""
+    key: str = ""     # the copy's content hash (or, without a holder, the bundle folder)
     shapes: dict | None = None
 
     def localize(self) -> "RemoteBundle":
@@ -172,10 +175,13 @@ class RayEngine:
     cluster of RAY_ADDRESS, a Ray this process already runs, or a local one with `workers` CPUs)."""
 
     def __init__(self, folder: Path, info: dict[str, Any], opts: BatchOptions, workers: int | None = None,
-                 actors: int | None = None, actor_cpus: float = 0.0) -> None:
+                 actors: int | None = None, actor_cpus: float = 0.0, ship_bundle: bool | None = None) -> None:
+        """`ship_bundle`: copy the bundle to every node through the object store (default: only when the
+        cluster has nodes other than this machine)."""
         self.folder, self.info, self.opts = Path(folder), info, opts
-        self.workers, self.actors, self.actor_cpus = workers, actors, actor_cpus
+        self.workers, self.actors, self.actor_cpus, self.ship_bundle = workers, actors, actor_cpus, ship_bundle
         self.servers: list = []
+        self.holder = None
 
     def sizes(self) -> tuple[int, int]:
         from video_emotion.scale.cluster import cluster_cpus
@@ -187,11 +193,18 @@ class RayEngine:
         import ray
 
         workers, actors = self.sizes()
-        blob = pack_folder(self.folder)
-        key = hashlib.sha256(blob).hexdigest()[:20]
-        # Found by name: an actor handle among a restartable actor's arguments would pin it in the object store.
-        name = f"video-emotion-bundle-{key}-{os.getpid()}-{next(_turn)}"
-        self.holder = ray.remote(BundleHolder).options(num_cpus=0, name=name).remote(blob)
+        here = ray.util.get_node_ip_address()
+        ship = self.ship_bundle
+        if ship is None:
+            ship = not all(n["NodeManagerAddress"] == here for n in ray.nodes() if n["Alive"])
+        if not ship:
+            name, key = "", str(self.folder.resolve())  # one machine: every process reads the folder itself
+        else:
+            blob = pack_folder(self.folder)
+            key = hashlib.sha256(blob).hexdigest()[:20]
+            # Found by name: an actor handle among a restartable actor's arguments would pin it in the object store.
+            name = f"video-emotion-bundle-{key}-{os.getpid()}-{next(_turn)}"
+            self.holder = ray.remote(BundleHolder).options(num_cpus=0, name=name).remote(blob)
         actor = ray.remote(ModelServer).options(num_cpus=self.actor_cpus, max_restarts=-1,
                                                 max_task_retries=MODEL_CALL_RETRIES, scheduling_strategy="SPREAD")
         self.servers = [actor.remote(name, key, self.info) for _ in range(actors)]
@@ -200,7 +213,7 @@ class RayEngine:
     def stop(self) -> None:
         import ray
 
-        for s in [*self.servers, getattr(self, "holder", None)]:
+        for s in [*self.servers, self.holder]:
             if s is not None:
                 ray.kill(s, no_restart=True)
         self.servers, self.holder = [], None
