@@ -15,7 +15,7 @@ def _params(args: argparse.Namespace):
 
 def cmd_assets(args: argparse.Namespace) -> int:
     from video_emotion.data.assets import fetch
-    from video_emotion.features.npm_assets import fetch_face_detection_models
+    from video_emotion.data.npm_assets import fetch_face_detection_models
     from video_emotion.text.whisper_model import fetch_whisper
 
     params = _params(args)

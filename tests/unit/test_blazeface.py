@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from video_emotion.features import npm_assets
+from video_emotion.data import npm_assets
 from video_emotion.features.align import CropSpec, crop_geometry, face_crop, flip_average, mirrored
 from video_emotion.features.blazeface import SPECS, BlazeFaceDetector, Detection, ssd_anchors
 

