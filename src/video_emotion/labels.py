@@ -1,7 +1,8 @@
 """The canonical label set, its affect coordinates and its translations.
 
 Everything that needs label names, order, valence or arousal imports them from here; the order is
-the FER-2013 order so that the pretrained per-frame CNN's outputs line up with ours.
+the FER-2013 order (a pretrained network with another order, such as face-api.js's, is permuted to it
+when it is loaded: `modeling.backbones`).
 """
 
 from __future__ import annotations

@@ -45,9 +45,9 @@ def setup(tmp_path_factory, pretrained, real_faces):
     tmp = tmp_path_factory.mktemp("batch")
     bundle = tmp / "bundle"
     bundle.mkdir()
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 64, pretrained).save(bundle / "model.keras")
+    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(bundle / "model.keras")
     (bundle / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2,
+        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
          "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params_dict(tmp)))

@@ -242,9 +242,9 @@ def test_two_faces_get_two_tracks_and_the_largest_drives_the_summary(tmp_path, p
 
     bundle_dir = tmp_path / "bundle"
     bundle_dir.mkdir()
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 64, pretrained).save(bundle_dir / "model.keras")
+    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(bundle_dir / "model.keras")
     (bundle_dir / "preprocessing.json").write_text(_json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.1,
+        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.1,
          "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
     res = analyze_video(two_face_clip, ModelBundle.load(bundle_dir))
     assert res["faces_detected"] and len(res["faces"]) == 2

@@ -16,7 +16,7 @@ from tests.conftest import PRETRAINED, REAL_FACES
 from video_emotion import cli
 from video_emotion.features.stills import place_in_frame, read_image, still_clip
 from video_emotion.inference.bundle import ModelBundle
-from video_emotion.inference.face_eval import Pretrained, read_stills
+from video_emotion.inference.face_eval import Pretrained, read_stills, uses_flip
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +35,11 @@ def real_crops(bundle: ModelBundle) -> np.ndarray:
     return r["crops"]
 
 
-def reading_gap(predict, crops: np.ndarray, T: int) -> float:
+def reading_gap(predict, crops: np.ndarray, T: int, flip: bool) -> float:
     """Largest difference between the model's output for a clip of T identical frames and the per-frame
-    reading of that frame (the pretrained network on the crop, averaged with its mirror image)."""
-    per_frame = Pretrained(PRETRAINED, flip=True)(crops)
+    reading of that frame (the pretrained network on the crop, averaged with its mirror image when the
+    model averages mirror images)."""
+    per_frame = Pretrained(PRETRAINED, flip=flip)(crops)
     clips = np.repeat(crops[:, None], T, axis=1).astype(np.float32)
     out = predict({"frames": clips, "mask": np.ones((len(crops), T), np.float32)})
     return float(np.abs(np.asarray(out) - per_frame).max())
@@ -53,18 +54,19 @@ def test_synthetic_training_cannot_change_how_a_single_face_is_read(pipeline):
     assert settings["model"]["correction_bound"] == 0.0 and settings["model"]["fine_tune"] == "frozen"
     assert settings["detector"] == "blazeface" and (model_dir / "face_detector").is_dir()
     bundle = ModelBundle.load(model_dir)  # what analysis runs (the exported graph)
-    crops, T = real_crops(bundle), bundle.n_frames
-    assert reading_gap(bundle.predict_inputs, crops, T) < 1e-3
-    assert reading_gap(lambda x: bundle.model.predict(x, verbose=0), crops, T) < 1e-3  # the Keras model too
+    crops, T, flip = real_crops(bundle), bundle.n_frames, uses_flip(bundle)
+    assert reading_gap(bundle.predict_inputs, crops, T, flip) < 1e-3
+    assert reading_gap(lambda x: bundle.model.predict(x, verbose=0), crops, T, flip) < 1e-3  # the Keras model too
 
     # The same check fails for a head that shifts class readings: the attention head with a class
     # correction (as a real corpus may train), its correction set to favour `angry`.
-    shifted = build_model(ModelConfig(lstm_units=8, correction_bound=2.0), T, 64, PRETRAINED)
+    shifted = build_model(ModelConfig(lstm_units=8, correction_bound=2.0, flip_average=flip), T,
+                          bundle.preprocess.image_size, PRETRAINED)
     kernel, bias = shifted.get_layer("correction").get_weights()
     bias[:] = 0.0
     bias[0] = 2.0
     shifted.get_layer("correction").set_weights([np.zeros_like(kernel), bias])
-    assert reading_gap(lambda x: shifted.predict(x, verbose=0), crops, T) > 0.05
+    assert reading_gap(lambda x: shifted.predict(x, verbose=0), crops, T, flip) > 0.05
 
 
 def test_a_photo_reads_as_its_still_clip_does(pipeline, tmp_path):

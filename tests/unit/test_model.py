@@ -4,10 +4,12 @@ import pytest
 from video_emotion.config import ModelConfig
 from video_emotion.modeling.model import build_model
 
+SIZE = 112  # the default pretrained network's input
+
 
 def _inputs(n=3, t=6, seed=0):
     rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 255, (n, t, 64, 64)).astype("float32")
+    frames = rng.integers(0, 255, (n, t, SIZE, SIZE)).astype("float32")
     mask = np.ones((n, t), "float32")
     mask[:, -2:] = 0
     return frames, mask
@@ -19,7 +21,7 @@ def _predict(model, frames, mask):
 
 @pytest.fixture(scope="module")
 def attention_model(pretrained):
-    return build_model(ModelConfig(lstm_units=8), 6, 64, pretrained)
+    return build_model(ModelConfig(lstm_units=8), 6, SIZE, pretrained)
 
 
 def test_attention_model_outputs_distributions_and_keeps_the_pretrained_cnn_frozen(attention_model):
@@ -45,7 +47,7 @@ def test_correction_is_bounded(pretrained):
     from video_emotion.modeling.model import EPS
 
     bound = 0.5
-    model = build_model(ModelConfig(lstm_units=8, correction_bound=bound), 6, 64, pretrained)
+    model = build_model(ModelConfig(lstm_units=8, correction_bound=bound), 6, SIZE, pretrained)
     corr = model.get_layer("correction")
     w, b = corr.get_weights()
     corr.set_weights([w, np.linspace(-50, 50, len(b)).astype(b.dtype)])  # a huge raw correction
@@ -74,7 +76,7 @@ def test_save_and_load_roundtrip(attention_model, tmp_path):
                                  ModelConfig(init="scratch", lstm_units=8),
                                  ModelConfig(fine_tune="partial", lstm_units=8)])
 def test_other_designs_build(cfg, pretrained):
-    model = build_model(cfg, 6, 64, pretrained)
+    model = build_model(cfg, 6, SIZE, pretrained)
     frames, mask = _inputs()
     assert _predict(model, frames, mask).shape == (3, 7)
     if cfg.fine_tune == "partial":
@@ -83,6 +85,45 @@ def test_other_designs_build(cfg, pretrained):
         assert trainable and all(type(layer).__name__ != "BatchNormalization" for layer in trainable)
 
 
-def test_fer_init_needs_weights(tmp_path):
+def test_pretrained_init_needs_weights(tmp_path):
     with pytest.raises(FileNotFoundError, match="make assets"):
-        build_model(ModelConfig(), 6, 64, tmp_path / "none.hdf5")
+        build_model(ModelConfig(), 6, SIZE, tmp_path / "none.hdf5")
+
+
+def test_crop_size_must_match_the_pretrained_network(pretrained, fer_weights):
+    with pytest.raises(ValueError, match="image_size=112"):
+        build_model(ModelConfig(lstm_units=8), 6, 64, pretrained)
+    model = build_model(ModelConfig(init="fer", lstm_units=8), 6, 64, fer_weights)  # the older network still builds
+    assert model.get_layer("frame_cnn").layer.name == "fer_cnn"
+
+
+@pytest.mark.parametrize("cfg", [ModelConfig(lstm_units=8, flip_average=True), ModelConfig(lstm_units=8, correction_bound=0.0),
+                                 ModelConfig(head="lstm", bidirectional=False, lstm_units=8)])
+def test_frozen_parts_are_the_model_split_at_the_frame_readings(cfg, pretrained, tmp_path):
+    """Training reads each frame once through `frozen_parts`: the head on the features is the model, fitting
+    the head fits the model, and the model still saves and loads whole."""
+    import keras
+
+    from video_emotion.modeling.model import frozen_parts
+
+    model = build_model(cfg, 6, SIZE, pretrained)
+    features, head = frozen_parts(model, cfg)
+    frames, mask = _inputs()
+    via_parts = lambda: head.predict({"frame_features": features.predict(frames, verbose=0), "mask": mask}, verbose=0)  # noqa: E731
+    np.testing.assert_allclose(via_parts(), _predict(model, frames, mask), atol=1e-5)
+    before = _predict(model, frames, mask)
+    head.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    head.fit({"frame_features": features.predict(frames, verbose=0), "mask": mask}, np.array([0, 1, 2]), epochs=3, verbose=0)
+    after = _predict(model, frames, mask)
+    assert np.abs(after - before).max() > 1e-4  # the model's own weights moved
+    np.testing.assert_allclose(via_parts(), after, atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(_predict(loaded, frames, mask), after, atol=1e-5)
+
+
+def test_designs_whose_cnn_trains_have_no_frozen_parts(pretrained):
+    from video_emotion.modeling.model import frozen_parts
+
+    for cfg in (ModelConfig(fine_tune="partial", lstm_units=8), ModelConfig(init="scratch", lstm_units=8)):
+        assert frozen_parts(build_model(cfg, 6, SIZE, pretrained), cfg) is None

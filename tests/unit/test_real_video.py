@@ -198,9 +198,9 @@ def bundle_dir(tmp_path_factory, pretrained) -> Path:
     from video_emotion.modeling.model import build_model
 
     d = tmp_path_factory.mktemp("bundle")
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 64, pretrained).save(d / "model.keras")
+    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(d / "model.keras")
     (d / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2,
+        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
          "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
     return d
 

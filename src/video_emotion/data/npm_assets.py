@@ -1,7 +1,8 @@
 """Model files taken from an exact npm package version, checked by its registry integrity hash.
 
 Used by `make assets` only; nothing is downloaded at run time. The BlazeFace face detectors
-(MediaPipe, Apache-2.0) ship as `.tflite` files inside the npm package `@mediapipe/face_detection`.
+(MediaPipe, Apache-2.0) ship as `.tflite` files inside the npm package `@mediapipe/face_detection`;
+the face-expression network of face-api.js (MIT) ships inside `@vladmandic/face-api`.
 
     from video_emotion.data.npm_assets import fetch_face_detection_models
     fetch_face_detection_models("models/pretrained", cache_dir=".cache/npm")
@@ -67,6 +68,25 @@ FACE_DETECTION = NpmPackage(
                 "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
         NpmFile("package/face_detection_full_range.tflite", "blazeface_full_range.tflite",
                 "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"),
+    ),
+)
+
+
+# face-api.js's face-expression network (MIT): 7 expressions from a 112x112 face; its weights ship in
+# the npm package @vladmandic/face-api (uint8-quantised, with a TensorFlow.js weights manifest). Rebuilt
+# as a Keras network by `modeling.backbones.faceapi_backbone`.
+FACE_EXPRESSION = NpmPackage(
+    name="@vladmandic/face-api",
+    version="1.7.15",
+    integrity="sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw==",
+    license="MIT",
+    files=(
+        NpmFile("package/model/face_expression_model-weights_manifest.json",
+                "face_expression_model-weights_manifest.json",
+                "5b349c17c7836da506e03422cd6461c74085d8bb2713ad4114647dc5d28174c8"),
+        NpmFile("package/model/face_expression_model.bin", "face_expression_model.bin",
+                "9a9840f2cf1f4c7eab95f197512569345c00d2426754d4608b92af30e0300f3d"),
+        NpmFile("package/LICENSE", "LICENSE", "9a3442b79acaf4fbc7c2e07b7e2d8f84af9bb3871bf08a69d80304ab00640e9a"),
     ),
 )
 
@@ -155,3 +175,8 @@ def fetch_face_detection_models(dest_dir: str | Path, cache_dir: str | Path,
     """The BlazeFace models under `dest_dir`: {"short": ..._short_range.tflite, "full": ..._full_range.tflite}."""
     paths = fetch_npm_files(FACE_DETECTION, dest_dir, cache_dir, registry=registry)
     return {"short": paths[0], "full": paths[1]}
+
+
+def fetch_face_expression_model(dest_dir: str | Path, cache_dir: str | Path, registry: str = NPM_REGISTRY) -> list[Path]:
+    """The face-api.js expression network under `dest_dir`: its weights manifest, weights and licence."""
+    return fetch_npm_files(FACE_EXPRESSION, dest_dir, cache_dir, registry=registry)

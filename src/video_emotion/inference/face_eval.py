@@ -30,20 +30,21 @@ from video_emotion.inference.windows import iter_windows
 
 
 class Pretrained:
-    """The pretrained FER-2013 network alone: (n, 64, 64) uint8 crops -> (n, 7) probabilities."""
+    """The pretrained network alone (`modeling.backbones`): (n, S, S) uint8 crops -> (n, 7) probabilities."""
 
     def __init__(self, path: str | Path, flip: bool = True) -> None:
-        import keras
+        from video_emotion.modeling.backbones import pretrained_backbone
 
-        self.model = keras.models.load_model(str(path), compile=False)
+        self.model = pretrained_backbone(path)
         self.flip = flip
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, 7), np.float32)
-        x = np.asarray(crops, np.float32)[..., None] / 127.5 - 1.0
-        predict = lambda b: self.model.predict(b, batch_size=256, verbose=0)  # noqa: E731
-        return flip_average(predict, x, width_axis=-2) if self.flip else predict(x)
+        from video_emotion.modeling.backbones import probabilities
+
+        predict = lambda b: probabilities(self.model, b)  # noqa: E731
+        if len(crops) == 0 or not self.flip:
+            return predict(crops)
+        return flip_average(predict, np.asarray(crops), width_axis=-1)
 
 
 def uses_flip(bundle: ModelBundle) -> bool:

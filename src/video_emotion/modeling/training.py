@@ -35,7 +35,7 @@ def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], trai
     import keras
 
     from video_emotion.modeling.inputs import model_inputs
-    from video_emotion.modeling.model import build_model
+    from video_emotion.modeling.model import build_model, frozen_parts
 
     mods = list(model_cfg.modalities)
     tk, vk = usable(train, mods), usable(val, mods)
@@ -57,7 +57,16 @@ def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], trai
             prepare_fit(model, strategy, (xs(train, first), train["y"][first]))
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
     t0 = time.perf_counter()
-    hist = model.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),
+    fitted = model
+    parts = frozen_parts(model, model_cfg) if strategy is None else None
+    if parts is not None:  # frozen per-frame CNN: read every frame once, fit the model's own head on its readings
+        features, fitted = parts
+        fitted.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
+                       metrics=["accuracy"])
+        read = lambda d, k: {"frame_features": features.predict(d["X"][k], batch_size=32, verbose=0),  # noqa: E731
+                             "mask": np.asarray(d["face"][k]).astype("float32")}
+        xs = read  # noqa: F811
+    hist = fitted.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
                      class_weight=class_weights(train["y"][tk], len(LABELS)) if cfg.class_weights else None,
                      verbose=verbose)
