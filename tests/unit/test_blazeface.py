@@ -189,15 +189,17 @@ def test_a_tilted_face_is_levelled_by_the_alignment(detector, degrees):
 def test_the_crop_is_the_same_for_grey_and_colour_frames_and_frames_the_face(detector):
     img = photo()
     d = detector.detections(img)[0]
-    spec = CropSpec()
+    spec = CropSpec()  # the default: 112 px, margin 0.05, centred on the box
     a, b = face_crop(img, d, spec), face_crop(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), d, spec)
-    assert a.shape == (64, 64) and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert a.shape == (112, 112) and a.dtype == np.uint8 and np.array_equal(a, b)
     (cx, cy), side, _ = crop_geometry(d, spec)
     x, y, w, h = d.box
-    # FER framing: a bit larger than the box, moved up (forehead in, neck out); eyes in the upper half
-    assert side == pytest.approx(max(w, h) * 1.2) and cy < y + h / 2
+    assert side == pytest.approx(max(w, h) * 1.1) and cy == pytest.approx(y + h / 2 - 0.5, abs=1.0)
     eyes_y = (d.right_eye[1] + d.left_eye[1]) / 2
-    assert cy - side / 2 < eyes_y < cy and cy < d.mouth[1] < cy + side / 2
+    assert cy - side / 2 < eyes_y < cy and cy < d.mouth[1] < cy + side / 2  # eyes above the middle, mouth below
+    # FER framing (the FER-2013 network's): a bit larger than the box, moved up (forehead in, neck out)
+    (fx, fy), fside, _ = crop_geometry(d, CropSpec(size=64, margin=0.10, offset=-0.10))
+    assert fside == pytest.approx(max(w, h) * 1.2) and fy < y + h / 2
 
 
 def test_a_plain_box_is_cropped_without_rotation_and_off_frame_parts_replicate_the_border():

@@ -38,13 +38,13 @@ def placed(name: str) -> np.ndarray:
     return place_in_frame(read_image(REAL_FACES / name))[0]
 
 
-def test_the_default_path_finds_real_faces_and_crops_them_the_fer_way(blaze):
+def test_the_default_path_finds_real_faces_and_crops_them_as_the_network_reads_them(blaze):
     assert isinstance(blaze.detector, BlazeFaceDetector) and not blaze.near_first
     for name in PHOTOS:
         frame = placed(name)
         crop, face = blaze.read(frame)
-        assert isinstance(face, Detection) and crop.shape == (64, 64) and crop.dtype == np.uint8
-        spec = CropSpec(size=64, margin=0.10, offset=-0.10, align=True)
+        assert isinstance(face, Detection) and crop.shape == (112, 112) and crop.dtype == np.uint8
+        spec = CropSpec(size=112, margin=0.05, offset=0.0, align=True)
         assert np.array_equal(crop, face_crop(frame, face, spec))
         x, y, w, h = face.int_box(frame.shape[1], frame.shape[0])  # the face is where the photo was pasted
         assert 150 < x + w / 2 < 490 and w > 80
@@ -52,7 +52,7 @@ def test_the_default_path_finds_real_faces_and_crops_them_the_fer_way(blaze):
 
 def test_a_frame_without_a_face_gets_the_masked_fallback(blaze):
     crop, face = blaze.read(np.full((360, 640, 3), 90, np.uint8))
-    assert face is None and crop.shape == (64, 64)
+    assert face is None and crop.shape == (112, 112)
 
 
 def test_old_bundle_settings_mean_the_old_haar_path():
@@ -94,7 +94,7 @@ def test_tracking_reads_the_same_faces_as_whole_frame_search_on_real_footage(bla
 def test_a_training_sequence_and_the_tracker_crop_the_same_face(blaze):
     clip = REAL_FACES / "single_face.mp4"
     ff, info = blaze.clip(clip, n_frames=8)
-    assert ff.face.all() and ff.detected.all() and ff.crops.shape == (8, 64, 64)
+    assert ff.face.all() and ff.detected.all() and ff.crops.shape == (8, 112, 112)
     track = blaze.tracker(every=1, max_gap=8, track=False)
     for i, (_, frame) in zip(range(8), iter_frames(clip, ff.indices)):
         crop, face, _ = track(frame)
@@ -136,7 +136,7 @@ def test_labelled_folders_as_csv_or_one_folder_per_label(tmp_path):
 def test_the_corpus_chooses_what_training_may_learn():
     cfg = ModelConfig(correction_bound=2.0, fine_tune="partial", head="lstm")
     temporal, why = cfg.effective("synthetic")
-    assert (temporal.head, temporal.fine_tune, temporal.correction_bound, temporal.init) == ("attention", "frozen", 0.0, "fer")
+    assert (temporal.head, temporal.fine_tune, temporal.correction_bound, temporal.init) == ("attention", "frozen", 0.0, "pretrained")
     assert why.startswith("temporal") and "synthetic" in why
     for corpus in ("ravdess", "cremad", "csv", "folders"):
         assert cfg.effective(corpus) == (cfg, cfg.effective(corpus)[1]) and cfg.effective(corpus)[1].startswith("full")

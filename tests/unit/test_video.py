@@ -40,7 +40,7 @@ def test_corrupt_and_missing_files_raise_video_error(tmp_path, face_clip):
 def test_synthetic_face_is_found_and_cropped(face_clip):
     cfg = PreprocessConfig(n_frames=8)
     ff, info = clip_faces(face_clip, cfg, FaceDetector(cfg.min_face_frac))
-    assert ff.crops.shape == (8, 64, 64) and ff.crops.dtype == np.uint8
+    assert ff.crops.shape == (8, 112, 112) and ff.crops.dtype == np.uint8
     assert ff.face.mean() >= 0.75
     assert ff.detected.any()
     # Boxes are in frame coordinates and roughly central.
@@ -52,7 +52,7 @@ def test_frames_without_a_face_are_flagged_not_invented(blank_clip):
     cfg = PreprocessConfig(n_frames=6)
     ff, _ = clip_faces(blank_clip, cfg, FaceDetector(cfg.min_face_frac))
     assert not ff.face.any() and not ff.detected.any()
-    assert ff.crops.shape == (6, 64, 64)  # a centre-crop fallback, flagged False
+    assert ff.crops.shape == (6, 112, 112)  # a centre-crop fallback, flagged False
 
 
 def test_gaps_between_detections_are_bridged_only_nearby():
