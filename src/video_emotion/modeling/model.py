@@ -1,15 +1,17 @@
 """Keras model: a per-frame CNN (TimeDistributed) followed by a temporal head. No I/O but weights.
 
-Default design (`head: attention`, `init: pretrained`, `fine_tune: frozen`): the pretrained face
-network (`modeling.backbones`: face-api.js's expression network by default) reads every frame; an LSTM over its features and probabilities scores how much each
-frame should count; the clip's output is the attention-weighted mean of the CNN's own per-frame
-probabilities, optionally shifted by a bounded, L2-penalised per-class log-prior correction. No layer
-mixes classes freely, so the model cannot learn to rename classes on synthetic data and keeps the
-pretrained network's reading of real faces. With `flip_average` (default) each frame is read as the
-mean of the network on the face and on its mirror image, inside the model (a saved model carries it).
-Without a correction (what the synthetic corpus trains: `ModelConfig.effective`), a clip of identical
-frames reads exactly as that one frame does. The classic head (`head: lstm`, a softmax over LSTM
-states) and the fine-tuning modes are kept for real corpora, where renaming is not a risk.
+Default design (`head: attention`, `init: pretrained`, `fine_tune: frozen`): the pretrained face network
+(`modeling.backbones`: face-api.js's expression network by default) reads every frame; an LSTM over its
+features and probabilities scores how much each frame should count; the clip's output is the
+attention-weighted mean of the CNN's own per-frame probabilities, optionally shifted by a bounded,
+L2-penalised per-class log-prior correction. No layer mixes classes freely, so the model cannot learn to
+rename classes on synthetic data and keeps the pretrained network's reading of real faces. With
+`flip_average` (off by default) each frame is read as the mean of the network on the face and on its
+mirror image, inside the model (a saved model carries it). Without a correction (what the synthetic
+corpus trains: `ModelConfig.effective`), a clip of identical frames reads exactly as that one frame
+does. The classic head (`head: lstm`, a softmax over LSTM states) and the fine-tuning modes are kept for
+real corpora, where renaming is not a risk. `frozen_parts` splits a model whose CNN is frozen at the
+per-frame readings, so that training reads each frame once.
 """
 
 from __future__ import annotations
