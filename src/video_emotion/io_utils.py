@@ -41,9 +41,11 @@ def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_hash(path: str | Path, algo: str = "sha256") -> "hashlib._Hash":
+    """The `hashlib` hash (`algo`: sha256, md5, sha512, ...) of a file's bytes, read in blocks."""
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, algo)
+
+
+def sha256_file(path: str | Path) -> str:
+    return file_hash(path).hexdigest()

@@ -50,6 +50,17 @@ def pipeline(tmp_path_factory, pretrained, real_faces):
     return {"tmp": tmp, "params": params_file, "paths": d, "eval_args": eval_args, "first": first}
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray on 2 CPUs for one test module (the Ray engine's tests), shut down after it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,16 +25,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def setup(tmp_path_factory, pretrained, real_faces):
     """A bundle (FER-initialised, 8 frames per 1 s window), params, and a library of 12 files."""
     from video_emotion.config import ModelConfig

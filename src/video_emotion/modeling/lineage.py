@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from video_emotion.config import Params, load_params
+from video_emotion.io_utils import file_hash, sha256_file
 
 SEP = " · "
 # The parameter sections that can change what each stage's run produced, nearest first.
@@ -116,14 +117,6 @@ class DataRef:
     profile: dict[str, Any] = field(default_factory=dict)
 
 
-def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _rel(path: Path, root: Path) -> str:
     path = Path(path).resolve()
     try:
@@ -143,7 +136,7 @@ def split_ref(params: Params, split: str, processed_dir: Path, manifest: Path | 
     source: dict[str, Any] = {"path": _rel(file, params.root), "dvc_out": _rel(processed_dir, params.root),
                               "encrypted": file == enc}
     if file.is_file():
-        source["dvc_md5"] = _md5_file(file)
+        source["dvc_md5"] = file_hash(file, "md5").hexdigest()
     manifest = Path(manifest) if manifest else params.path("manifest")
     profile: dict[str, Any] = {"split": split, "encrypted": file == enc}
     if manifest.is_file():
@@ -163,13 +156,7 @@ def folder_ref(folder: Path, root: Path, name: str = "real_faces", context: str 
     """A folder of files (the real-face set): digest over every file's name and SHA-256, counts only."""
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    lines = []
-    for p in files:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        lines.append(f"{p.relative_to(folder).as_posix()},{h.hexdigest()}")
+    lines = [f"{p.relative_to(folder).as_posix()},{sha256_file(p)}" for p in files]
     digest = hashlib.md5("\n".join(lines).encode()).hexdigest() if files else "missing"
     kinds: dict[str, int] = {}
     for p in files:
