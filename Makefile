@@ -12,7 +12,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install assets browser speech run test lock clean-outputs bento-import serve apikey bento bench
+.PHONY: install assets browser speech run test lint lock clean-outputs bento-import serve apikey bento bench
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ speech:
 
 test: assets browser speech
 	$(BIN)/python -m pytest -q
+
+# ruff (pinned in the lock, configured in pyproject.toml) over src/, tests/ and benchmarks/.
+lint: install
+	$(BIN)/ruff check .
 
 # Serving: import the registry champion into the BentoML store, create a key, serve on :3000.
 bento-import: install

@@ -107,14 +107,14 @@ def run_once(library: Path, bundle: Path, args: list[str]) -> dict:
     return {"wall_s": wall, "videos": len(df), "errors": int((df["status"] != "ok").sum()), "load": load,
             "steady_vpm": 60 * (len(done) - 1) / max(1e-9, done[-1] - done[0]),
             "busy_s": float(df["seconds"].sum()), "video_s": float(df["duration_s"].fillna(0).sum()),
-            "dominant": dict(zip(df["path"], df["dominant_emotion"].fillna("-")))}
+            "dominant": dict(zip(df["path"], df["dominant_emotion"].fillna("-"), strict=False))}
 
 
 def report(runs: dict[str, list[dict]], rounds: int, model_name: str, nodes: list[int]) -> list[str]:
     vpm = {k: [60 * r["videos"] / r["wall_s"] for r in v] for k, v in runs.items()}
     mean = {k: statistics.mean(v) for k, v in vpm.items()}
     steady = {k: statistics.mean(r["steady_vpm"] for r in v) for k, v in runs.items()}
-    ratio = [r2 / lo for r2, lo in zip(vpm["ray, 2 workers"], vpm["local"])]
+    ratio = [r2 / lo for r2, lo in zip(vpm["ray, 2 workers"], vpm["local"], strict=False)]
     same = all(r["dominant"] == runs["local"][0]["dominant"] for v in runs.values() for r in v)
     r2 = runs["ray, 2 workers"]
     video_s = r2[0]["video_s"]
@@ -137,7 +137,7 @@ def report(runs: dict[str, list[dict]], rounds: int, model_name: str, nodes: lis
              + " | mean videos/min, whole command | mean videos/min once running |", "|---|" + "---|" * (rounds + 2)]
     for k, v in runs.items():
         lines.append(f"| `batch {' '.join(CONFIGS[k])}` | "
-                     + " | ".join(f"{x:.1f} ({r['load']:.1f})" for x, r in zip(vpm[k], v))
+                     + " | ".join(f"{x:.1f} ({r['load']:.1f})" for x, r in zip(vpm[k], v, strict=False))
                      + f" | **{mean[k]:.1f}** | {steady[k]:.1f} |")
     lines += ["", f"Ray at 2 workers vs local, per round: {', '.join(f'{x:.2f}x' for x in ratio)}; "
               f"means: **{mean['ray, 2 workers'] / mean['local']:.2f}x** (bar: at least 0.75x). Ray at 1 worker vs local: "

@@ -235,8 +235,8 @@ def main() -> int:
         fast_run = speed["every frame"][0] if rate == str(fps) else r20
         full_run = ours(bundle, clips["20s"], rate, "full")
         n_win = len(full_run["timeline"])
-        emo = sum(a == b for a, b in zip(fast_run["timeline"], full_run["timeline"])) / max(1, n_win)
-        sen = sum(a == b for a, b in zip(fast_run["sentiments"], full_run["sentiments"])) / max(1, n_win)
+        emo = sum(a == b for a, b in zip(fast_run["timeline"], full_run["timeline"], strict=False)) / max(1, n_win)
+        sen = sum(a == b for a, b in zip(fast_run["sentiments"], full_run["sentiments"], strict=False)) / max(1, n_win)
         agreement.append(f"| {label} | {n_win} | {emo:.0%} | {sen:.0%} | {full_run['seconds']:.2f} | {fast_run['seconds']:.2f} |")
     train = {}
     tpath = ROOT / "metrics" / "train.json"

@@ -67,9 +67,8 @@ def small_faces(clip: Path, out: Path, scale: float = 0.25) -> Path:
 
 def measure(bundle_dir: Path, clips: list[Path]) -> list[dict]:
     from video_emotion.features.video import probe
-    from video_emotion.inference.bundle import ModelBundle
-
     from video_emotion.inference.analyze import analyze_video
+    from video_emotion.inference.bundle import ModelBundle
 
     bundle = ModelBundle.load(bundle_dir)
     bundle.warm_up()
@@ -85,7 +84,6 @@ def measure(bundle_dir: Path, clips: list[Path]) -> list[dict]:
 def face_path_section(bundle_dir: Path, clips: list[Path] | None = None) -> list[str]:
     """Markdown lines: agreement and detection rate per clip and rate, with the face path's settings."""
     import json
-
     import tempfile
 
     settings = json.loads((Path(bundle_dir) / "preprocessing.json").read_text())

@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         print("detection ms/frame: " + ", ".join(f"{k} {1000 * v / n:.1f}" for k, v in bench.det_seconds.items()))
         if not roll:  # where FER-style crops sit relative to the BlazeFace box: geometry only, no labels
             rel_ck, rel_haar = [], []
-            for p, d, hb in zip(photos, bench.dets["short"], bench.dets["haar"]):
+            for p, d, hb in zip(photos, bench.dets["short"], bench.dets["haar"], strict=False):
                 if d is None:
                     continue
                 x, y, w, h = d.box

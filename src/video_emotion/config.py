@@ -80,7 +80,7 @@ class PreprocessConfig:
         _choice("preprocess.detector", self.detector, ("blazeface", "haar"))
 
     @classmethod
-    def from_saved(cls, raw: dict[str, Any]) -> "PreprocessConfig":
+    def from_saved(cls, raw: dict[str, Any]) -> PreprocessConfig:
         """The settings a model bundle (or processed data) was made with. Keys it predates mean what they
         meant then: bundles saved before the face path had a detector setting were cropped by Haar,
         with the margin only (LEGACY_FACE)."""
@@ -114,7 +114,7 @@ class ModelConfig:
         _choice("model.fine_tune", self.fine_tune, ("frozen", "partial", "full"))
         _choice("model.adapt", self.adapt, ("auto", "temporal", "full"))
 
-    def effective(self, corpus: str) -> tuple["ModelConfig", str]:
+    def effective(self, corpus: str) -> tuple[ModelConfig, str]:
         """The design that trains on `corpus` (ingest.source), and why.
 
         `temporal`: the head may learn only when in a clip to look (attention over the frames of the

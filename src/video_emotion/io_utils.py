@@ -41,7 +41,7 @@ def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
-def file_hash(path: str | Path, algo: str = "sha256") -> "hashlib._Hash":
+def file_hash(path: str | Path, algo: str = "sha256") -> hashlib._Hash:
     """The `hashlib` hash (`algo`: sha256, md5, sha512, ...) of a file's bytes, read in blocks."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, algo)

@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from video_emotion.labels import LABELS
-from video_emotion.modeling.backbones import (FACEAPI_MANIFEST, FACEAPI_NAME, faceapi_backbone, load_faceapi_weights,
-                                              pretrained_backbone, probabilities)
+from video_emotion.modeling.backbones import (
+    FACEAPI_MANIFEST,
+    FACEAPI_NAME,
+    faceapi_backbone,
+    load_faceapi_weights,
+    pretrained_backbone,
+    probabilities,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "faceapi_reference.json"
 PATTERNS = {

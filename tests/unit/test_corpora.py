@@ -198,7 +198,7 @@ def test_ravdess_gives_one_row_per_recording_and_reports_the_copies(ravdess_twin
                      "01-01-06-01-01-01-01.mp4", "02-01-07-01-01-01-02.mp4", "02-01-08-01-01-01-03.mp4"]
     assert len(df) == len({tuple(Path(p).name.split("-")[1:]) for p in df["path"]})  # one row per recording
     audio = {Path(p).name.removesuffix(".enc"): (h, Path(a).name.removesuffix(".enc") if a else "")
-             for p, h, a in zip(df["path"], df["has_audio"], df["audio_path"])}
+             for p, h, a in zip(df["path"], df["has_audio"], df["audio_path"], strict=False)}
     assert audio["02-01-07-01-01-01-02.mp4"] == (True, "03-01-07-01-01-01-02.wav")
     assert audio["02-01-08-01-01-01-03.mp4"] == (False, "")
     assert audio["01-01-03-01-01-01-01.mp4"] == (True, "01-01-03-01-01-01-01.mp4")

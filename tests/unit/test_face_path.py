@@ -96,7 +96,7 @@ def test_a_training_sequence_and_the_tracker_crop_the_same_face(blaze):
     ff, info = blaze.clip(clip, n_frames=8)
     assert ff.face.all() and ff.detected.all() and ff.crops.shape == (8, 112, 112)
     track = blaze.tracker(every=1, max_gap=8, track=False)
-    for i, (_, frame) in zip(range(8), iter_frames(clip, ff.indices)):
+    for i, (_, frame) in zip(range(8), iter_frames(clip, ff.indices), strict=False):
         crop, face, _ = track(frame)
         assert face and np.array_equal(crop, ff.crops[i])
 

@@ -55,7 +55,7 @@ def test_encrypted_split_is_never_plaintext(tiny_params):
     test = df[df["split"] == "test"]
     assert len(test) == 7 and test["encrypted"].all() and not df.loc[df["split"] != "test", "encrypted"].any()
     root = tiny_params.path("manifest").parent
-    for rel, audio, sha in zip(test["path"], test["audio_path"], test["sha256"]):
+    for rel, audio, sha in zip(test["path"], test["audio_path"], test["sha256"], strict=False):
         assert rel.endswith(".enc") and audio.endswith(".wav.enc")
         assert not (root / rel[:-4]).exists()
         with pytest.raises(VideoError):

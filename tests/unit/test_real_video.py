@@ -219,7 +219,7 @@ def test_cli_analyze_counts_and_times_frames_from_the_stream(clips, bundle_dir, 
     argv += ["--sample-fps", str(sample_fps)] if sample_fps else []
     assert main(argv + [str(clips[n]) for n in names]) == 0
     results = json.loads(out.read_text())
-    for name, res in zip(names, results):
+    for name, res in zip(names, results, strict=False):
         n, duration = _decoded(clips[name])
         assert abs(res["duration_s"] - duration) < 0.1, name
         # The model's rate (8 a second), or the asked one rounded to a multiple of it; at most the video's own

@@ -29,7 +29,7 @@ def test_generate_is_deterministic_real_video_and_audio(tmp_path):
     recs2 = synthetic.generate(tmp_path / "b", **kw)
     assert len(recs) == 2 * len(LABELS)
     assert {r["label"] for r in recs} == set(LABELS)
-    for r, r2 in zip(recs, recs2):
+    for r, r2 in zip(recs, recs2, strict=False):
         assert sha256_file(tmp_path / "a" / r["path"]) == sha256_file(tmp_path / "b" / r2["path"])
         with wave.open(str(tmp_path / "a" / r["audio_path"])) as wf:
             assert wf.getframerate() == 16000 and wf.getnframes() == 16000

@@ -12,6 +12,7 @@ import pytest
 
 from video_emotion.text import whisper_model as wm
 
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

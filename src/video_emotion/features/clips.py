@@ -64,7 +64,7 @@ def process_audio(paths: list[Path | None], names: list[str | None], ring, n_fra
 
     A = np.zeros((len(paths), N_MELS, n_frames), np.float16)
     has = np.zeros(len(paths), bool)
-    for i, (path, name) in enumerate(tqdm(list(zip(paths, names)), desc=desc, unit="clip", disable=None)):
+    for i, (path, name) in enumerate(tqdm(list(zip(paths, names, strict=False)), desc=desc, unit="clip", disable=None)):
         if path is None:
             continue
         opened = (security.plaintext_path(path, ring, name, suffix=Path(name).suffix) if name

@@ -71,14 +71,14 @@ class _Readings:
             arrays["A"] = np.stack([f for f, _ in feats])
             arrays["has_audio"] = np.array([h for _, h in feats], np.float32)
         ok = arrays["face"].any(1) if self.uses_video else arrays["has_audio"] > 0
-        for w, good in zip(windows, ok):
+        for w, good in zip(windows, ok, strict=False):
             if not good:
                 self.gaps.append({"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3)})
         idx = np.flatnonzero(ok)
         if not idx.size:
             return
         probs = self.bundle.predict_inputs(model_inputs(arrays, idx, self.bundle.modalities), batch_size=self.batch)
-        for i, p in zip(idx, probs):
+        for i, p in zip(idx, probs, strict=False):
             seg = segment(windows[i], p, self.bundle.labels, self.lang)
             if self.audio is not None:
                 seg["audio"] = bool(arrays["has_audio"][i])
@@ -91,7 +91,7 @@ class _Readings:
         with several faces run the model again, once per extra face."""
         extra: dict[str, list] = {"X": [], "face": [], "A": [], "has_audio": []}
         keys: list[tuple[Window, int]] = []
-        for i, p in zip(idx, probs):
+        for i, p in zip(idx, probs, strict=False):
             w = windows[i]
             live = {t: v for t, v in w.tracks.items() if v[1].any()}
             if len(live) <= 1:
@@ -109,7 +109,7 @@ class _Readings:
             return
         stacked = {k: np.stack(v) for k, v in extra.items() if v}
         inputs = model_inputs(stacked, slice(None), self.bundle.modalities)
-        for (w, t), p in zip(keys, self.bundle.predict_inputs(inputs, batch_size=self.batch)):
+        for (w, t), p in zip(keys, self.bundle.predict_inputs(inputs, batch_size=self.batch), strict=False):
             self.face_tracks.setdefault(t, []).append(segment(w, p, self.bundle.labels, self.lang))
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from video_emotion.config import PreprocessConfig
-from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS, FacePath
+from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
+from video_emotion.features.faces import FacePath
 from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, LITE_BATCH
 
 BUNDLE_MODEL = "model.keras"
@@ -164,7 +165,7 @@ class ModelBundle:
 
     @classmethod
     def load(cls, folder: str | Path, info: dict[str, Any] | None = None, background: bool = False,
-             runtime: str = "auto") -> "ModelBundle":
+             runtime: str = "auto") -> ModelBundle:
         """Read the bundle's settings and load its model. `background=True` loads the model on a
         thread while the caller goes on (the first video is opened and read meanwhile); prediction
         waits for it, and a failure surfaces there as `ModelLoadError`."""

@@ -13,7 +13,7 @@ TAG_MIN_SHARE = 0.15  # an emotion becomes a tag when it leads at least this sha
 
 
 def segment(w: Window, p: np.ndarray, labels: list[str], lang: str) -> dict[str, Any]:
-    probs = {lab: round(float(v), 4) for lab, v in zip(labels, p)}
+    probs = {lab: round(float(v), 4) for lab, v in zip(labels, p, strict=False)}
     top = labels[int(np.argmax(p))]
     val, aro = valence_of(probs), arousal_of(probs)
     seg = {"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3), "emotion": top,
@@ -34,13 +34,13 @@ def summarize(timeline: list[dict[str, Any]], labels: list[str], lang: str = "en
     weights = dur / dur.sum()
     P = np.array([[s["probabilities"][lab] for lab in labels] for s in timeline])
     dist = (weights[:, None] * P).sum(0)
-    score = float(np.clip(sum(w * s["valence"] for w, s in zip(weights, timeline)), -1, 1))
+    score = float(np.clip(sum(w * s["valence"] for w, s in zip(weights, timeline, strict=False)), -1, 1))
     lead: dict[str, float] = {}
-    for w, s in zip(weights, timeline):
+    for w, s in zip(weights, timeline, strict=False):
         lead[s["emotion"]] = lead.get(s["emotion"], 0.0) + float(w)
     tags = [k for k, v in sorted(lead.items(), key=lambda kv: -kv[1]) if v >= TAG_MIN_SHARE]
     dominant = labels[int(np.argmax(dist))]
-    out = {"dominant_emotion": dominant, "distribution": {lab: round(float(v), 4) for lab, v in zip(labels, dist)},
+    out = {"dominant_emotion": dominant, "distribution": {lab: round(float(v), 4) for lab, v in zip(labels, dist, strict=False)},
            "sentiment": polarity(score), "sentiment_score": round(score, 4), "tags": tags,
            "time_share": {k: round(v, 4) for k, v in sorted(lead.items(), key=lambda kv: -kv[1])}}
     if lang != "en":

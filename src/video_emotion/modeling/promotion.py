@@ -54,7 +54,7 @@ class Champion:
     scores: dict[str, float] = field(default_factory=dict)  # score_key(metric, digest) -> value
 
     @classmethod
-    def from_tags(cls, version: str, tags: dict[str, str]) -> "Champion":
+    def from_tags(cls, version: str, tags: dict[str, str]) -> Champion:
         scores = {}
         for key, value in tags.items():
             if key.startswith(SCORE_TAG):

@@ -131,7 +131,7 @@ class RemoteBundle(ModelBundle):
     key: str = ""     # the copy's content hash (or, without a holder, the bundle folder)
     shapes: dict | None = None
 
-    def localize(self) -> "RemoteBundle":
+    def localize(self) -> RemoteBundle:
         """Point `folder` at this node's copy of the bundle (decode tasks read the face detector from it)."""
         self.folder = _local_bundle(self.holder, self.key)
         return self

@@ -69,7 +69,7 @@ def write_outputs(result: dict[str, Any], metrics_path: Path, confusion_path: Pa
     flat.update({k: v for k, v in real.items() if k.startswith("realface") and isinstance(v, int | float)})
     flat["per_class_f1"] = {k: v["f1"] for k, v in m["per_class"].items()}
     write_json(metrics_path, flat)
-    rows = ["actual,predicted"] + [f"{labels[a]},{labels[p]}" for a, p in zip(result["y_true"], result["y_pred"])]
+    rows = ["actual,predicted"] + [f"{labels[a]},{labels[p]}" for a, p in zip(result["y_true"], result["y_pred"], strict=False)]
     write_text(confusion_path, "\n".join(rows) + "\n")
     with atomic_path(report_dir) as tmp:
         tmp.mkdir(parents=True)

@@ -130,7 +130,7 @@ def analyze_transcript(text: str, lang: str | None = None) -> dict[str, Any]:
         scored.append({"start_s": c.start_s, "end_s": c.end_s, "text": c.text, **s, "sentiment": polarity(s["score"])})
     # Longer cues weigh more; an all-neutral transcript stays neutral.
     weights = [max(1, len(c["text"])) for c in scored]
-    overall = sum(w * c["score"] for w, c in zip(weights, scored)) / sum(weights)
+    overall = sum(w * c["score"] for w, c in zip(weights, scored, strict=False)) / sum(weights)
     emotions: dict[str, int] = {}
     for c in scored:
         for k, v in c.get("emotions", {}).items():
