@@ -94,16 +94,19 @@ def face_path_section(bundle_dir: Path, clips: list[Path] | None = None) -> list
         rows = measure(Path(bundle_dir), clips)
     total = sum(r["windows"] for r in rows if r["rate"] is None)
     agree = sum(r["same_emotion"] * r["windows"] for r in rows if r["rate"] is None) / max(1, total)
-    lines = [f"Face path of the bundle: detector `{settings.get('detector', 'haar')}`, margin {settings.get('face_margin')}, "
-             f"offset {settings.get('face_offset', 0.0)}, eyes levelled {settings.get('align', False)}. Agreement of "
+    lines = [f"Face path of the bundle: detector `{settings.get('detector', 'haar')}`, margin "
+             f"{settings.get('face_margin')}, offset {settings.get('face_offset', 0.0)}, eyes levelled "
+             f"{settings.get('align', False)}. Agreement of "
              "the default (tracking) path with the reference path (whole-frame detection on every sampled frame), same "
              f"windows; at the model's default rate, over all clips: **{agree:.1%}** of {total} windows.", "",
-             "| clip | sampling | windows | same top emotion | same sentiment | frames with a face | windows without a face "
-             "| reference wall (s) | default wall (s) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| clip | sampling | windows | same top emotion | same sentiment | frames with a face "
+             "| windows without a face | reference wall (s) | default wall (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rate = "model default" if r["rate"] is None else f"every frame ({r['rate']:.1f} fps)"
         lines.append(f"| {r['clip']} | {rate} | {r['windows']} | {r['same_emotion']:.0%} | {r['same_sentiment']:.0%} | "
-                     f"{r['frame_face_rate']:.1%} | {r['windows_without_face']:.1%} | {r['reference_s']:.2f} | {r['fast_s']:.2f} |")
+                     f"{r['frame_face_rate']:.1%} | {r['windows_without_face']:.1%} | {r['reference_s']:.2f} | "
+                     f"{r['fast_s']:.2f} |")
     return lines
 
 
@@ -122,8 +125,8 @@ def write_section(lines: list[str], path: Path) -> None:
     while out and not out[-1].strip():
         out.pop()
     cmd = "`.venv/bin/python benchmarks/face_path.py --write`"
-    path.write_text("\n".join(out + ["", SECTION, "", f"Command: {cmd}, {time.strftime('%Y-%m-%d')}.", "", *lines, ""]) + "\n",
-                    encoding="utf-8")
+    text = "\n".join(out + ["", SECTION, "", f"Command: {cmd}, {time.strftime('%Y-%m-%d')}.", "", *lines, ""])
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -258,12 +258,13 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     server_errors = sum(1 for _, s, _ in results if s is not None and s >= 500)
     unexpected = sum(1 for k, s, _ in results if s != EXPECTED[k])
     good_lat = sorted(t for k, s, t in results if k == "good")
-    summary = {"requests": len(results), "wall_s": wall, "load_avg": load_avg, "server_errors": server_errors, "unexpected": unexpected,
-               "before": before, "after": after, "alive": alive, "by_kind": by_kind,
+    summary = {"requests": len(results), "wall_s": wall, "load_avg": load_avg, "server_errors": server_errors,
+               "unexpected": unexpected, "before": before, "after": after, "alive": alive, "by_kind": by_kind,
                "stopped_running": server_log.count("client disconnected; analysis stopped"),
                "left_queued": server_log.count("client disconnected before its analysis started"),
                "tracebacks": server_log.count("Traceback"),
-               "good_p50_s": statistics.median(good_lat), "good_p95_s": good_lat[int(round(0.95 * (len(good_lat) - 1)))]}
+               "good_p50_s": statistics.median(good_lat),
+               "good_p95_s": good_lat[int(round(0.95 * (len(good_lat) - 1)))]}
     checks = {
         "no 5xx": server_errors == 0,
         "every answer as expected": unexpected == 0,

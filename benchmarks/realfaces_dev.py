@@ -34,7 +34,8 @@ other rows build it up one choice at a time: Haar (the project's FaceDetector + 
 the Haar crops and the bare box by a paired bootstrap over subjects. `--fer-python` adds the `fer`
 package's own reading of the same frames (its Haar detector and quantised network, in the interpreter
 given, e.g. the one `make bench` creates). `--grid` adds a margin x vertical-offset sweep of the
-BlazeFace crop (eyes level; flip for the FER network), and shows how a choice made on one dataset's labels carries to the other.
+BlazeFace crop (eyes level; flip for the FER network), and shows how a choice made on one dataset's
+labels carries to the other.
 """
 
 from __future__ import annotations
@@ -359,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                     acc[m, o] = {ds: float(np.mean(pred[bench.ds == ds] == bench.y[bench.ds == ds]))
                                  for ds in ("jaffe", "ckplus48")}
                     acc[m, o]["all"] = float(np.mean(pred == bench.y))
-            print(f"\n### BlazeFace auto, eyes level{', flip' if flip0 else ''}, {size}x{size}: accuracy jaffe / ckplus48 / overall by "
-                  f"margin (rows) and vertical offset (columns, + = down); recommended: {framing}\n")
+            print(f"\n### BlazeFace auto, eyes level{', flip' if flip0 else ''}, {size}x{size}: accuracy "
+                  "jaffe / ckplus48 / overall by margin (rows) and vertical offset (columns, + = down); recommended: "
+                  f"{framing}\n")
             print("| margin | " + " | ".join(f"offset {o:+g}" for o in offsets) + " |")
             print("|---|" + "---|" * len(offsets))
             for m in margins:

@@ -162,7 +162,7 @@ def service(bundle_dir: Path, clips: dict[str, Path], levels: dict[int, int]) ->
                 for mode in ("off", "auto"):
                     t0 = time.perf_counter()
                     with cf.ThreadPoolExecutor(conc) as pool:
-                        results = list(pool.map(lambda _: one(clips[name], mode), range(n)))
+                        results = list(pool.map(lambda _, clip=clips[name], how=mode: one(clip, how), range(n)))
                     wall = time.perf_counter() - t0
                     lat = sorted(r[0] for r in results)
                     row = {"clip": name, "transcribe": mode, "concurrency": conc, "requests": n,

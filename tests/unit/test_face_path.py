@@ -136,7 +136,8 @@ def test_labelled_folders_as_csv_or_one_folder_per_label(tmp_path):
 def test_the_corpus_chooses_what_training_may_learn():
     cfg = ModelConfig(correction_bound=2.0, fine_tune="partial", head="lstm")
     temporal, why = cfg.effective("synthetic")
-    assert (temporal.head, temporal.fine_tune, temporal.correction_bound, temporal.init) == ("attention", "frozen", 0.0, "pretrained")
+    got = (temporal.head, temporal.fine_tune, temporal.correction_bound, temporal.init)
+    assert got == ("attention", "frozen", 0.0, "pretrained")
     assert why.startswith("temporal") and "synthetic" in why
     for corpus in ("ravdess", "cremad", "csv", "folders"):
         assert cfg.effective(corpus) == (cfg, cfg.effective(corpus)[1]) and cfg.effective(corpus)[1].startswith("full")

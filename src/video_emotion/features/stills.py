@@ -29,7 +29,8 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def place_in_frame(image: np.ndarray, width: int = FRAME_W, height: int = FRAME_H) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def place_in_frame(image: np.ndarray, width: int = FRAME_W,
+                   height: int = FRAME_H) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The photo in a width x height frame (see the module docstring), and where it sits (x, y, w, h)."""
     if max(image.shape[:2]) < SMALL:
         image = cv2.resize(image, None, fx=ENLARGE, fy=ENLARGE, interpolation=cv2.INTER_CUBIC)

@@ -78,7 +78,8 @@ def read_stills(bundle: ModelBundle, frames: list[np.ndarray], pretrained: Calla
     idx = np.flatnonzero(found)
     for lo in range(0, idx.size, 64):
         part = idx[lo:lo + 64]
-        model_p[part] = _predict_windows(bundle, np.repeat(crops[part][:, None], T, axis=1), np.ones((part.size, T), bool))
+        model_p[part] = _predict_windows(bundle, np.repeat(crops[part][:, None], T, axis=1),
+                                         np.ones((part.size, T), bool))
     if pretrained is not None and idx.size:
         pre_p[idx] = pretrained(crops[idx])
     return {"model": model_p, "pretrained": pre_p, "found": found, "crops": crops}

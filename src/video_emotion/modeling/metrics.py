@@ -45,7 +45,8 @@ def confusion_png(cm: np.ndarray, labels: list[str], path: Path,
     ax.set_ylabel("actual")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
