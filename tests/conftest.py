@@ -1,7 +1,8 @@
 """Shared fixtures: tiny real video clips in tmp_path and a shrunken configuration.
 
 No test reaches the network: the pretrained weights and real footage come from `make assets`,
-which runs before the suite; tests that need them skip with the reason if they are missing.
+which runs before the suite; a test that needs them fails, naming what is missing and `make assets`,
+rather than skip and quietly test less.
 """
 
 from __future__ import annotations
