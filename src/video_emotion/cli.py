@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bento-import", help="import a registered model (or a bundle folder) into the BentoML store")
     b.add_argument("--model", default="video-emotion@champion")
     b.set_defaults(func=commands.cmd_bento_import)
-    ak = sub.add_parser("apikey", help="create an API key for the service (prints it once, stores its hash)")
-    ak.add_argument("action", choices=["create"])
-    ak.add_argument("--name", default="default")
+    ak = sub.add_parser("apikey", help="API keys of the service: create (printed once), list, revoke NAME")
+    ak.add_argument("action", choices=["create", "list", "revoke"])
+    ak.add_argument("key_name", nargs="?", default=None, metavar="NAME", help="the key (create, revoke)")
+    ak.add_argument("--name", default=None, help="create: the key's name (default: default)")
     ak.add_argument("--key-file", default=None,
                     help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
     ak.set_defaults(func=commands.cmd_apikey)
