@@ -123,7 +123,8 @@ def service(bundle_dir: Path, clips: dict[str, Path], levels: dict[int, int]) ->
 
     home = Path(tempfile.mkdtemp(prefix="bentoml-", dir=BENCH))
     env = {**os.environ, "BENTOML_HOME": str(home), "VIDEO_EMOTION_API_KEYS": "bench-key",
-           "VIDEO_EMOTION_API_KEY_FILE": str(home / "no-keys"), "VIDEO_EMOTION_WHISPER_DIR": str(WHISPER)}
+           "VIDEO_EMOTION_API_KEY_FILE": str(home / "no-keys"), "VIDEO_EMOTION_WHISPER_DIR": str(WHISPER),
+           "VIDEO_EMOTION_RATE_LIMIT": "0"}  # one key times every request: no per-key limit
     subprocess.run([sys.executable, "-m", "video_emotion.cli", "bento-import", "--model", str(bundle_dir)], env=env,
                    cwd=ROOT, check=True, capture_output=True)
     with socket.socket() as s:

@@ -69,10 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=commands.cmd_bento_import)
     ak = sub.add_parser("apikey", help="API keys of the service: create (printed once), list, revoke NAME")
     ak.add_argument("action", choices=["create", "list", "revoke"])
-    ak.add_argument("key_name", nargs="?", default=None, metavar="NAME", help="the key (create, revoke)")
-    ak.add_argument("--name", default=None, help="create: the key's name (default: default)")
-    ak.add_argument("--key-file", default=None,
-                    help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
+    ak.add_argument("key_name", nargs="?", metavar="NAME", help="the key to revoke (or to create)")
+    ak.add_argument("--name", help="create: the key's name (default: default)")
+    ak.add_argument("--key-file", help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
     ak.set_defaults(func=commands.cmd_apikey)
     sub.add_parser("audit", help="scan the project (DVC cache, MLflow artifacts) for plaintext test data"
                    ).set_defaults(func=commands.cmd_audit)
