@@ -50,7 +50,7 @@ WEB_DIR = Path(__file__).parent / "web"
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
 # The page runs only its own files: no inline script or style, no other origin; blob: plays the chosen clip.
 PAGE_HEADERS = {"content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                "img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+                "media-src 'self' blob:; connect-src 'self'; object-src 'none'; "
                 "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
                 "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 # Beside the package source (an editable install: the repository), unless the environment says otherwise.
