@@ -107,6 +107,8 @@ class ApiKeys:
                 log.info("API key file %s reloaded: %d active key(s)", self.path, len(self.file))
         return self.env + self.file
 
+    hashes = keys  # the older name (callers pass it to `auth.is_valid`)
+
     def match(self, token: str | None) -> str | None:
         return match(token, self.keys)
 
