@@ -39,7 +39,7 @@ def stamp(epoch: float) -> str:
 
 
 class AuditLog:
-    """Appends audit records as JSON lines; a failure to write is logged (once per kind), never raised:
+    """Appends audit records as JSON lines; a failure to write is logged (once), never raised:
     the audit must not take the service down."""
 
     def __init__(self, path: Path, max_bytes: int | None = None, backups: int = BACKUPS) -> None:
