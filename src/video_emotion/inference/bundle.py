@@ -270,7 +270,8 @@ class ModelBundle:
         the bundle's temperature (every runtime: the exports hold the network, the bundle's settings its T)."""
         fn = self._fn()
         n = len(next(iter(inputs.values()))) if inputs else 0
-        out = [fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()}) for i in range(0, n, batch_size)]
+        out = [fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()})
+               for i in range(0, n, batch_size)]
         if not out:
             return np.zeros((0, len(self.labels)), np.float32)
         return apply_temperature(np.concatenate(out), self.temperature).astype(np.float32)
