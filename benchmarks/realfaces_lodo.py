@@ -73,7 +73,8 @@ def _scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     pred = np.where(np.isnan(p).any(1), -1, np.nan_to_num(p).argmax(1))
     m = metrics(y, pred)
     ok = ~np.isnan(p).any(1)
-    return {"acc": m["acc"], "f1": m["f1"], "recall": m["recall"],
+    sure_wrong = int(((p[ok].argmax(1) != y[ok]) & (p[ok].max(1) >= 0.9)).sum())
+    return {"acc": m["acc"], "f1": m["f1"], "recall": m["recall"], "sure_wrong": sure_wrong,
             "ece": ece(p[ok], y[ok]), "nll": nll(p[ok], y[ok]), "conf": float(np.nanmax(p[ok], 1).mean())}
 
 
@@ -175,7 +176,7 @@ def lodo_tables(P: dict[str, np.ndarray]) -> dict[str, float]:
 def calibration_table(S: dict[str, np.ndarray], y: np.ndarray, ds: np.ndarray) -> dict[str, float]:
     print("\n### Calibration: one temperature fitted (NLL) on one dataset, ECE / NLL measured on the other\n")
     print("| reading | fitted on | T | held out | mean confidence | accuracy | ECE before | ECE after | "
-          "NLL before | NLL after |\n|---|---|---|---|---|---|---|---|---|---|")
+          "NLL before | NLL after | wrong at >= 0.9 |\n|---|---|---|---|---|---|---|---|---|---|---|")
     temps = {}
     for name, p in S.items():
         for a, ma, b, mb in folds(ds):
@@ -183,7 +184,8 @@ def calibration_table(S: dict[str, np.ndarray], y: np.ndarray, ds: np.ndarray) -
             temps[name, a] = t
             before, after = _scores(p[mb], y[mb]), _scores(apply_temperature(p[mb], t), y[mb])
             print(f"| {name} | {a} | {t:.2f} | {b} | {before['conf']:.3f} -> {after['conf']:.3f} | {before['acc']:.3f}"
-                  f" | {before['ece']:.3f} | {after['ece']:.3f} | {before['nll']:.3f} | {after['nll']:.3f} |")
+                  f" | {before['ece']:.3f} | {after['ece']:.3f} | {before['nll']:.3f} | {after['nll']:.3f} | "
+                  f"{before['sure_wrong']} -> {after['sure_wrong']} of {int((1 - before['acc']) * mb.sum() + 0.5)} |")
     return {f"{n}@{a}": t for (n, a), t in temps.items()}
 
 
