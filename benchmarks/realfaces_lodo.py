@@ -186,7 +186,28 @@ def calibration_table(S: dict[str, np.ndarray], y: np.ndarray, ds: np.ndarray) -
             print(f"| {name} | {a} | {t:.2f} | {b} | {before['conf']:.3f} -> {after['conf']:.3f} | {before['acc']:.3f}"
                   f" | {before['ece']:.3f} | {after['ece']:.3f} | {before['nll']:.3f} | {after['nll']:.3f} | "
                   f"{before['sure_wrong']} -> {after['sure_wrong']} of {int((1 - before['acc']) * mb.sum() + 0.5)} |")
+    sentiment_check(S["face-api.js (default)"], y, (temps["face-api.js (default)", a] for a, *_ in folds(ds)))
     return {f"{n}@{a}": t for (n, a), t in temps.items()}
+
+
+def sentiment_check(p: np.ndarray, y: np.ndarray, temps) -> None:
+    """How often the sentiment (polarity of the expected valence) matches the polarity of the photo's label,
+    with the valence taken from the raw reading (what analysis does) or from the calibrated probabilities."""
+    from video_emotion.labels import VALENCE, polarity
+
+    v = np.array([VALENCE[lab] for lab in LABELS])
+    truth = np.array([polarity(v[c]) for c in y])
+    neutral = y == LABELS.index("neutral")
+
+    def agree(q: np.ndarray, m: np.ndarray | None = None) -> float:
+        hit = np.array([polarity(x) for x in q @ v]) == truth
+        return float(np.mean(hit if m is None else hit[m]))
+
+    print("\nsentiment agreement with the label's polarity, all photos (neutral photos):")
+    print(f"- valence of the raw reading (analysis): {agree(p):.3f} ({agree(p, neutral):.2f})")
+    for t in temps:
+        q = apply_temperature(p, t)
+        print(f"- valence of the probabilities calibrated with T = {t:.2f}: {agree(q):.3f} ({agree(q, neutral):.2f})")
 
 
 def plot(P: dict[str, np.ndarray], temps: dict[str, float], out: Path, name: str = "face-api.js (default)") -> None:

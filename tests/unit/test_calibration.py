@@ -129,3 +129,23 @@ def test_the_exported_path_applies_the_temperature_without_tensorflow(raw_bundle
     assert np.abs(q - p).max() > 0.01  # the temperature visibly moved the probabilities
     np.testing.assert_allclose(q, apply_temperature(p, 3.0), atol=1e-5)
     assert (q.argmax(1) == p.argmax(1)).all() and (q.max(1) <= p.max(1) + 1e-6).all()
+
+
+def test_a_window_shows_calibrated_confidence_but_reads_as_the_network_does():
+    """The temperature changes how sure a reading says it is, never its emotion, valence or sentiment: an
+    uncertain neutral face softened towards the label mix (mean valence negative) must not turn negative."""
+    from video_emotion.inference.summary import segment
+    from video_emotion.inference.windows import Window
+    from video_emotion.labels import LABELS, VALENCE, polarity
+
+    w = Window(0.0, 2.0, np.zeros((4, 8, 8), np.uint8), np.ones(4, bool))
+    raw = np.array([0.04, 0.03, 0.05, 0.02, 0.08, 0.03, 0.75])  # neutral, fairly sure
+    calibrated = apply_temperature(raw[None], 3.0)[0]
+    plain, hot = segment(w, raw, list(LABELS), "en"), segment(w, calibrated, list(LABELS), "en", temperature=3.0)
+    assert hot["emotion"] == plain["emotion"] == "neutral"
+    assert hot["confidence"] == pytest.approx(calibrated.max(), abs=1e-4) and hot["confidence"] < plain["confidence"]
+    assert hot["valence"] == pytest.approx(plain["valence"], abs=1e-4)
+    assert hot["arousal"] == pytest.approx(plain["arousal"], abs=1e-4)
+    assert hot["sentiment"] == plain["sentiment"] == "neutral"
+    # what reading the calibrated probabilities as they stand would have said
+    assert polarity(sum(c * VALENCE[lab] for c, lab in zip(calibrated, LABELS, strict=True))) == "negative"
