@@ -149,3 +149,23 @@ def test_a_window_shows_calibrated_confidence_but_reads_as_the_network_does():
     assert hot["sentiment"] == plain["sentiment"] == "neutral"
     # what reading the calibrated probabilities as they stand would have said
     assert polarity(sum(c * VALENCE[lab] for c, lab in zip(calibrated, LABELS, strict=True))) == "negative"
+
+
+def test_real_face_reports_carry_the_calibration_error():
+    """`evaluate-faces` / the evaluate stage: ECE per dataset for the model and the network alone, faces not found
+    left out of it (they have no confidence) but counted wrong in accuracy."""
+    from video_emotion.inference.face_eval import flat_metrics, format_table, report
+    from video_emotion.labels import LABELS
+
+    sure, _ = confident(0.9, 4, 4, k=7)  # four readings of class 0 at 0.9
+    model_p = np.vstack([sure, np.full((1, 7), np.nan)])  # the fifth face was not found
+    y = np.array([0, 0, 0, 1, 0])  # one of the four found is wrong: accuracy 3/5, ECE |0.75 - 0.9|
+    rep = report(y, model_p, model_p, np.array([True] * 4 + [False]), np.array(["a"] * 5), list(LABELS))
+    assert rep["overall"]["model"]["accuracy"] == 0.6
+    assert rep["overall"]["model"]["ece"] == pytest.approx(0.15)
+    assert rep["a"]["pretrained"]["ece"] == pytest.approx(0.15)
+    flat = flat_metrics(rep)
+    assert flat["realfaces_ece"] == pytest.approx(0.15) and flat["realfaces_a_pretrained_ece"] == pytest.approx(0.15)
+    assert "| ECE |" in format_table(rep, list(LABELS), "m") and "| 0.150 |" in format_table(rep, list(LABELS), "m")
+    none = report(y[:1], model_p[4:], model_p[4:], np.array([False]), np.array(["a"]), list(LABELS))
+    assert none["overall"]["model"]["ece"] is None and "realfaces_ece" not in flat_metrics(none)
