@@ -4,8 +4,9 @@ A local backend store (sqlite + an artifacts folder, both created on first use) 
 experiment declares itself a model-training experiment, so the MLflow UI opens on its training runs.
 Runs are named by what they are (`lineage.run_name`) and carry the datasets they used as MLflow dataset
 inputs (content digest, DVC path, counts). Training and the first evaluation of a model share one run;
-a re-evaluation of the same model gets its own run, nested under the training run. Which alias a new
-version gets is decided by `promotion.decide`; this module only reads and writes the registry.
+a re-evaluation of the same model gets its own run, nested under the training run; a model whose training
+run this store does not hold (DVC restored `train` from its run cache) gets a new run that says so. Which
+alias a new version gets is decided by `promotion.decide`; this module only reads and writes the registry.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def log_datasets(run_id: str, refs: list[DataRef]) -> None:
 
 
 def start_run(params: Params, stage: str, tags: dict[str, str], datasets: list[DataRef] = (),
-              parent_run_id: str | None = None) -> str:
+              parent_run_id: str | None = None, note: str = "") -> str:
     """Open a named run with all parameters, the reproducibility tags and its datasets; return its id."""
     mlflow = _mlflow()
     exp_id = configure(params.tracking, params.root)
@@ -103,7 +104,7 @@ def start_run(params: Params, stage: str, tags: dict[str, str], datasets: list[D
     changes = lineage.changed_params(stage, params.to_flat_dict(), lineage.committed_defaults(params))
     name = lineage.unique_name(lineage.run_name(stage, experiment, commit, changes), _taken_names(exp_id))
     note = (f"Stage `{stage}` of the DVC pipeline{f', experiment `{experiment}`' if experiment else ''}. "
-            f"Parameters changed from the committed params.yaml: {', '.join(changes) or 'none'}.")
+            f"Parameters changed from the committed params.yaml: {', '.join(changes) or 'none'}.{note}")
     all_tags = {"git_commit": commit, "dvc_experiment": experiment or "workspace", "stage": stage,
                 "mlflow.note.content": note, **tags}
     with mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent_run_id,
@@ -198,14 +199,37 @@ def log_model(run_id: str, model_dir: Path) -> Any:
                                        pip_requirements=packaging.runtime_requirements())
 
 
-def evaluation_run(params: Params, train_run_id: str, datasets: list[DataRef]) -> str:
-    """The training run if it holds no evaluation yet; otherwise a new run nested under it."""
+def _active_run(run_id: str):
+    """The run, or None where this store does not hold it or holds it deleted."""
     mlflow = _mlflow()
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return None
+    return run if run.info.lifecycle_stage == "active" else None
+
+
+def evaluation_run(params: Params, model_dir: Path, datasets: list[DataRef]) -> tuple[str, str]:
+    """(run id, provenance): the training run (`run.json`) if it holds no evaluation yet, else a new run nested
+    under it; where this store does not hold the training run, a new run whose tags and note say where the model
+    came from (provenance; '' otherwise), with the training curves the bundle carries."""
     configure(params.tracking, params.root)
-    if "test_macro_f1" not in mlflow.MlflowClient().get_run(train_run_id).data.metrics:
+    trained = json.loads((model_dir / "run.json").read_text(encoding="utf-8"))
+    train_run_id = str(trained["run_id"])
+    run = _active_run(train_run_id)
+    if run is None:
+        provenance = lineage.restored_model(trained, lineage.folder_ref(model_dir, params.root).digest)
+        log.warning("%s", provenance)
+        run_id = start_run(params, "evaluate", {"training_run_id": train_run_id, "training_run_found": "false",
+                                                "model_provenance": provenance[:5000]}, datasets,
+                           note=f" The model was not trained in this run: {provenance}")
+        if (model_dir / "history.json").is_file():
+            log_history(run_id, json.loads((model_dir / "history.json").read_text(encoding="utf-8")))
+        return run_id, provenance
+    if "test_macro_f1" not in run.data.metrics:
         log_datasets(train_run_id, datasets)
-        return train_run_id
-    return start_run(params, "evaluate", {"training_run_id": train_run_id}, datasets, parent_run_id=train_run_id)
+        return train_run_id, ""
+    return start_run(params, "evaluate", {"training_run_id": train_run_id}, datasets, parent_run_id=train_run_id), ""
 
 
 def _champion(client, name: str):
@@ -215,12 +239,13 @@ def _champion(client, name: str):
         return None
 
 
-def record_evaluation(params: Params, train_run_id: str, model_dir: Path, candidate: promotion.Candidate,
-                      report: dict[str, Any],
+def record_evaluation(params: Params, model_dir: Path, candidate: promotion.Candidate, report: dict[str, Any],
                       rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
     """Log an evaluation (datasets, the model, metrics linked to it and to their data, confusion images) and
     register the model; returns the registration with the run id."""
-    run_id = evaluation_run(params, train_run_id, report["datasets"])
+    run_id, provenance = evaluation_run(params, model_dir, report["datasets"])
+    if provenance:  # the version says it too
+        report = {**report, "provenance": provenance, "tags": {**report.get("tags", {}), "model_provenance": provenance}}
     info = log_model(run_id, model_dir)
     log_metrics(run_id, report["metrics"], report["artifacts"], model_id=info.model_id, dataset=report["test_data"])
     log_metrics(run_id, report["per_class"])
@@ -235,26 +260,16 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     """Register the logged model as a new version, decide its alias and say why in its description.
 
     `rescore(bundle_dir)` measures the champion on the candidate's real-face set when the champion has no
-    score there yet, so that the two are always compared on the same data.
+    score there yet (or no tie-break where the scores tie), so that the two are always compared on the same data.
     """
     mlflow = _mlflow()
     client = mlflow.MlflowClient()
     name = params.evaluate.registered_model
     sel = candidate.selection
     current = _champion(client, name)
-    key = promotion.score_key(sel.metric, sel.data_digest)
-    if current is not None and key not in current.tags and rescore is not None and sel.value is not None:
-        try:
-            with tempfile.TemporaryDirectory(prefix="video-emotion-champion-") as tmp:
-                folder, _ = download_model(f"{name}/{current.version}", params.tracking, params.root, Path(tmp))
-                theirs = rescore(folder)
-            if theirs.value is not None and theirs.metric == sel.metric and theirs.data_digest == sel.data_digest:
-                client.set_model_version_tag(name, current.version, key, f"{theirs.value:.6f}")
-                current = client.get_model_version(name, current.version)
-                log.info("champion v%s measured on this real-face set: %s %.4f", current.version, sel.metric,
-                         theirs.value)
-        except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
-            log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
+    key, tie_key = (promotion.score_key(m, sel.data_digest) for m in (sel.metric, promotion.TIE_METRIC))
+    if current is not None and rescore is not None and sel.value is not None:
+        current = _measure_champion(params, client, current, sel, rescore)
     decision = promotion.decide(candidate,
                                 promotion.Champion.from_tags(current.version, current.tags) if current else None)
     commit = lineage.git_commit(packaging.package_dir())
@@ -262,6 +277,7 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment, "alias_decision": decision.reason,
             "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
             **({key: f"{sel.value:.6f}"} if sel.value is not None else {}),
+            **({tie_key: f"{sel.tie_break:.6f}"} if sel.tie_break is not None else {}),
             **{f"gate.{g}": GATE_TAG[v.passed] for g, v in candidate.gates.items()},
             **{k: str(v) for k, v in report.get("tags", {}).items()}}
     mv = mlflow.register_model(info.model_uri, name, tags=tags)
@@ -276,6 +292,39 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     log.info("registered %s version %s as @%s (%s)", name, version, decision.alias, decision.reason)
     return {"name": name, "version": version, "alias": decision.alias, "reason": decision.reason,
             "model_id": info.model_id}
+
+
+def _measure_champion(params: Params, client, current, sel: promotion.Selection,
+                      rescore: Callable[[Path], promotion.Selection]):
+    """The champion's version, measured on the candidate's real-face set (`rescore`, the same code) where its tags
+    lack what the decision needs: its score there, or the tie-break where the scores tie. Only missing tags are
+    written; a champion that cannot be measured stays as its tags say."""
+    name, tags = params.evaluate.registered_model, current.tags
+    key, tie_key = (promotion.score_key(m, sel.data_digest) for m in (sel.metric, promotion.TIE_METRIC))
+    tied = key in tags and _same(tags[key], sel.value)
+    if key in tags and not (tied and sel.tie_break is not None and tie_key not in tags):
+        return current
+    try:
+        with tempfile.TemporaryDirectory(prefix="video-emotion-champion-") as tmp:
+            folder, _ = download_model(f"{name}/{current.version}", params.tracking, params.root, Path(tmp))
+            theirs = rescore(folder)
+    except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
+        log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
+        return current
+    if theirs.metric != sel.metric or theirs.data_digest != sel.data_digest:
+        return current
+    for k, v in ((key, theirs.value), (tie_key, theirs.tie_break)):
+        if v is not None and k not in tags:
+            client.set_model_version_tag(name, current.version, k, f"{v:.6f}")
+            log.info("champion v%s measured on this real-face set: %s %.4f", current.version, k, v)
+    return client.get_model_version(name, current.version)
+
+
+def _same(tag: str, value: float) -> bool:
+    try:
+        return round(float(tag), promotion.PRECISION) == round(value, promotion.PRECISION)
+    except ValueError:
+        return False
 
 
 def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tuple[Path, dict[str, str]]:
