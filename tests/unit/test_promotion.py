@@ -17,8 +17,11 @@ from video_emotion.modeling.promotion import (
     candidate_from,
     decide,
     describe,
+    missing_scores,
     score_key,
+    scores_of,
     selection_from,
+    version_tags,
 )
 
 SET_A, SET_B = "a" * 32, "b" * 32
@@ -203,7 +206,8 @@ LABELLED = {"realfaces_macro_f1": 0.61, "realfaces_pretrained_macro_f1": 0.60, "
 def test_check_disabled_with_a_labelled_folder_gates_on_the_folder():
     c = candidate_from({"macro_f1": 0.4}, LABELLED, SET_A, "dev", 0.15, check_enabled=False)
     gate = c.gates[LABELLED_GATE]
-    assert gate.passed is True and "macro-F1 0.6100 vs 0.6000" in gate.detail and "accuracy 0.7000 vs 0.6900" in gate.detail
+    assert gate.passed is True and "macro-F1 0.6100 vs 0.6000" in gate.detail
+    assert "accuracy 0.7000 vs 0.6900" in gate.detail
     assert "real_face_check" not in c.gates and decide(c, None).alias == CHAMPION
     worse = {**LABELLED, "realfaces_accuracy": 0.60}  # macro-F1 above the pretrained network, accuracy below
     c = candidate_from({"macro_f1": 0.4}, worse, SET_A, "dev", 0.15, check_enabled=False)
@@ -222,3 +226,26 @@ def test_check_enabled_keeps_the_check_as_the_gate():
     real = {**LABELLED, "realface_pass": 1.0, "realface_photo_accuracy": 0.75}
     c = candidate_from({"macro_f1": 0.4}, real, SET_A, "dev", 0.15, check_enabled=True)
     assert set(c.gates) == {"test_floor", "real_face_check"}
+
+
+# --- What the registry must measure on the champion, and what it writes on a version ------------------------------
+
+def test_the_champion_is_measured_only_where_the_decision_needs_it():
+    sel = Selection("realfaces_macro_f1", 0.58, SET_A, 0.55, tie_break=0.9)
+    key, tie = score_key("realfaces_macro_f1", SET_A), score_key(TIE_METRIC, SET_A)
+    assert missing_scores({}, sel) == [key, tie]                      # never measured on this set
+    assert missing_scores({tie: "0.8"}, sel) == [key]
+    assert missing_scores({key: "0.580000"}, sel) == [tie]            # tied, and no tie-break yet: measure it
+    assert missing_scores({key: "0.570000"}, sel) == []               # not tied: the tie-break is not needed
+    assert missing_scores({key: "0.580000", tie: "0.8"}, sel) == []
+    assert missing_scores({key: "0.580000"}, Selection("realfaces_macro_f1", 0.58, SET_A)) == []  # none to compare
+
+
+def test_version_tags_keep_both_scores_and_every_gate():
+    c = Candidate(Selection("realfaces_macro_f1", 0.58, SET_A, 0.55, tie_break=0.9), {**PASS, "x": Gate(None)})
+    tags = version_tags(decide(c, None), c)
+    assert tags[score_key("realfaces_macro_f1", SET_A)] == "0.580000"
+    assert tags[score_key(TIE_METRIC, SET_A)] == "0.900000"
+    assert tags["gate.real_face_check"] == "pass" and tags["gate.x"] == "not run"
+    assert tags["alias_decision"].startswith("gate not run: x")
+    assert scores_of(c.selection) == {score_key("realfaces_macro_f1", SET_A): 0.58, score_key(TIE_METRIC, SET_A): 0.9}

@@ -24,6 +24,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 PRECISION = 6  # scores are stored in tags at this precision; comparing at it makes a re-evaluation a tie
 SCORE_TAG = "selection."  # version tag `selection.<metric>.<set digest>` = score on that set
 TIE_METRIC = "realfaces_log_loss"  # the second criterion, on the same set: lower is better
+GATE_TAG = {True: "pass", False: "fail", None: "not run"}  # a gate's outcome as a model-version tag
 LABELLED_GATE = "labelled_real_faces"  # the gate when the real-face check is disabled and a labelled folder is given
 
 
@@ -82,6 +83,33 @@ class Decision:
 def score_key(metric: str, digest: str) -> str:
     """The version tag that holds `metric` measured on the set with this digest."""
     return f"{SCORE_TAG}{metric}.{digest[:16]}"
+
+
+def scores_of(sel: Selection) -> dict[str, float]:
+    """The version tags a selection's measured scores are kept under: {score_key: value}."""
+    pairs = ((sel.metric, sel.value), (TIE_METRIC, sel.tie_break))
+    return {score_key(m, sel.data_digest): float(v) for m, v in pairs if v is not None}
+
+
+def missing_scores(tags: dict[str, str], sel: Selection) -> list[str]:
+    """The champion's score tags the decision needs and its version lacks: its score on the candidate's set
+    (then its tie-break too), or only the tie-break where the two scores tie. Empty: nothing to measure."""
+    key, tie_key = score_key(sel.metric, sel.data_digest), score_key(TIE_METRIC, sel.data_digest)
+    if key not in tags:
+        return [key, tie_key] if tie_key not in tags else [key]
+    try:
+        tied = sel.value is not None and round(float(tags[key]), PRECISION) == round(sel.value, PRECISION)
+    except ValueError:
+        tied = False
+    return [tie_key] if tied and sel.tie_break is not None and tie_key not in tags else []
+
+
+def version_tags(decision: Decision, candidate: Candidate) -> dict[str, str]:
+    """The decision as model-version tags: alias reason, selection metric, set digest, scores and gates."""
+    sel = candidate.selection
+    return {"alias_decision": decision.reason, "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
+            **{k: f"{v:.6f}" for k, v in scores_of(sel).items()},
+            **{f"gate.{g}": GATE_TAG[v.passed] for g, v in candidate.gates.items()}}
 
 
 def _fmt(x: float) -> str:
@@ -217,6 +245,6 @@ def describe(decision: Decision, candidate: Candidate, report: dict[str, Any], r
         lines.append(f"- Data `{ref.name}` ({ref.context}): `{ref.source.get('path', '?')}`, digest `{ref.digest}`"
                      + (f", {counts}" if counts else ""))
     lines.append(f"- Run `{run_id}`, git `{commit}`, DVC experiment `{experiment}`")
-    if report.get("provenance"):  # a model whose training run is not in this store
-        lines.append(f"- Model: {report['provenance']}")
+    if report.get("tags", {}).get("model_provenance"):  # a model whose training run is not in this store
+        lines.append(f"- Model: {report['tags']['model_provenance']}")
     return "\n".join(lines)

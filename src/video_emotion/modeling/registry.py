@@ -3,10 +3,9 @@
 A local backend store (sqlite + an artifacts folder, both created on first use) keeps every run. The
 experiment declares itself a model-training experiment, so the MLflow UI opens on its training runs.
 Runs are named by what they are (`lineage.run_name`) and carry the datasets they used as MLflow dataset
-inputs (content digest, DVC path, counts). Training and the first evaluation of a model share one run;
-a re-evaluation of the same model gets its own run, nested under the training run; a model whose training
-run this store does not hold (DVC restored `train` from its run cache) gets a new run that says so. Which
-alias a new version gets is decided by `promotion.decide`; this module only reads and writes the registry.
+inputs (content digest, DVC path, counts). Training and the first evaluation of a model share one run; a
+re-evaluation gets its own run, nested under the training run; a model whose training run this store lacks
+(DVC restored `train` from its run cache) gets a new run that says so. `promotion.decide` picks the alias.
 """
 
 from __future__ import annotations
@@ -26,14 +25,7 @@ from video_emotion.modeling.lineage import DataRef
 log = logging.getLogger("video_emotion.modeling.registry")
 
 CHAMPION, CHALLENGER = promotion.CHAMPION, promotion.CHALLENGER
-GATE_TAG = {True: "pass", False: "fail", None: "not run"}  # a gate's outcome as a model-version tag
-EXPERIMENT_TAGS = {
-    "mlflow.experimentKind": "custom_model_development",  # what the UI's own kind selector writes
-    "mlflow.note.content": "Video emotion recognition: one run per trained model (parameters, per-epoch curves, "
-                           "train/val datasets, test and real-face metrics, the logged model), cross-validation "
-                           "runs, and re-evaluations nested under their training run. Runs are named "
-                           "`stage · DVC experiment · changed parameters`.",
-}
+tracking_uri = lineage.tracking_uri  # where the store is (callers read it here)
 
 
 def _mlflow():
@@ -41,20 +33,6 @@ def _mlflow():
     import mlflow
 
     return mlflow
-
-
-# A user's MLFLOW_TRACKING_URI overrides params.yaml; read once, because mlflow.set_tracking_uri writes that
-# variable itself, and a later stage in the same process must still reach the store its params name.
-_USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
-
-
-def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
-    """The backend URI with a relative sqlite path resolved against the project root."""
-    uri = _USER_URI or cfg.uri
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        uri = prefix + str((root / uri[len(prefix):]).resolve())
-    return uri
 
 
 def configure(cfg: TrackingConfig, root: Path) -> str:
@@ -65,10 +43,11 @@ def configure(cfg: TrackingConfig, root: Path) -> str:
     if exp is None:
         artifacts = (root / cfg.artifact_location).resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-        exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri(), tags=EXPERIMENT_TAGS)
+        exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri(),
+                                          tags=lineage.EXPERIMENT_TAGS)
     else:
         exp_id = exp.experiment_id
-        for key, value in EXPERIMENT_TAGS.items():  # the kind always; the description only where there is none
+        for key, value in lineage.EXPERIMENT_TAGS.items():  # the kind always; the description only where there is none
             if exp.tags.get(key) != value and (key == "mlflow.experimentKind" or not exp.tags.get(key)):
                 mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
     return exp_id
@@ -199,30 +178,23 @@ def log_model(run_id: str, model_dir: Path) -> Any:
                                        pip_requirements=packaging.runtime_requirements())
 
 
-def _active_run(run_id: str):
-    """The run, or None where this store does not hold it or holds it deleted."""
-    mlflow = _mlflow()
-    try:
-        run = mlflow.MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        return None
-    return run if run.info.lifecycle_stage == "active" else None
-
-
 def evaluation_run(params: Params, model_dir: Path, datasets: list[DataRef]) -> tuple[str, str]:
     """(run id, provenance): the training run (`run.json`) if it holds no evaluation yet, else a new run nested
-    under it; where this store does not hold the training run, a new run whose tags and note say where the model
-    came from (provenance; '' otherwise), with the training curves the bundle carries."""
+    under it; where this store lacks it, a new run saying where the model came from (provenance, else '')."""
+    mlflow = _mlflow()
     configure(params.tracking, params.root)
     trained = json.loads((model_dir / "run.json").read_text(encoding="utf-8"))
     train_run_id = str(trained["run_id"])
-    run = _active_run(train_run_id)
-    if run is None:
+    try:
+        run = mlflow.MlflowClient().get_run(train_run_id)
+    except mlflow.exceptions.MlflowException:  # not in this store
+        run = None
+    if run is None or run.info.lifecycle_stage != "active":
         provenance = lineage.restored_model(trained, lineage.folder_ref(model_dir, params.root).digest)
-        log.warning("%s", provenance)
+        log.warning("the model was %s", provenance)
         run_id = start_run(params, "evaluate", {"training_run_id": train_run_id, "training_run_found": "false",
-                                                "model_provenance": provenance[:5000]}, datasets,
-                           note=f" The model was not trained in this run: {provenance}")
+                                                "model_provenance": provenance}, datasets,
+                           note=f" The model was not trained in this run: it was {provenance}.")
         if (model_dir / "history.json").is_file():
             log_history(run_id, json.loads((model_dir / "history.json").read_text(encoding="utf-8")))
         return run_id, provenance
@@ -245,7 +217,7 @@ def record_evaluation(params: Params, model_dir: Path, candidate: promotion.Cand
     register the model; returns the registration with the run id."""
     run_id, provenance = evaluation_run(params, model_dir, report["datasets"])
     if provenance:  # the version says it too
-        report = {**report, "provenance": provenance, "tags": {**report.get("tags", {}), "model_provenance": provenance}}
+        report = {**report, "tags": {**report.get("tags", {}), "model_provenance": provenance}}
     info = log_model(run_id, model_dir)
     log_metrics(run_id, report["metrics"], report["artifacts"], model_id=info.model_id, dataset=report["test_data"])
     log_metrics(run_id, report["per_class"])
@@ -267,19 +239,14 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     name = params.evaluate.registered_model
     sel = candidate.selection
     current = _champion(client, name)
-    key, tie_key = (promotion.score_key(m, sel.data_digest) for m in (sel.metric, promotion.TIE_METRIC))
     if current is not None and rescore is not None and sel.value is not None:
         current = _measure_champion(params, client, current, sel, rescore)
     decision = promotion.decide(candidate,
                                 promotion.Champion.from_tags(current.version, current.tags) if current else None)
     commit = lineage.git_commit(packaging.package_dir())
     experiment = os.environ.get("DVC_EXP_NAME", "") or "workspace"
-    tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment, "alias_decision": decision.reason,
-            "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
-            **({key: f"{sel.value:.6f}"} if sel.value is not None else {}),
-            **({tie_key: f"{sel.tie_break:.6f}"} if sel.tie_break is not None else {}),
-            **{f"gate.{g}": GATE_TAG[v.passed] for g, v in candidate.gates.items()},
-            **{k: str(v) for k, v in report.get("tags", {}).items()}}
+    tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment,
+            **promotion.version_tags(decision, candidate), **{k: str(v) for k, v in report.get("tags", {}).items()}}
     mv = mlflow.register_model(info.model_uri, name, tags=tags)
     version = str(mv.version)
     client.update_model_version(name, version,
@@ -297,34 +264,22 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
 def _measure_champion(params: Params, client, current, sel: promotion.Selection,
                       rescore: Callable[[Path], promotion.Selection]):
     """The champion's version, measured on the candidate's real-face set (`rescore`, the same code) where its tags
-    lack what the decision needs: its score there, or the tie-break where the scores tie. Only missing tags are
-    written; a champion that cannot be measured stays as its tags say."""
-    name, tags = params.evaluate.registered_model, current.tags
-    key, tie_key = (promotion.score_key(m, sel.data_digest) for m in (sel.metric, promotion.TIE_METRIC))
-    tied = key in tags and _same(tags[key], sel.value)
-    if key in tags and not (tied and sel.tie_break is not None and tie_key not in tags):
+    lack what the decision needs (`promotion.missing_scores`). Only missing tags are written; a champion that
+    cannot be measured stays as its tags say."""
+    name, missing = params.evaluate.registered_model, promotion.missing_scores(current.tags, sel)
+    if not missing:
         return current
     try:
         with tempfile.TemporaryDirectory(prefix="video-emotion-champion-") as tmp:
             folder, _ = download_model(f"{name}/{current.version}", params.tracking, params.root, Path(tmp))
-            theirs = rescore(folder)
+            measured = promotion.scores_of(rescore(folder))
     except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
         log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
         return current
-    if theirs.metric != sel.metric or theirs.data_digest != sel.data_digest:
-        return current
-    for k, v in ((key, theirs.value), (tie_key, theirs.tie_break)):
-        if v is not None and k not in tags:
-            client.set_model_version_tag(name, current.version, k, f"{v:.6f}")
-            log.info("champion v%s measured on this real-face set: %s %.4f", current.version, k, v)
+    for key in (k for k in missing if k in measured):
+        client.set_model_version_tag(name, current.version, key, f"{measured[key]:.6f}")
+        log.info("champion v%s measured on this real-face set: %s %.4f", current.version, key, measured[key])
     return client.get_model_version(name, current.version)
-
-
-def _same(tag: str, value: float) -> bool:
-    try:
-        return round(float(tag), promotion.PRECISION) == round(value, promotion.PRECISION)
-    except ValueError:
-        return False
 
 
 def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tuple[Path, dict[str, str]]:
