@@ -1,4 +1,5 @@
-"""What a tracked run is and what it saw: run names and dataset references (no mlflow here).
+"""What a tracked run is and what it saw: run names, dataset references, where the store is, and where a
+model came from (no mlflow here).
 
 Run names say what a run is: the stage, the DVC experiment (or the code's commit), and the parameters
 that differ from the committed `params.yaml`, e.g. `train · exp inert-ewes · train.epochs=3`.
@@ -8,6 +9,9 @@ MD5 of its clips' (name, SHA-256, label) lines from the manifest, so it is the s
 split is re-encrypted or re-preprocessed, and differs as soon as one clip or label differs. The source
 names the DVC-tracked file and its DVC hash (the file's MD5 as DVC records it). The encrypted test split
 is described by these hashes and counts only.
+
+A trained bundle's `run.json` keeps its training run's id, commit, DVC experiment and time, so that a
+model DVC restores from its run cache without that run in the store still says where it came from.
 """
 
 from __future__ import annotations

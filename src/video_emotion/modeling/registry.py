@@ -11,6 +11,7 @@ re-evaluation gets its own run, nested under the training run; a model whose tra
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
