@@ -60,6 +60,13 @@ def test_mlflow_run_and_registry(pipeline):
     if first["alias"] == "champion":
         assert "ties champion v1" in second["reason"] and "the newer version wins" in second["reason"]
         assert str(client.get_model_version_by_alias("video-emotion", "champion").version) == "2"
+        # A champion registered before the tie-break was kept: evaluate measures it on the set first.
+        tie = next(k for k in mv.tags if k.startswith("selection.realfaces_log_loss."))
+        client.delete_model_version_tag("video-emotion", "2", tie)
+        assert evaluate.main(pipeline["eval_args"]) == 0
+        third = json.loads((pipeline["tmp"] / "reports" / "registry.json").read_text())
+        assert third["version"] == "3" and "realfaces_log_loss" in third["reason"] and "on both" in third["reason"]
+        assert client.get_model_version("video-emotion", "2").tags[tie] == mv.tags[tie]
 
 
 def test_evaluate_a_model_whose_training_run_is_not_in_the_store(pipeline, tmp_path):
