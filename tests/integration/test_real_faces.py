@@ -127,6 +127,7 @@ def test_evaluate_reports_real_face_figures_for_the_set_in_use(pipeline, tmp_pat
         assert 0.0 <= m[key] <= 1.0, key
     # per-frame readings: the synthetic-trained model reads each still exactly as the pretrained network
     assert m["realfaces_macro_f1"] == m["realfaces_pretrained_macro_f1"]
+    assert 0.0 < m["realfaces_log_loss"] < 10.0  # the registry's tie-break: finite, every face read
 
     # With a labelled folder (evaluate.real_faces). The stage's own run and outputs, on a plaintext copy of the
     # session's validation split as the test split: the session's test split may be under a rotated key by now.

@@ -121,6 +121,17 @@ def scores(y: np.ndarray, pred: np.ndarray, labels: list[str], probs: np.ndarray
             "confusion_matrix": counts.tolist()}
 
 
+def log_loss(y: np.ndarray, probs: np.ndarray, floor: float = 1e-7) -> float | None:
+    """Mean negative log-probability of the true class (lower is better: right and confidently so). A face not
+    found (a row of NaN) counts as the uniform reading, log(classes): no reading, no information."""
+    if not len(y):
+        return None
+    found = ~np.isnan(probs).any(1)
+    p_true = np.full(len(y), 1.0 / probs.shape[1])
+    p_true[found] = np.clip(probs[found][np.arange(found.sum()), y[found]], floor, 1.0)
+    return float(-np.log(p_true).mean())
+
+
 def report(y: np.ndarray, model_p: np.ndarray, pre_p: np.ndarray, detected: np.ndarray, datasets: np.ndarray,
            labels: list[str]) -> dict[str, Any]:
     """Per dataset (when named) and overall: the model's and the pretrained network's scores, detection rate."""
@@ -130,13 +141,14 @@ def report(y: np.ndarray, model_p: np.ndarray, pre_p: np.ndarray, detected: np.n
     groups["overall"] = np.ones(len(y), bool)
     return {name: {"n": int(m.sum()), "detection_rate": round(float(detected[m].mean()), 4),
                    "model": scores(y[m], pm[m], labels, model_p[m]),
-                   "pretrained": scores(y[m], pp[m], labels, pre_p[m])}
+                   "pretrained": scores(y[m], pp[m], labels, pre_p[m]), "log_loss": log_loss(y[m], model_p[m])}
             for name, m in groups.items()}
 
 
 def flat_metrics(rep: dict[str, Any], prefix: str = "realfaces") -> dict[str, float]:
     """`realfaces_accuracy`, `realfaces_macro_f1`, `realfaces_pretrained_macro_f1`, `realfaces_detection_rate`,
-    `realfaces_recall_<label>` (overall), and `realfaces_<dataset>_...` per dataset: DVC and MLflow metrics."""
+    `realfaces_log_loss`, `realfaces_recall_<label>` (overall), and `realfaces_<dataset>_...` per dataset: DVC and
+    MLflow metrics."""
     out: dict[str, float] = {}
     for name, r in rep.items():
         p = prefix if name == "overall" else f"{prefix}_{name}"
@@ -147,6 +159,8 @@ def flat_metrics(rep: dict[str, Any], prefix: str = "realfaces") -> dict[str, fl
                     f"{p}_detection_rate": r["detection_rate"], f"{p}_n": float(r["n"])})
         out.update({f"{p}{who}_ece": r[system]["ece"] for who, system in (("", "model"), ("_pretrained", "pretrained"))
                     if r[system]["ece"] is not None})
+        if r.get("log_loss") is not None:
+            out[f"{p}_log_loss"] = round(r["log_loss"], 6)
         if name == "overall":
             out.update({f"{p}_recall_{k}": v for k, v in r["model"]["recall"].items()})
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -103,8 +102,7 @@ def body(ctx: Context) -> None:
     rescore = lambda bundle_dir: promotion.selection_from(  # noqa: E731  (the champion, on the same real faces)
         run(ev, bundle_dir, processed, faces, ring, labelled=labelled)["real_face"], faces_ref.digest,
         faces_ref.source["path"])
-    train_run = json.loads(run_file.read_text())["run_id"]
-    decision = registry.record_evaluation(params, train_run, model_dir, candidate, report, rescore)
+    decision = registry.record_evaluation(params, model_dir, candidate, report, rescore)
     write_json(ctx.path("report_dir").parent / "registry.json", decision)
 
 
