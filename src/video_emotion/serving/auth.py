@@ -29,6 +29,7 @@ DEFAULT_KEY_FILE = "~/.config/video-emotion/api_keys"
 PREFIX = "ve_"
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz")
 OVER_LIMIT = "video_emotion.body_over_limit"  # set in the request's state when the cap trips mid-body
+API_KEYS = "video_emotion.api_keys"  # the accepted keys, handed to a WebSocket that checks its first message
 
 
 def hash_key(key: str) -> str:
@@ -159,22 +160,38 @@ class GuardMiddleware:
     `OPTIONS` needs a key like any other method; only a CORS preflight (Origin and
     Access-Control-Request-Method) passes without one, and only where CORS is enabled at all.
     A body that grows past the cap without a Content-Length (chunked) gets 413 too: the app sees the
-    client as disconnected and whatever it answers is replaced by the 413."""
+    client as disconnected and whatever it answers is replaced by the 413.
+
+    WebSocket scopes are refused (handshake answered 403) except on `socket_paths`, whose endpoints
+    check the key of their first message (`live_auth`) with the keys this guard hands them; lifespan
+    scopes pass; any other scope type is refused."""
 
     def __init__(self, app: Any, max_body_bytes: int = 200 << 20, public_prefixes: tuple[str, ...] = (),
-                 cors: bool | None = None) -> None:
+                 cors: bool | None = None, socket_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.public_prefixes = public_prefixes
+        self.socket_paths = socket_paths
         self.keys = ApiKeys()
         self.cors = cors_enabled() if cors is None else cors
 
     def _too_big(self) -> dict[str, str]:
         return {"error": f"request body over the {self.max_body_bytes >> 20} MiB limit"}
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+    async def _socket(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("path") in self.socket_paths:
+            scope.setdefault("state", {})[API_KEYS] = self.keys
             return await self.app(scope, receive, send)
+        await receive()  # websocket.connect; closing before accepting refuses the handshake (HTTP 403)
+        await send({"type": "websocket.close", "code": 4401, "reason": "no WebSocket here"})
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await self._socket(scope, receive, send)
+        if scope["type"] != "http":
+            return None  # a scope type this guard does not know: refused, never passed on unchecked
         path = scope.get("path", "")
         public = path in PUBLIC_PATHS or any(path.startswith(p) for p in self.public_prefixes)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}

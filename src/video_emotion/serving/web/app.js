@@ -342,10 +342,12 @@ function download(name, text, type) {
   document.body.appendChild(a); a.click(); a.remove();
 }
 $("dl-json").addEventListener("click", () => download("emotion-timeline.json", JSON.stringify(result, null, 2), "application/json"));
-$("dl-csv").addEventListener("click", () => {
-  const labels = result.model.labels;
+// One CSV row per timeline segment: the same columns for an upload's result and a camera session's.
+function timelineCsv(res) {
+  const labels = res.model.labels;
   const rows = [["start_s", "end_s", "emotion", "confidence", "valence", "arousal", "sentiment", ...labels.map((k) => "p_" + k)].join(",")];
-  for (const s of result.timeline) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
+  for (const s of res.timeline) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
     ...labels.map((k) => s.probabilities[k])].join(","));
-  download("emotion-timeline.csv", rows.join("\n") + "\n", "text/csv");
-});
+  return rows.join("\n") + "\n";
+}
+$("dl-csv").addEventListener("click", () => download("emotion-timeline.csv", timelineCsv(result), "text/csv"));
