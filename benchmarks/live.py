@@ -140,27 +140,28 @@ def section(args, cam: dict, fl: dict, loads: list[float]) -> list[str]:
     one_face = sum(1 for f in cam["faces"] if f == 1) / max(1, len(cam["faces"]))
     return [SECTION, "",
             f"Machine: {machine()}.", "",
-            f"Command: `make bench` (runs `.venv/bin/python benchmarks/live.py`), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
-            f"a real `bentoml serve` on 127.0.0.1 (model `{args.model_shown}`), one WebSocket client replaying "
-            f"`{Path(args.clip).name}` from {args.start:g} s (a real person {args.what}) at 640x480 (letterboxed), JPEG "
-            f"quality 80, frames taken at the clip's position in wall-clock time, one frame in flight at a time (as "
-            f"the page does), at most {args.max_fps:g} frames a second, for {args.seconds:g} s after a 5 s warm-up "
-            "session.", "",
+            f"Command: `make bench` (runs `.venv/bin/python benchmarks/live.py`), "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: a real `bentoml serve` on 127.0.0.1 "
+            f"(model `{args.model_shown}`), one WebSocket client replaying `{Path(args.clip).name}` from "
+            f"{args.start:g} s (a real person {args.what}) at 640x480 (letterboxed), JPEG quality 80, frames taken "
+            "at the clip's position in wall-clock time, one frame in flight at a time (as the page does), at most "
+            f"{args.max_fps:g} frames a second, for {args.seconds:g} s after a 5 s warm-up session.", "",
             f"Load average during the runs (1 min): {min(loads):.1f} to {max(loads):.1f} on 2 cores "
             "(the machine is shared with other work: the lag grows with it).", "",
             "| measure | value | goal |", "|---|---|---|",
             f"| readings per second (one face) | **{rate:.1f}** | at least 5 |",
-            f"| round-trip lag p50 / p95 / max (ms) | {pct(lags, 50):.0f} / **{pct(lags, 95):.0f}** / {max(lags):.0f} | p95 at most 250 |",
+            f"| round-trip lag p50 / p95 / max (ms) | {pct(lags, 50):.0f} / **{pct(lags, 95):.0f}** / "
+            f"{max(lags):.0f} | p95 at most 250 |",
             f"| server time per frame p50 / p95 (ms: decode, face path, model) | {pct(cam['server_ms'], 50):.0f} / "
             f"{pct(cam['server_ms'], 95):.0f} | |",
             f"| readings with exactly one face | {100 * one_face:.0f}% | |",
             f"| smoothed state over the run | {', '.join(f'{k} {v:.0%}' for k, v in share.items())} | |",
-            f"| session result (same contract as /analyze) | {len(res.get('timeline', []))} timeline segments, dominant "
-            f"`{res.get('summary', {}).get('dominant_emotion')}` | |", "",
-            f"Flood ({args.flood_s:g} s, a client sending 30 frames a second without waiting): {fl['sent']} frames sent, "
-            f"{fl['read']} read, {fl['dropped']} dropped by the server (never queued); lag of the frames read p50 "
-            f"{pct(fl['lags'], 50):.0f} ms, p95 {pct(fl['lags'], 95):.0f} ms (bounded by one reading, not by the "
-            "backlog).", ""]
+            f"| session result (same contract as /analyze) | {len(res.get('timeline', []))} timeline segments, "
+            f"dominant `{res.get('summary', {}).get('dominant_emotion')}` | |", "",
+            f"Flood ({args.flood_s:g} s, a client sending 30 frames a second without waiting): {fl['sent']} frames "
+            f"sent, {fl['read']} read, {fl['dropped']} dropped by the server (never queued); lag of the frames "
+            f"read p50 {pct(fl['lags'], 50):.0f} ms, p95 {pct(fl['lags'], 95):.0f} ms (bounded by one reading, "
+            "not by the backlog).", ""]
 
 
 def write_section(path: Path, lines: list[str]) -> None:

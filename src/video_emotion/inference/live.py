@@ -6,18 +6,25 @@ window ending at that frame (T time points spread over the window, each taking t
 at or before it; points before the track began are masked, as the file path masks frames without a
 face). A client sending fewer frames per second than the model's rate repeats crops, as a low
 `sample_fps` does. Nothing is written anywhere: the session's timeline lives in memory until it ends.
+
+Bundles with the frame-by-frame export (`modeling.export`: `frame.tflite`, `head.tflite`) read each new
+crop once through the per-frame network and keep its features: a reading then costs one frame of the
+CNN and the small temporal head instead of T frames (the same numbers: the split is exact). Other
+bundles run the whole window through `model.tflite` for every frame.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from video_emotion.features.blazeface import Detection
-from video_emotion.inference.bundle import ModelBundle
+from video_emotion.inference.bundle import ModelBundle, _Lite, _litert_installed
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import Window
 from video_emotion.labels import TRANSLATIONS, polarity, translate, valence_of
@@ -25,6 +32,32 @@ from video_emotion.modeling.inputs import model_inputs
 
 SMOOTH_S = 3.0   # the smoothed state is the mean reading of the primary face over this many seconds
 MAX_GAP = 8      # frames a track's box is carried over detector misses (about 1 s at a camera's 8 fps)
+_PARTS: dict[Path, FrameParts] = {}
+_PARTS_LOCK = threading.Lock()
+
+
+class FrameParts:
+    """The bundle's model split at the per-frame readings (LiteRT, batch 1; shared by every session)."""
+
+    def __init__(self, folder: Path, names: dict[str, str]) -> None:
+        self.frame, self.head = _Lite(folder / names["frame"], 1), _Lite(folder / names["head"], 1)
+
+    @classmethod
+    def of(cls, bundle: ModelBundle) -> FrameParts | None:
+        """The bundle's parts, loaded once per process; None when it has none (or LiteRT is missing)."""
+        names = bundle.exported().get("parts")
+        if not names or not _litert_installed():
+            return None
+        with _PARTS_LOCK:
+            if bundle.folder not in _PARTS:
+                _PARTS[bundle.folder] = cls(bundle.folder, names)
+            return _PARTS[bundle.folder]
+
+    def features(self, crops: np.ndarray) -> np.ndarray:
+        return self.frame({"crop": crops.astype(np.float32)})
+
+    def probabilities(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.head({"frame_features": features.astype(np.float32), "mask": mask.astype(np.float32)})
 
 
 def face_quality(face: Any, box: tuple[int, int, int, int]) -> tuple[dict[str, Any], bool]:
@@ -49,6 +82,7 @@ class LiveReader:
         self.tracker = bundle.face_path().tracker(every=1, max_gap=MAX_GAP, track=True)
         self.T, self.window_s = bundle.n_frames, bundle.window_s
         self.size = bundle.preprocess.image_size
+        self.parts = FrameParts.of(bundle)
         self.history: dict[int, deque[tuple[float, np.ndarray]]] = {}
         self.recent: deque[tuple[float, np.ndarray]] = deque()  # (t, probabilities) of the primary face
         self.timeline: list[dict[str, Any]] = []
@@ -59,20 +93,24 @@ class LiveReader:
         self.last_t: float | None = None
 
     def _window(self, track: int, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """The track's T crops at time points spread over the `window_s` seconds ending at `t`, and the mask."""
+        """The track's T crops (or their features) at time points spread over the `window_s` seconds ending
+        at `t`, and the mask."""
         hist = self.history[track]
         times = np.array([h[0] for h in hist])
         points = t - self.window_s * (self.T - 1 - np.arange(self.T)) / self.T
         idx = np.searchsorted(times, points + 1e-6, side="right") - 1
-        crops = np.zeros((self.T, self.size, self.size), np.uint8)
+        out = np.zeros((self.T, *hist[0][1].shape), hist[0][1].dtype)
         mask = idx >= 0
         for k in np.flatnonzero(mask):
-            crops[k] = hist[idx[k]][1]
-        return crops, mask
+            out[k] = hist[idx[k]][1]
+        return out, mask
 
     def _remember(self, crops: dict[int, np.ndarray], t: float) -> None:
-        for tid, crop in crops.items():
-            self.history.setdefault(tid, deque()).append((t, crop))
+        kept = list(crops.values())
+        if self.parts is not None and kept:  # each crop goes through the per-frame network once
+            kept = list(self.parts.features(np.stack(kept)))
+        for tid, item in zip(crops, kept, strict=True):
+            self.history.setdefault(tid, deque()).append((t, item))
         for tid in list(self.history):
             hist = self.history[tid]
             while hist and hist[0][0] < t - self.window_s - 1.0:
@@ -83,6 +121,8 @@ class LiveReader:
     def _predict(self, tracks: list[int], t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         windows = [self._window(tid, t) for tid in tracks]
         arrays = {"X": np.stack([w[0] for w in windows]), "face": np.stack([w[1] for w in windows])}
+        if self.parts is not None:
+            return self.parts.probabilities(arrays["X"], arrays["face"]), arrays["X"], arrays["face"]
         if "audio" in self.bundle.modalities:  # a camera session has no sound: flagged, as a silent clip is
             shape = self.bundle.input_shapes["audio"]
             arrays["A"] = np.zeros((len(tracks), *shape), np.float32)

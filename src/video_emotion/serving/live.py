@@ -203,10 +203,11 @@ def _read(reader: Any, data: bytes, t: float, limits: LiveLimits) -> dict[str, A
 def ready_message(bundle: Any, sid: str, hello: Hello, limits: LiveLimits) -> dict[str, Any]:
     from video_emotion.labels import TRANSLATIONS
 
+    names = {lang: {lab: table.get(lab, lab) for lab in bundle.labels} for lang, table in TRANSLATIONS.items()}
     return {"type": "ready", "session": sid, "lang": hello.lang,
-            "model": {"name": bundle.info.get("name", "video-emotion"), "version": str(bundle.info.get("version", "local"))},
-            "labels": list(bundle.labels),
-            "label_names": {lang: {lab: names.get(lab, lab) for lab in bundle.labels} for lang, names in TRANSLATIONS.items()},
+            "model": {"name": bundle.info.get("name", "video-emotion"),
+                      "version": str(bundle.info.get("version", "local"))},
+            "labels": list(bundle.labels), "label_names": names,
             "limits": {"max_frame_bytes": limits.max_frame_bytes, "max_side": limits.max_side, "idle_s": limits.idle_s,
                        "max_s": limits.max_s}}
 

@@ -51,7 +51,8 @@ LIVE = LiveLimits(sessions=int(os.environ.get("VIDEO_EMOTION_MAX_LIVE", "2")),
                   idle_s=float(os.environ.get("VIDEO_EMOTION_LIVE_IDLE_S", "30")),
                   max_s=float(os.environ.get("VIDEO_EMOTION_LIVE_MAX_S", "3600")))
 WEB_DIR = Path(__file__).parent / "web"
-WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "live.js": "text/javascript", "style.css": "text/css"}
+WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "live.js": "text/javascript",
+             "style.css": "text/css"}
 # Beside the package source (an editable install: the repository), unless the environment says otherwise.
 DEFAULT_WHISPER_DIR = Path(__file__).resolve().parents[3] / "models" / "pretrained" / "whisper-base"
 

@@ -223,6 +223,7 @@ function renderWords() {
     const text = document.createElement("span");
     text.className = "text";
     text.textContent = c.text;              // as said or written: never parsed as HTML
+    if (c.text_original && c.text_original !== c.text) text.title = c.text_original;  // as written, before simplification
     const score = document.createElement("span");
     score.className = "score";
     score.textContent = c.score === null || c.score === undefined ? "" : `${t(c.sentiment)} ${c.score.toFixed(2)}`;
