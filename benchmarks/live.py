@@ -17,18 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import sys
 import threading
 import time
 from pathlib import Path
 
+import common
 import cv2
 import numpy as np
+from load import BENCH, ENV, machine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import BENCH, ROOT, machine, serve  # noqa: E402  (the same real server set-up as the load test)
+ROOT = common.ROOT
 
 SECTION = "## Live camera sessions (WebSocket /live)"
 KEY = "load-key"
@@ -164,17 +164,6 @@ def section(args, cam: dict, fl: dict, loads: list[float]) -> list[str]:
             "not by the backlog).", ""]
 
 
-def write_section(path: Path, lines: list[str]) -> None:
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    head, sep, tail = text.partition(SECTION)
-    rest = ""
-    if sep:
-        nxt = tail.find("\n## ")
-        rest = tail[nxt + 1:] if nxt >= 0 else ""
-    path.write_text((head.rstrip("\n") + "\n\n" + "\n".join(lines) + ("\n" + rest if rest else "")).rstrip("\n") + "\n",
-                    encoding="utf-8")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "video_emotion"))
@@ -189,21 +178,19 @@ def main() -> int:
     model = Path(args.model)
     args.model_shown = model.relative_to(ROOT) if model.is_absolute() and model.is_relative_to(ROOT) else args.model
     frames, fps = frames_640x480(Path(args.clip), args.start, None)
-    home, tmpdir = BENCH / "live-bentoml", BENCH / "live-tmp"
+    tmpdir = BENCH / "live-tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
-    proc, url = serve(args.model, home, tmpdir)
-    try:
+    env = {**ENV, "BENTOML_HOME": str(BENCH / "live-bentoml"), "VIDEO_EMOTION_API_KEYS": KEY,
+           "VIDEO_EMOTION_API_KEY_FILE": str(BENCH / "no-keys"), "TMPDIR": str(tmpdir)}
+    with common.bentoml_service(args.model, env, BENCH / "live-serve.log") as (_, url):
         camera(url, frames, fps, 5.0, args.max_fps)  # warm-up: first-call costs are not a camera's steady state
         loads = [os.getloadavg()[0]]
         cam = camera(url, frames, fps, args.seconds, args.max_fps)
         loads.append(os.getloadavg()[0])
         fl = flood(url, frames, args.flood_s)
         loads.append(os.getloadavg()[0])
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
     lines = section(args, cam, fl, loads)
-    write_section(Path(args.out), lines)
+    common.write_section(Path(args.out), SECTION, lines)
     print("\n".join(lines))
     print(f"[live] readings/s {cam['readings'] / cam['wall_s']:.2f}, p95 {pct(cam['lags'], 95):.0f} ms, "
           f"median {statistics.median(cam['lags']):.0f} ms", file=sys.stderr)

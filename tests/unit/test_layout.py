@@ -74,7 +74,8 @@ def test_modules_stay_small():
     sizes = {_module_name(f): len(f.read_text(encoding="utf-8").splitlines()) for f in PKG.rglob("*.py")}
     assert not {m: n for m, n in sizes.items() if n > 300}, "modules over 300 lines"
     assert sizes["video_emotion.cli"] < 150
-    stages = {m: n for m, n in sizes.items() if m.startswith("video_emotion.stages.") and m != "video_emotion.stages.runner"}
+    stages = {m: n for m, n in sizes.items()
+              if m.startswith("video_emotion.stages.") and m != "video_emotion.stages.runner"}
     assert not {m: n for m, n in stages.items() if n >= 120}, "stage modules of 120 lines or more"
 
 

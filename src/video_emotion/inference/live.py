@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from video_emotion.features.blazeface import Detection
+from video_emotion.features.tracking import FaceTracker
 from video_emotion.inference.bundle import ModelBundle, _Lite, _litert_installed
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import Window
@@ -79,7 +80,7 @@ class LiveReader:
         if lang not in TRANSLATIONS:
             raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
         self.bundle, self.lang, self.smooth_s = bundle, lang, smooth_s
-        self.tracker = bundle.face_path().tracker(every=1, max_gap=MAX_GAP, track=True)
+        self.tracker = FaceTracker(bundle.face_path(), every=1, max_gap=MAX_GAP, track=True)
         self.T, self.window_s = bundle.n_frames, bundle.window_s
         self.size = bundle.preprocess.image_size
         self.parts = FrameParts.of(bundle)

@@ -25,6 +25,7 @@ from video_emotion.modeling.lineage import DataRef
 log = logging.getLogger("video_emotion.modeling.registry")
 
 CHAMPION, CHALLENGER = promotion.CHAMPION, promotion.CHALLENGER
+GATE_TAG = {True: "pass", False: "fail", None: "not run"}  # a gate's outcome as a model-version tag
 EXPERIMENT_TAGS = {
     "mlflow.experimentKind": "custom_model_development",  # what the UI's own kind selector writes
     "mlflow.note.content": "Video emotion recognition: one run per trained model (parameters, per-epoch curves, "
@@ -126,7 +127,8 @@ def log_history(run_id: str, history: dict[str, list[float]]) -> None:
 
 
 def log_metrics(run_id: str, metrics: dict[str, float], artifacts: list[Path] = (),
-                tags: dict[str, str] | None = None, model_id: str | None = None, dataset: DataRef | None = None) -> None:
+                tags: dict[str, str] | None = None, model_id: str | None = None,
+                dataset: DataRef | None = None) -> None:
     mlflow = _mlflow()
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=model_id,
@@ -167,7 +169,8 @@ def _pyfunc_class():
             from video_emotion.inference.analyze import analyze_video
 
             params = params or {}
-            rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else [{"video": v} for v in model_input]
+            rows = (model_input.to_dict("records") if hasattr(model_input, "to_dict")
+                    else [{"video": v} for v in model_input])
             fps = float(params.get("sample_fps") or 0) or None
             return [json.dumps(analyze_video(r["video"], self.bundle, sample_fps=fps, lang=params.get("lang", "en"),
                                              transcript=r.get("transcript") or None)) for r in rows]
@@ -189,7 +192,8 @@ def log_model(run_id: str, model_dir: Path) -> Any:
     """The bundle as a pyfunc model that serves outside this checkout: package code attached, exact pins."""
     mlflow = _mlflow()
     with mlflow.start_run(run_id=run_id):
-        return mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(), artifacts={"bundle": str(model_dir)},
+        return mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(),
+                                       artifacts={"bundle": str(model_dir)},
                                        code_paths=[str(packaging.package_dir())], signature=_signature(),
                                        pip_requirements=packaging.runtime_requirements())
 
@@ -212,7 +216,8 @@ def _champion(client, name: str):
 
 
 def record_evaluation(params: Params, train_run_id: str, model_dir: Path, candidate: promotion.Candidate,
-                      report: dict[str, Any], rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
+                      report: dict[str, Any],
+                      rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
     """Log an evaluation (datasets, the model, metrics linked to it and to their data, confusion images) and
     register the model; returns the registration with the run id."""
     run_id = evaluation_run(params, train_run_id, report["datasets"])
@@ -246,20 +251,23 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
             if theirs.value is not None and theirs.metric == sel.metric and theirs.data_digest == sel.data_digest:
                 client.set_model_version_tag(name, current.version, key, f"{theirs.value:.6f}")
                 current = client.get_model_version(name, current.version)
-                log.info("champion v%s measured on this real-face set: %s %.4f", current.version, sel.metric, theirs.value)
+                log.info("champion v%s measured on this real-face set: %s %.4f", current.version, sel.metric,
+                         theirs.value)
         except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
             log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
-    decision = promotion.decide(candidate, promotion.Champion.from_tags(current.version, current.tags) if current else None)
+    decision = promotion.decide(candidate,
+                                promotion.Champion.from_tags(current.version, current.tags) if current else None)
     commit = lineage.git_commit(packaging.package_dir())
     experiment = os.environ.get("DVC_EXP_NAME", "") or "workspace"
     tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment, "alias_decision": decision.reason,
             "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
             **({key: f"{sel.value:.6f}"} if sel.value is not None else {}),
-            **{f"gate.{g}": {True: "pass", False: "fail", None: "not run"}[v.passed] for g, v in candidate.gates.items()},
+            **{f"gate.{g}": GATE_TAG[v.passed] for g, v in candidate.gates.items()},
             **{k: str(v) for k, v in report.get("tags", {}).items()}}
     mv = mlflow.register_model(info.model_uri, name, tags=tags)
     version = str(mv.version)
-    client.update_model_version(name, version, promotion.describe(decision, candidate, report, run_id, commit, experiment))
+    client.update_model_version(name, version,
+                                promotion.describe(decision, candidate, report, run_id, commit, experiment))
     client.set_registered_model_alias(name, decision.alias, version)
     if not client.get_registered_model(name).description:
         client.update_registered_model(name, promotion.RULE)
