@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import numpy as np
 import pytest
+import requests
 
 from tests.integration.conftest import GOOD
 from tests.integration.test_web import ARGS, ARTIFACTS, CHROMIUM
@@ -118,16 +120,20 @@ def test_a_wrong_key_is_refused_with_its_reason_and_no_reading(open_page):
     assert page.evaluate("document.getElementById('live-video').srcObject") is None
 
 
-def test_a_third_page_is_told_busy_and_a_closed_tab_frees_its_session(open_page):
+def test_a_third_page_is_told_busy_and_a_closed_tab_frees_its_session(open_page, service):
     first, second, third = open_page(), open_page(), open_page()
     for page in (first, second):
         _start(page)
         page.wait_for_function("document.getElementById('live-latency').textContent !== '—'", timeout=30_000)
     _start(third)
-    page_text = "document.getElementById('live-status')"
-    third.wait_for_function(f"{page_text}.dataset.state === 'refused'", timeout=15_000)
+    third.wait_for_function("document.getElementById('live-status').dataset.state === 'refused'", timeout=15_000)
     assert "busy" in third.inner_text("#live-status")
-    first.close()  # a closed tab: its session ends with it
+    first.close()  # a closed tab: its session ends with it, and its slot is free at once
+    deadline = time.time() + 2
+    while requests.get(f"{service['url']}/model", headers={"Authorization": f"Bearer {GOOD}"},
+                       timeout=10).json()["load"]["live_sessions"] > 1:
+        assert time.time() < deadline, "the closed tab's session kept its slot"
+        time.sleep(0.05)
     third.click("#live-start")
     third.wait_for_function("document.getElementById('live-latency').textContent !== '—'", timeout=30_000)
     assert third.get_attribute("#live-status", "data-state") == "live"

@@ -84,7 +84,8 @@ def body(ctx: Context) -> None:
 
     params, model_dir, processed = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir")
     faces = ctx.path("real_faces_dir")
-    labelled = ctx.path("real_faces") if ctx.path("real_faces") != faces else None  # evaluate.real_faces
+    # evaluate.real_faces; compared resolved: a real-face folder reached through a symlink is still the same folder
+    labelled = ctx.path("real_faces") if ctx.path("real_faces").resolve() != faces.resolve() else None
     ring = ctx.ring_if(is_encrypted(processed, "test"))
     result = run(params.evaluate, model_dir, processed, faces, ring, ctx.path("pretrained"), labelled)
     artifacts = write_outputs(result, ctx.path("metrics"), ctx.path("confusion"), ctx.path("report_dir"))
