@@ -82,8 +82,8 @@ def test_the_camera_is_read_live_and_the_session_downloads(open_page):
     _start(page)
     page.wait_for_function("document.getElementById('live-state').dataset.label === 'happy'", timeout=15_000)
     assert page.inner_text("#live-state") == "happy" and page.get_attribute("#live-status", "data-state") == "live"
-    page.wait_for_function("window.lags.length >= 21", timeout=60_000)
-    lags = [int(x) for x in page.evaluate("window.lags")]
+    page.wait_for_function("window.lags.filter((x) => /^[0-9]+$/.test(x)).length >= 21", timeout=60_000)
+    lags = [int(x) for x in page.evaluate("window.lags") if x.isdigit()]  # "—" only before the first reading
     assert len(set(lags)) > 1 and all(x > 0 for x in lags)  # a number that changes with every reading
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "web-live-latency.json").write_text(json.dumps(
@@ -104,7 +104,7 @@ def test_the_camera_is_read_live_and_the_session_downloads(open_page):
         page.click("#live-dl-json")
     result = json.loads(open(dl.value.path(), encoding="utf-8").read())
     assert result["source"] == "live" and result["faces_detected"] and result["summary"]["dominant_emotion"] == "happy"
-    assert len(result["timeline"]) >= 20 and result["label_names"]["happy"] == "高兴"
+    assert len(result["timeline"]) >= 20 and result["label_names"]["happy"] == "happy"  # the session began in English
     with page.expect_download() as dl:
         page.click("#live-dl-csv")
     rows = open(dl.value.path(), encoding="utf-8").read().splitlines()
