@@ -183,7 +183,7 @@ def test_a_broken_key_file_fails_closed_and_weak_environment_keys_are_named(keyf
 
 def test_admit_serves_a_websocket_session_as_one_request(keyfile):
     key = create_key("live", keyfile)
-    mw = auth.GuardMiddleware(None, gate=Gate(per_minute=2))
+    mw = auth.GuardMiddleware(None, gate=Gate(per_minute=2), socket_paths=("/live",))
     scopes = []
 
     async def app(scope, receive, send):

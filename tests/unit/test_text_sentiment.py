@@ -66,3 +66,17 @@ def test_alignment_and_fusion():
     assert "text_score" not in timeline[2]
     assert ts.fuse(0.4, -0.2) == (pytest.approx(0.1), ts.fuse(0.4, -0.2)[1])
     assert ts.fuse(None, None)[0] is None and ts.fuse(0.3, None) == (0.3, "face only (no transcript given)")
+
+
+def test_chinese_transcripts_are_given_in_simplified_characters_with_the_original_kept():
+    from video_emotion.text.sentiment import simplified_transcript
+
+    block = {"language": "zh", "score": 0.5, "cues": [{"start_s": 0.0, "end_s": 1.0, "text": "我們今天很開心"},
+                                                      {"start_s": 1.0, "end_s": 2.0, "text": "这个电影真好看"}]}
+    out = simplified_transcript(block)
+    assert out["script"] == "simplified" and out["score"] == 0.5
+    assert [(c["text"], c["text_original"]) for c in out["cues"]] == [("我们今天很开心", "我們今天很開心"),
+                                                                       ("这个电影真好看", "这个电影真好看")]
+    assert block["cues"][0]["text"] == "我們今天很開心"  # the caller's block is not changed
+    english = {"language": "en", "cues": [{"text": "great"}]}
+    assert simplified_transcript(english) is english

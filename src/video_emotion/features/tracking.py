@@ -78,6 +78,11 @@ class FaceTracker:
         else:
             self._whole_frame(frame)
 
+    def live(self) -> dict[int, tuple[tuple[int, int, int, int], object, bool]]:
+        """After a call: each live track's box, face (detection or box) and whether the detector found it
+        on that frame (False: the box is carried over a miss)."""
+        return {t: (v["box"], v["face"], v["age"] == 1) for t, v in self.tracks.items()}
+
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, bool, dict[int, np.ndarray]]:
         """(primary crop, primary face flag, {track id: crop} of every live track) for one frame."""
         if self.k % self.every == 0 or self._primary() is None:

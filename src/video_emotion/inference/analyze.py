@@ -198,7 +198,7 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
 
 def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: int, readings: _Readings,
             words: Words) -> dict[str, Any]:
-    from video_emotion.text.sentiment import align, fuse
+    from video_emotion.text.sentiment import align, fuse, simplified_transcript
 
     timeline = sorted(readings.timeline, key=lambda s: s["start_s"])
     result = {
@@ -217,6 +217,8 @@ def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: i
                   for n, (_, segs) in enumerate(sorted(readings.face_tracks.items()))],
     }
     text, result["speech"] = words.finish()
+    if text is not None and lang == "zh":  # shown in the reader's script (simplified); what was written is kept
+        text = simplified_transcript(text)
     scored = text is not None and text["score"] is not None
     if text is not None:
         if scored:

@@ -12,6 +12,10 @@ bundle also carries the model's inference graph, traced once here:
   LiteRT is pinned with the project, and the SavedModel export costs training about as much time
   again as the TFLite one.
 
+- `frame.tflite` and `head.tflite` (`parts`): the same model split at the per-frame readings (one face crop
+  -> its features; T features and the mask -> the clip's probabilities), batch 1, for live camera sessions,
+  which read each new frame once and keep its features instead of running the whole window again.
+
 `export.json` names what was written and the model's inputs. `model.keras` stays the model for
 everything else (training, fine-tuning, inspection); the exports are only for prediction.
 """
@@ -29,6 +33,7 @@ EXPORT_INFO = "export.json"
 GRAPH_DIR = "graph"
 LITE_MODEL = "model.tflite"
 LITE_BATCH = 4   # windows per LiteRT call: batching pays (3x per window over 1), padding wastes at most 3
+PARTS = {"frame": "frame.tflite", "head": "head.tflite"}
 ENDPOINT = "serve"
 
 
@@ -74,13 +79,27 @@ def export_lite(model: Any, out: Path, shapes: dict[str, list[int]], batch: int 
         absl.setLevel(level)
 
 
-def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...] | None = None) -> dict[str, Any]:
+def export_parts(model: Any, cfg: Any, bundle_dir: Path) -> dict[str, Any] | None:
+    """`frame.tflite` and `head.tflite` (see the module docstring), or None for a design that cannot be split."""
+    from video_emotion.modeling.model import frame_parts
+
+    parts = frame_parts(model, cfg)
+    if parts is None:
+        return None
+    for part, name in zip(parts, PARTS.values(), strict=True):
+        export_lite(part, bundle_dir / name, input_shapes(part), batch=1)
+    return {**PARTS, "features": int(parts[0].output.shape[-1])}
+
+
+def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...] | None = None,
+                     cfg: Any = None) -> dict[str, Any]:
     """Write the exports into `bundle_dir` and `export.json` saying which exist. `formats` (of "lite",
     "graph"): by default the TFLite graph, and the SavedModel only if that conversion fails. A model
-    whose inputs are not named, or exports that all fail, leave the bundle served from `model.keras`."""
+    whose inputs are not named, or exports that all fail, leave the bundle served from `model.keras`.
+    With the model's settings (`cfg`, a `ModelConfig`) the frame-by-frame parts are written too."""
     bundle_dir = Path(bundle_dir)
     shapes = input_shapes(model)
-    info: dict[str, Any] = {"inputs": shapes, "graph": None, "lite": None, "lite_batch": LITE_BATCH}
+    info: dict[str, Any] = {"inputs": shapes, "graph": None, "lite": None, "lite_batch": LITE_BATCH, "parts": None}
     if not shapes:
         log.warning("model inputs are not named: nothing exported, the bundle is served from model.keras")
         return info
@@ -92,5 +111,10 @@ def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...
             info[key] = name
         except Exception as exc:  # an op the format lacks: that export is skipped, the others serve
             log.warning("no %s export (%s: %s)", key, type(exc).__name__, str(exc).splitlines()[0][:300])
+    if cfg is not None and info["lite"]:
+        try:
+            info["parts"] = export_parts(model, cfg, bundle_dir)
+        except Exception as exc:  # live sessions then read whole windows with model.tflite
+            log.warning("no frame-by-frame export (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:300])
     (bundle_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return info

@@ -239,6 +239,17 @@ def _apply_head(cfg: ModelConfig, L: dict[str, layers.Layer], feat_probs, mask):
     return L["emotion"](probs)
 
 
+def _head(model: keras.Model, cfg: ModelConfig, feats) -> keras.Model:
+    """(per-frame features (T, F), mask (T,)) -> clip probabilities: the model's own head layers."""
+    names = {"frame_probs": "frame_probs", "rnn": "bilstm" if cfg.bidirectional else "lstm", "dropout": "head_dropout",
+             "frame_scores": "frame_scores", "attention": "attention", "context": "context", "correction": "correction",
+             "emotion": "emotion"}
+    L = {role: model.get_layer(name) for role, name in names.items() if name in {x.name for x in model.layers}}
+    x = keras.Input(tuple(feats.shape[1:]), name="frame_features")
+    mask = keras.Input(tuple(model.input["mask"].shape[1:]), name="mask")
+    return keras.Model({"frame_features": x, "mask": mask}, _apply_head(cfg, L, x, mask), name="head")
+
+
 def frozen_parts(model: keras.Model, cfg: ModelConfig) -> tuple[keras.Model, keras.Model] | None:
     """When the per-frame CNN is frozen (a video-only model with a pretrained, frozen network): (frames ->
     per-frame features and probabilities, (features, mask) -> clip probabilities), sharing the model's
@@ -247,11 +258,18 @@ def frozen_parts(model: keras.Model, cfg: ModelConfig) -> tuple[keras.Model, ker
     if cfg.fine_tune != "frozen" or cfg.init == "scratch" or list(cfg.modalities) != ["video"]:
         return None
     feats = model.get_layer("flip_average" if cfg.flip_average else "frame_cnn").output
-    features = keras.Model(model.input["frames"], feats, name="frame_features")
-    names = {"frame_probs": "frame_probs", "rnn": "bilstm" if cfg.bidirectional else "lstm", "dropout": "head_dropout",
-             "frame_scores": "frame_scores", "attention": "attention", "context": "context", "correction": "correction",
-             "emotion": "emotion"}
-    L = {role: model.get_layer(name) for role, name in names.items() if name in {x.name for x in model.layers}}
-    x = keras.Input(tuple(feats.shape[1:]), name="frame_features")
-    mask = keras.Input(tuple(model.input["mask"].shape[1:]), name="mask")
-    return features, keras.Model({"frame_features": x, "mask": mask}, _apply_head(cfg, L, x, mask), name="head")
+    return keras.Model(model.input["frames"], feats, name="frame_features"), _head(model, cfg, feats)
+
+
+def frame_parts(model: keras.Model, cfg: ModelConfig) -> tuple[keras.Model, keras.Model] | None:
+    """A video-only model split for reading frames one at a time (live camera sessions): (one face crop
+    (S, S) -> its per-frame features and probabilities, (features (T, F), mask (T,)) -> clip probabilities).
+    Exact for every design whose frames are read independently (the per-frame CNN is time-distributed),
+    trained or frozen; None with `flip_average` or audio."""
+    if cfg.flip_average or list(cfg.modalities) != ["video"]:
+        return None
+    size = int(model.input["frames"].shape[-1])
+    crop = keras.Input((size, size), name="crop")
+    x = model.get_layer("to_unit_range")(layers.Reshape((size, size, 1))(crop))
+    frame = keras.Model({"crop": crop}, model.get_layer("frame_cnn").layer(x), name="frame")
+    return frame, _head(model, cfg, model.get_layer("frame_cnn").output)

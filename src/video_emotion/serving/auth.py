@@ -84,13 +84,18 @@ class GuardMiddleware:
     Access-Control-Request-Method) passes without one, and only where CORS is enabled at all.
     A body that grows past the cap without a Content-Length (chunked) gets 413 too: the app sees the
     client as disconnected and whatever it answers is replaced by the 413. Every answer carries an
-    `X-Request-ID` (the app's own if it sets one), the id the audit log writes."""
+    `X-Request-ID` (the app's own if it sets one), the id the audit log writes.
+
+    WebSocket scopes are refused (handshake answered 403) except on `socket_paths`, whose endpoints
+    check the key of their first message (`live_auth`, through `gate.admit` with the gate this guard
+    leaves in the scope); lifespan scopes pass; any other scope type is refused."""
 
     def __init__(self, app: Any, max_body_bytes: int = 200 << 20, public_prefixes: tuple[str, ...] = (),
-                 cors: bool | None = None, gate: Gate | None = None) -> None:
+                 cors: bool | None = None, gate: Gate | None = None, socket_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.public_prefixes = public_prefixes
+        self.socket_paths = socket_paths
         self.gate = gate or Gate()
         self.keys = self.gate.keys
         self.cors = cors_enabled() if cors is None else cors
@@ -98,11 +103,20 @@ class GuardMiddleware:
     def _too_big(self) -> dict[str, str]:
         return {"error": f"request body over the {self.max_body_bytes >> 20} MiB limit"}
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":  # its endpoint checks the key of its first message with `admit`
+    async def _socket(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("path") in self.socket_paths:  # its endpoint checks the key of its first message
             scope.setdefault("state", {})[GATE] = self.gate
-        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        await receive()  # websocket.connect; closing before accepting refuses the handshake (HTTP 403)
+        await send({"type": "websocket.close", "code": 4401, "reason": "no WebSocket here"})
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await self._socket(scope, receive, send)
+        if scope["type"] != "http":
+            return None  # a scope type this guard does not know: refused, never passed on unchecked
         path, method = scope.get("path", ""), scope.get("method", "")
         public = path in PUBLIC_PATHS or any(path.startswith(p) for p in self.public_prefixes)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}

@@ -17,7 +17,8 @@ VIDEO_EMOTION_MAX_UPLOAD_MB (200), VIDEO_EMOTION_MAX_DURATION_S (600), VIDEO_EMO
 core), VIDEO_EMOTION_API_KEYS / VIDEO_EMOTION_API_KEY_FILE (see keystore.py), VIDEO_EMOTION_RATE_LIMIT,
 VIDEO_EMOTION_TRUSTED_PROXIES (gate.py), VIDEO_EMOTION_AUDIT_LOG (audit.py), VIDEO_EMOTION_WHISPER_DIR
 (the speech recognition model folder; default: the project's models/pretrained/whisper-base, which
-`make serve` takes from params.yaml).
+`make serve` takes from params.yaml). Live camera sessions (WebSocket /live, see live.py):
+VIDEO_EMOTION_MAX_LIVE (sessions at once, 2), VIDEO_EMOTION_LIVE_IDLE_S (30), VIDEO_EMOTION_LIVE_MAX_S (3600).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from video_emotion.serving.auth import KEY_NAME, OVER_LIMIT, REQUEST_ID, GuardMiddleware
 from video_emotion.serving.forms import AnalyzeRequest, BadRequest, ClientGone, parse_fields, read_form, save_upload
+from video_emotion.serving.live import LiveLimits, LiveSlots, serve_live
 from video_emotion.serving.slots import Slots, Stop, watch_disconnect
 
 log = logging.getLogger("video_emotion.serving.service")
@@ -46,9 +48,14 @@ MAX_UPLOAD_BYTES = int(float(os.environ.get("VIDEO_EMOTION_MAX_UPLOAD_MB", "200"
 MAX_DURATION_S = float(os.environ.get("VIDEO_EMOTION_MAX_DURATION_S", "600"))
 MAX_ANALYSIS_S = float(os.environ.get("VIDEO_EMOTION_MAX_ANALYSIS_S", "600"))
 MIN_FRAMES = 3
+LIVE = LiveLimits(sessions=int(os.environ.get("VIDEO_EMOTION_MAX_LIVE", "2")),
+                  idle_s=float(os.environ.get("VIDEO_EMOTION_LIVE_IDLE_S", "30")),
+                  max_s=float(os.environ.get("VIDEO_EMOTION_LIVE_MAX_S", "3600")))
 WEB_DIR = Path(__file__).parent / "web"
-WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-# The page runs only its own files: no inline script or style, no other origin; blob: plays the chosen clip.
+WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "live.js": "text/javascript",
+             "style.css": "text/css"}
+# The page runs only its own files: no inline script or style, no other origin; blob: plays the chosen clip;
+# connect-src 'self' covers the live WebSocket (same origin, ws: or wss:).
 PAGE_HEADERS = {"content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
                 "media-src 'self' blob:; connect-src 'self'; object-src 'none'; "
                 "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -88,6 +95,7 @@ class VideoEmotion:
         # concurrency 4 1.76 s with one slot, 1.37 s with two); more requests queue here.
         self.speech, self.speech_status = _speech_model()
         self.slots = Slots(int(os.environ.get("VIDEO_EMOTION_CONCURRENCY", "0")) or (os.cpu_count() or 2))
+        self.live_slots = LiveSlots(LIVE.sessions)  # camera sessions have their own limit beside the analyses
         log.info("serving %s (registry version %s)", self.model_tag, info.get("version", "?"))
 
     @app.get("/favicon.ico")
@@ -122,9 +130,15 @@ class VideoEmotion:
                               "window_s": self.bundle.window_s},
             "limits": {"max_upload_mb": MAX_UPLOAD_BYTES >> 20, "max_duration_s": MAX_DURATION_S,
                        "min_frames": MIN_FRAMES},
-            "load": {"analyses_running": self.slots.busy, "slots": self.slots.n},
+            "load": {"analyses_running": self.slots.busy, "slots": self.slots.n,
+                     "live_sessions": self.live_slots.busy, "max_live": self.live_slots.n},
             "speech_recognition": self.speech_status,
         })
+
+    @app.websocket("/live")
+    async def live(self, websocket: WebSocket) -> None:
+        """A camera session: frames in, readings out (protocol in live.py; the key in the first message)."""
+        await serve_live(websocket, self.bundle, self.live_slots, LIVE)
 
     @app.post("/analyze")
     async def analyze(self, request: Request) -> JSONResponse:
@@ -227,4 +241,4 @@ def _speech_model() -> tuple[Any, dict[str, Any]]:
 # default it believes it from 127.0.0.1); VIDEO_EMOTION_TRUSTED_PROXIES names the proxies to believe.
 os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 VideoEmotion.add_asgi_middleware(GuardMiddleware, max_body_bytes=MAX_UPLOAD_BYTES + (1 << 20),
-                                 public_prefixes=("/ui", "/favicon.ico"))
+                                 public_prefixes=("/ui", "/favicon.ico"), socket_paths=("/live",))

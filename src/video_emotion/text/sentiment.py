@@ -103,6 +103,16 @@ def simplified(text: str) -> str:
     return _to_simplified()(text)
 
 
+def simplified_transcript(block: dict[str, Any]) -> dict[str, Any]:
+    """A Chinese transcript block (a result's `transcript`) for readers of simplified Chinese: every cue's
+    `text` in simplified characters and what was written (often traditional, as Whisper writes Mandarin)
+    in `text_original`; the block says `script: "simplified"`. Other languages come back unchanged."""
+    if block.get("language") != "zh":
+        return block
+    cues = [{**c, "text": simplified(c["text"]), "text_original": c["text"]} for c in block.get("cues", [])]
+    return {**block, "cues": cues, "script": "simplified"}
+
+
 def score_text(text: str, lang: str) -> dict[str, Any]:
     """Polarity score in [-1, 1] (and emotion counts for Chinese) of one piece of text."""
     if lang == "en":

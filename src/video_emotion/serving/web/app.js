@@ -232,6 +232,7 @@ function renderWords() {
     const text = document.createElement("span");
     text.className = "text";
     text.textContent = c.text;              // as said or written: never parsed as HTML
+    if (c.text_original && c.text_original !== c.text) text.title = c.text_original;  // as written, before simplification
     const score = document.createElement("span");
     score.className = "score";
     score.textContent = c.score === null || c.score === undefined ? "" : `${t(c.sentiment)} ${c.score.toFixed(2)}`;
@@ -354,10 +355,12 @@ function download(name, text, type) {
   document.body.appendChild(a); a.click(); a.remove();
 }
 $("dl-json").addEventListener("click", () => download("emotion-timeline.json", JSON.stringify(result, null, 2), "application/json"));
-$("dl-csv").addEventListener("click", () => {
-  const labels = result.model.labels;
+// One CSV row per timeline segment: the same columns for an upload's result and a camera session's.
+function timelineCsv(res) {
+  const labels = res.model.labels;
   const rows = [["start_s", "end_s", "emotion", "confidence", "valence", "arousal", "sentiment", ...labels.map((k) => "p_" + k)].join(",")];
-  for (const s of result.timeline) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
+  for (const s of res.timeline) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
     ...labels.map((k) => s.probabilities[k])].join(","));
-  download("emotion-timeline.csv", rows.join("\n") + "\n", "text/csv");
-});
+  return rows.join("\n") + "\n";
+}
+$("dl-csv").addEventListener("click", () => download("emotion-timeline.csv", timelineCsv(result), "text/csv"));

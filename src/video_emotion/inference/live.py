@@ -1,0 +1,207 @@
+"""Live reading: camera frames as they arrive -> a reading of every face, and a smoothed state.
+
+The same face path (detector, crop, tracker) and the same model as a file's analysis: each face track
+keeps the crops of its last `window_s` seconds, and every new frame is read as the model's T-frame
+window ending at that frame (T time points spread over the window, each taking the track's latest crop
+at or before it; points before the track began are masked, as the file path masks frames without a
+face). A client sending fewer frames per second than the model's rate repeats crops, as a low
+`sample_fps` does. Nothing is written anywhere: the session's timeline lives in memory until it ends.
+
+Bundles with the frame-by-frame export (`modeling.export`: `frame.tflite`, `head.tflite`) read each new
+crop once through the per-frame network and keep its features: a reading then costs one frame of the
+CNN and the small temporal head instead of T frames (the same numbers: the split is exact). Other
+bundles run the whole window through `model.tflite` for every frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from video_emotion.features.blazeface import Detection
+from video_emotion.features.tracking import FaceTracker
+from video_emotion.inference.bundle import ModelBundle, _Lite, _litert_installed
+from video_emotion.inference.summary import segment, summarize
+from video_emotion.inference.windows import Window
+from video_emotion.labels import TRANSLATIONS, polarity, translate, valence_of
+from video_emotion.modeling.inputs import model_inputs
+
+SMOOTH_S = 3.0   # the smoothed state is the mean reading of the primary face over this many seconds
+MAX_GAP = 8      # frames a track's box is carried over detector misses (about 1 s at a camera's 8 fps)
+_PARTS: dict[Path, FrameParts] = {}
+_PARTS_LOCK = threading.Lock()
+
+
+class FrameParts:
+    """The bundle's model split at the per-frame readings (LiteRT, batch 1; shared by every session)."""
+
+    def __init__(self, folder: Path, names: dict[str, str]) -> None:
+        self.frame, self.head = _Lite(folder / names["frame"], 1), _Lite(folder / names["head"], 1)
+
+    @classmethod
+    def of(cls, bundle: ModelBundle) -> FrameParts | None:
+        """The bundle's parts, loaded once per process; None when it has none (or LiteRT is missing)."""
+        names = bundle.exported().get("parts")
+        if not names or not _litert_installed():
+            return None
+        with _PARTS_LOCK:
+            if bundle.folder not in _PARTS:
+                _PARTS[bundle.folder] = cls(bundle.folder, names)
+            return _PARTS[bundle.folder]
+
+    def features(self, crops: np.ndarray) -> np.ndarray:
+        return self.frame({"crop": crops.astype(np.float32)})
+
+    def probabilities(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.head({"frame_features": features.astype(np.float32), "mask": mask.astype(np.float32)})
+
+
+def face_quality(face: Any, box: tuple[int, int, int, int]) -> tuple[dict[str, Any], bool]:
+    """What the face path says about a face today: the detector's score and the face's size in pixels.
+    The face path does not judge readability yet, so nothing is marked unreadable here (the field is
+    in every reading so that clients keep working when it does)."""
+    score = round(float(face.score), 3) if isinstance(face, Detection) else None
+    return {"detector_score": score, "face_px": int(min(box[2], box[3]))}, False
+
+
+class LiveReader:
+    """One camera session: frames in (BGR, with their time in seconds), readings out.
+
+    Not thread-safe: one frame at a time (the service reads a session's frames one after another)."""
+
+    def __init__(self, bundle: ModelBundle, lang: str = "en", smooth_s: float = SMOOTH_S) -> None:
+        if "video" not in bundle.modalities:
+            raise ValueError("live reading needs a model that reads faces (this one reads audio only)")
+        if lang not in TRANSLATIONS:
+            raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
+        self.bundle, self.lang, self.smooth_s = bundle, lang, smooth_s
+        self.tracker = FaceTracker(bundle.face_path(), every=1, max_gap=MAX_GAP, track=True)
+        self.T, self.window_s = bundle.n_frames, bundle.window_s
+        self.size = bundle.preprocess.image_size
+        self.parts = FrameParts.of(bundle)
+        self.history: dict[int, deque[tuple[float, np.ndarray]]] = {}
+        self.recent: deque[tuple[float, np.ndarray]] = deque()  # (t, probabilities) of the primary face
+        self.timeline: list[dict[str, Any]] = []
+        self.face_tracks: dict[int, list[dict[str, Any]]] = {}
+        self.gaps: list[dict[str, float]] = []
+        self.frames = 0
+        self.t0: float | None = None
+        self.last_t: float | None = None
+
+    def _window(self, track: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """The track's T crops (or their features) at time points spread over the `window_s` seconds ending
+        at `t`, and the mask."""
+        hist = self.history[track]
+        times = np.array([h[0] for h in hist])
+        points = t - self.window_s * (self.T - 1 - np.arange(self.T)) / self.T
+        idx = np.searchsorted(times, points + 1e-6, side="right") - 1
+        out = np.zeros((self.T, *hist[0][1].shape), hist[0][1].dtype)
+        mask = idx >= 0
+        for k in np.flatnonzero(mask):
+            out[k] = hist[idx[k]][1]
+        return out, mask
+
+    def _remember(self, crops: dict[int, np.ndarray], t: float) -> None:
+        kept = list(crops.values())
+        if self.parts is not None and kept:  # each crop goes through the per-frame network once
+            kept = list(self.parts.features(np.stack(kept)))
+        for tid, item in zip(crops, kept, strict=True):
+            self.history.setdefault(tid, deque()).append((t, item))
+        for tid in list(self.history):
+            hist = self.history[tid]
+            while hist and hist[0][0] < t - self.window_s - 1.0:
+                hist.popleft()
+            if not hist:
+                del self.history[tid]
+
+    def _predict(self, tracks: list[int], t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        windows = [self._window(tid, t) for tid in tracks]
+        arrays = {"X": np.stack([w[0] for w in windows]), "face": np.stack([w[1] for w in windows])}
+        if self.parts is not None:
+            return self.parts.probabilities(arrays["X"], arrays["face"]), arrays["X"], arrays["face"]
+        if "audio" in self.bundle.modalities:  # a camera session has no sound: flagged, as a silent clip is
+            shape = self.bundle.input_shapes["audio"]
+            arrays["A"] = np.zeros((len(tracks), *shape), np.float32)
+            arrays["has_audio"] = np.zeros(len(tracks), np.float32)
+        inputs = model_inputs(arrays, slice(None), self.bundle.modalities)
+        return self.bundle.predict_inputs(inputs, batch_size=max(1, len(tracks))), arrays["X"], arrays["face"]
+
+    def read(self, frame: np.ndarray, t: float | None = None) -> dict[str, Any]:
+        """The reading of one frame taken at `t` seconds (default: now): every face, and the smoothed state."""
+        t = time.monotonic() if t is None else t
+        if self.t0 is None:
+            self.t0 = t
+        start = self.last_t if self.last_t is not None else t
+        self.last_t, rel = t, t - self.t0
+        self.frames += 1
+        _, _, crops = self.tracker(frame)
+        live = self.tracker.live()
+        self._remember(crops, t)
+        tracks = sorted(crops, key=lambda tid: -live[tid][0][2] * live[tid][0][3])  # largest (primary) first
+        faces: list[dict[str, Any]] = []
+        if tracks:
+            probs, X, M = self._predict(tracks, t)
+            for i, tid in enumerate(tracks):
+                w = Window(start_s=round(start - self.t0, 3), end_s=round(rel, 3), crops=X[i], face=M[i])
+                seg = segment(w, probs[i], self.bundle.labels, self.lang)
+                self.face_tracks.setdefault(tid, []).append(seg)
+                if i == 0:
+                    self.timeline.append(seg)
+                    self.recent.append((t, probs[i]))
+                faces.append(self._face(tid, i == 0, seg, live[tid], int(M[i].sum())))
+        else:
+            self._gap(start - self.t0, rel)
+        while self.recent and self.recent[0][0] < t - self.smooth_s:
+            self.recent.popleft()
+        return {"t_s": round(rel, 3), "faces": faces, "state": self.state()}
+
+    def _gap(self, start: float, end: float) -> None:
+        if self.gaps and abs(self.gaps[-1]["end_s"] - round(start, 3)) < 1e-6:
+            self.gaps[-1]["end_s"] = round(end, 3)
+        else:
+            self.gaps.append({"start_s": round(start, 3), "end_s": round(end, 3)})
+
+    def _face(self, tid: int, primary: bool, seg: dict[str, Any], live: tuple, frames: int) -> dict[str, Any]:
+        box, face, detected = live
+        quality, unreadable = face_quality(face, box)
+        keep = ("emotion", "emotion_label", "confidence", "probabilities", "valence", "arousal", "sentiment")
+        return {"track": tid, "primary": primary, "box": [int(v) for v in box], "detected": bool(detected),
+                **{k: seg[k] for k in keep if k in seg}, "quality": quality, "unreadable": unreadable,
+                "window_frames": frames}
+
+    def state(self) -> dict[str, Any] | None:
+        """The primary face's mean reading over the last `smooth_s` seconds; None when no face was read then."""
+        if not self.recent:
+            return None
+        mean = np.mean([p for _, p in self.recent], axis=0)
+        probs = {lab: round(float(v), 4) for lab, v in zip(self.bundle.labels, mean, strict=True)}
+        top = self.bundle.labels[int(np.argmax(mean))]
+        val = valence_of(probs)
+        out = {"emotion": top, "confidence": round(float(np.max(mean)), 4), "probabilities": probs,
+               "valence": round(val, 4), "sentiment": polarity(val), "readings": len(self.recent),
+               "window_s": self.smooth_s}
+        if self.lang != "en":
+            out["emotion_label"] = translate(top, self.lang)
+        return out
+
+    def result(self, video: str = "camera") -> dict[str, Any]:
+        """The session as an analysis result (the same contract as a file's): timeline, summary, faces."""
+        labels = self.bundle.labels
+        duration = (self.last_t - self.t0) if self.t0 is not None and self.last_t is not None else 0.0
+        return {
+            "video": video, "source": "live", "duration_s": round(duration, 3),
+            "fps": round((self.frames - 1) / duration, 3) if duration > 0 else 0.0, "frames_analysed": self.frames,
+            "model": {"name": self.bundle.info.get("name", "video-emotion"),
+                      "version": str(self.bundle.info.get("version", "local")), "labels": list(labels),
+                      "modalities": list(self.bundle.modalities)},
+            "faces_detected": bool(self.timeline), "timeline": list(self.timeline),
+            "summary": summarize(self.timeline, labels, self.lang), "no_face_segments": list(self.gaps),
+            "lang": self.lang, "label_names": {lab: translate(lab, self.lang) for lab in labels},
+            "faces": [{"track": n, "timeline": segs, "summary": summarize(segs, labels, self.lang)}
+                      for n, (_, segs) in enumerate(sorted(self.face_tracks.items()))],
+        }

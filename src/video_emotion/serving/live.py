@@ -1,0 +1,255 @@
+"""/live: a camera's frames over a WebSocket, each answered with the reading of its faces.
+
+Protocol (see docs/live.md): the client's first message is `{"key": "...", "lang": "en"}` (live_auth);
+the server answers `{"type": "ready", ...}`; then every binary message is one JPEG frame, answered by
+a JSON text `{"type": "reading", "frame": n, ...}` (n counts the binary messages, from 1); the text
+`{"type": "end"}` asks for the session's analysis result (`{"type": "result", ...}`, the same contract
+as /analyze), after which the server closes the socket.
+
+Frames are never queued: the session holds at most one unread frame, the newest; a frame that arrives
+while another waits replaces it (counted in `dropped`), so a client that sends faster than the server
+reads always gets the reading of its newest frame. Sessions are bounded (`LiveSlots`), a session
+beyond the limit is closed with 4429 `busy`, and a session's slot is freed as soon as its socket
+closes and its last frame's reading (a few tens of ms) has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from video_emotion.serving.live_auth import CLOSE_BUSY, Hello, Refused, authenticate
+
+log = logging.getLogger("video_emotion.serving.live")
+
+CLOSE_IDLE = 4408
+CLOSE_TOO_LONG = 4413
+
+
+@dataclass(frozen=True)
+class LiveLimits:
+    sessions: int = 2             # VIDEO_EMOTION_MAX_LIVE
+    idle_s: float = 30.0          # no frame for this long closes the session (VIDEO_EMOTION_LIVE_IDLE_S)
+    max_s: float = 3600.0         # a session's length (its timeline is held in memory) (VIDEO_EMOTION_LIVE_MAX_S)
+    max_frame_bytes: int = 2 << 20
+    max_side: int = 1920          # frames larger than this on either side are refused before decoding
+
+
+class LiveSlots:
+    """At most `n` live sessions at once; taking a slot never waits (a full house is answered `busy`)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.busy = n, 0
+
+    def take(self) -> bool:
+        if self.busy >= self.n:
+            return False
+        self.busy += 1
+        return True
+
+    def free(self) -> None:
+        self.busy -= 1
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header without decoding it; None if it is not a JPEG."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        i += 2 + length
+    return None
+
+
+def decode_frame(data: bytes, limits: LiveLimits) -> np.ndarray:
+    """A BGR frame from a JPEG message; ValueError with a message for the client otherwise."""
+    import cv2
+
+    if len(data) > limits.max_frame_bytes:
+        raise ValueError(f"frame over {limits.max_frame_bytes >> 20} MiB")
+    size = jpeg_size(data)
+    if size is None:
+        raise ValueError("not a JPEG image")
+    if max(size) > limits.max_side or min(size) < 16:
+        raise ValueError(f"frame is {size[0]}x{size[1]}; send 16 to {limits.max_side} pixels a side")
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ValueError("the JPEG could not be decoded")
+    return frame
+
+
+class _Mailbox:
+    """The newest unread frame (never more than one), or the end of the session."""
+
+    def __init__(self) -> None:
+        self.frame: tuple[int, bytes, float] | None = None
+        self.received = self.dropped = 0
+        self.ended = False    # the client asked for the result
+        self.gone = False     # the client left, or the session must close
+        self.close: tuple[int, str] | None = None
+        self.event = asyncio.Event()
+
+    def put(self, data: bytes) -> None:
+        self.received += 1
+        if self.frame is not None:
+            self.dropped += 1
+        self.frame = (self.received, data, time.monotonic())
+        self.event.set()
+
+    def stop(self, ended: bool = False, close: tuple[int, str] | None = None) -> None:
+        """The session ends: with its result (`ended`), or not (the client left; `close`: close it so)."""
+        if ended:
+            self.ended = True
+        else:
+            self.gone = True
+        self.close = self.close or close
+        self.event.set()
+
+
+async def _receive(websocket: Any, box: _Mailbox, limits: LiveLimits) -> None:
+    """Client messages into the mailbox until the client ends, leaves or idles; any other way out (a
+    broken connection) ends the session too."""
+    try:
+        await _receive_messages(websocket, box, limits)
+    finally:
+        if not box.ended:
+            box.stop()
+
+
+async def _receive_messages(websocket: Any, box: _Mailbox, limits: LiveLimits) -> None:
+    started = time.monotonic()
+    while True:
+        left = limits.max_s - (time.monotonic() - started)
+        try:
+            message = await asyncio.wait_for(websocket.receive(), min(limits.idle_s, max(left, 0.001)))
+        except TimeoutError:
+            long = time.monotonic() - started >= limits.max_s
+            return box.stop(close=(CLOSE_TOO_LONG, f"session over {limits.max_s:.0f} s") if long
+                            else (CLOSE_IDLE, f"no frame for {limits.idle_s:.0f} s"))
+        if message["type"] == "websocket.disconnect":
+            return box.stop()
+        if message.get("bytes") is not None:
+            box.put(message["bytes"])
+        elif _is_end(message.get("text")):
+            return box.stop(ended=True)
+        elif not await _send(websocket, {"type": "error", "error": 'text messages: only {"type": "end"}'}):
+            return None
+
+
+def _is_end(text: str | None) -> bool:
+    try:
+        return isinstance(msg := json.loads(text or ""), dict) and msg.get("type") == "end"
+    except ValueError:
+        return False
+
+
+async def _read_loop(websocket: Any, reader: Any, box: _Mailbox, limits: LiveLimits) -> None:
+    """Read the newest frame whenever there is one; send its reading; the result at the end."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await box.event.wait()
+        box.event.clear()
+        if box.frame is not None and not box.gone:
+            seq, data, t = box.frame
+            box.frame = None
+            t0 = time.perf_counter()
+            try:
+                reading = await loop.run_in_executor(None, _read, reader, data, t, limits)
+            except ValueError as exc:  # the client's frame, not the server, is at fault: say so, go on
+                reading = {"type": "error", "frame": seq, "error": str(exc)}
+            else:
+                reading.update(type="reading", frame=seq, dropped=box.dropped,
+                               server_ms=round(1000 * (time.perf_counter() - t0), 1))
+            if not await _send(websocket, reading):
+                return None
+            continue
+        if box.gone:
+            return None
+        if box.ended and box.frame is None:
+            if await _send(websocket, {"type": "result", **reader.result()}):
+                box.close = (1000, "session ended")
+            return None
+
+
+async def _send(websocket: Any, message: dict[str, Any]) -> bool:
+    """Send a JSON text message; False when the client has gone (nothing left to do for it)."""
+    try:
+        await websocket.send_text(json.dumps(message, ensure_ascii=False))
+        return True
+    except Exception:  # the socket closed under us (a tab closed mid-send): not a server fault
+        return False
+
+
+def _read(reader: Any, data: bytes, t: float, limits: LiveLimits) -> dict[str, Any]:
+    return reader.read(decode_frame(data, limits), t)
+
+
+def ready_message(bundle: Any, sid: str, hello: Hello, limits: LiveLimits) -> dict[str, Any]:
+    from video_emotion.labels import TRANSLATIONS
+
+    names = {lang: {lab: table.get(lab, lab) for lab in bundle.labels} for lang, table in TRANSLATIONS.items()}
+    return {"type": "ready", "session": sid, "lang": hello.lang,
+            "model": {"name": bundle.info.get("name", "video-emotion"),
+                      "version": str(bundle.info.get("version", "local"))},
+            "labels": list(bundle.labels), "label_names": names,
+            "limits": {"max_frame_bytes": limits.max_frame_bytes, "max_side": limits.max_side, "idle_s": limits.idle_s,
+                       "max_s": limits.max_s}}
+
+
+async def serve_live(websocket: Any, bundle: Any, slots: LiveSlots, limits: LiveLimits) -> None:
+    """One /live session, from the key check to the close; never raises for anything a client sends."""
+    from video_emotion.inference.live import LiveReader
+
+    sid = uuid.uuid4().hex[:12]
+    await websocket.accept()
+    try:
+        hello = await authenticate(websocket.scope, websocket.receive)
+    except Refused as exc:
+        log.info("live %s: refused (%s)", sid, exc.reason)
+        return await _close(websocket, exc.code, exc.reason)
+    if not slots.take():
+        log.info("live %s: refused, %d session(s) live already", sid, slots.n)
+        return await _close(websocket, CLOSE_BUSY, "busy")
+    box = _Mailbox()
+    try:
+        log.info("live %s: started (key %s, %d/%d sessions)", sid, hello.key_name, slots.busy, slots.n)
+        reader = LiveReader(bundle, hello.lang)
+        if not await _send(websocket, ready_message(bundle, sid, hello, limits)):
+            return None
+        receiving = asyncio.ensure_future(_receive(websocket, box, limits))
+        try:
+            await _read_loop(websocket, reader, box, limits)
+        finally:
+            receiving.cancel()
+            await asyncio.gather(receiving, return_exceptions=True)
+        if box.close is not None:
+            await _close(websocket, *box.close)
+    except Exception:  # a server fault: logged in full, the client gets 1011 and nothing internal
+        log.exception("live %s: internal error", sid)
+        await _close(websocket, 1011, "internal error")
+    finally:
+        slots.free()
+        log.info("live %s: closed after %d frame(s) (%d dropped)", sid, box.received, box.dropped)
+
+
+async def _close(websocket: Any, code: int, reason: str) -> None:
+    try:
+        await websocket.close(code=code, reason=reason)
+    except Exception:  # already closed by the client: nothing left to tell it
+        pass
