@@ -252,7 +252,7 @@ def dev_photos(folder: Path) -> Iterator[tuple[str, str, np.ndarray]]:
                 yield row["dataset"], row["file"], img
 
 
-HARD = ("small", "dark", "blurred", "yaw", "roll", "mouth_hidden", "eye_hidden", "noisy")
+HARD = ("small", "dark", "blurred", "very_blurred", "yaw", "roll", "mouth_hidden", "eye_hidden", "noisy")
 
 
 def make_hard(img: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -272,6 +272,8 @@ def make_hard(img: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, tuple[
         frame = np.clip(255 * (frame / 255.0) ** 2.2 * 0.45, 0, 255).astype(np.uint8)
     elif kind == "blurred":
         frame = cv2.GaussianBlur(frame, (0, 0), w / 60.0)
+    elif kind == "very_blurred":  # out of focus: features smeared over a tenth of the face
+        frame = cv2.GaussianBlur(frame, (0, 0), w / 14.0)
     elif kind == "noisy":
         frame = np.clip(frame + rng.normal(0, 25, frame.shape), 0, 255).astype(np.uint8)
     elif kind == "roll":

@@ -28,9 +28,9 @@ from video_emotion.features.blazeface import BlazeFaceDetector, Detection, _regi
 NEW_FACE_EVIDENCE = 0.56   # chosen on data (docs/face-honesty.md): no-face max 0.50, real faces >= 0.61
 EVIDENCE_CONTEXT = 2.2     # the square re-searched around a box, in box sizes (as the tracker's near search)
 MIN_READ_SIZE_PX = 24      # narrower faces hold too few pixels for an expression (a 48x48 crop is read)
-MAX_READ_YAW_DEG = 50.0    # beyond this turn one side of the face is hidden: not read
+MAX_READ_YAW_DEG = 70.0    # beyond this turn (near profile) the far eye and half the mouth are hidden: not read
 MIN_READ_SCORE = 0.5       # the short-range model's own threshold: below it the detector itself doubts
-MIN_READ_SHARPNESS = 3.0   # contrast-normalised edge strength of the crop (sharp faces 5-9, CK+ 48 px enlarged >= 5.5)
+MIN_READ_SHARPNESS = 3.5   # contrast-normalised edge strength of the crop (sharp faces 5-9, CK+ 48 px enlarged >= 5.5)
 NOSE_DEPTH = 0.35          # nose-tip depth in front of the eye line, in inter-ocular distances (anthropometric)
 
 
