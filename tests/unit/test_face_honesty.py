@@ -17,6 +17,7 @@ from video_emotion.features.blazeface import Detection
 from video_emotion.features.faces import FacePath, save_face_models
 from video_emotion.features.quality import FaceQuality, face_quality, head_pose, plausible
 from video_emotion.features.stills import still_clip
+from video_emotion.features.tracking import FaceTracker
 from video_emotion.features.video import iter_frames, probe
 from video_emotion.inference.readability import is_unreadable, readable_mask, unreadable_segment
 from video_emotion.inference.summary import csv_rows, summarize
@@ -67,7 +68,7 @@ def test_the_title_sequence_without_a_person_has_no_face_in_any_frame(path):
     frames = list(iter_frames(clip, range(60, probe(clip).n_frames)))  # its last 1.6 s: clouds, letters, a title
     assert sum(bool(path.detect(f)) for _, f in frames) >= 3  # clouds and letters the detector alone takes for faces
     assert not any(path.new_faces(f) for _, f in frames)
-    tracker = path.tracker(every=3)
+    tracker = FaceTracker(path, 3, max_gap=8)
     assert not any(tracker(f)[1] for _, f in frames)
 
 

@@ -50,7 +50,8 @@ def _summary(timeline: list[dict[str, Any]], labels: list[str], lang: str) -> di
         lead[s["emotion"]] = lead.get(s["emotion"], 0.0) + float(w)
     tags = [k for k, v in sorted(lead.items(), key=lambda kv: -kv[1]) if v >= TAG_MIN_SHARE]
     dominant = labels[int(np.argmax(dist))]
-    out = {"dominant_emotion": dominant, "distribution": {lab: round(float(v), 4) for lab, v in zip(labels, dist, strict=False)},
+    out = {"dominant_emotion": dominant,
+           "distribution": {lab: round(float(v), 4) for lab, v in zip(labels, dist, strict=False)},
            "sentiment": polarity(score), "sentiment_score": round(score, 4), "tags": tags,
            "time_share": {k: round(v, 4) for k, v in sorted(lead.items(), key=lambda kv: -kv[1])}}
     if lang != "en":

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from video_emotion.features.faces import FacePath
+from video_emotion.features.tracking import FaceTracker
 from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
@@ -62,8 +63,9 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
         k = max(1, int(round(rate / model_rate)))
         grid_rate = min(model_rate * k, info.fps)
         k = max(1, int(round(grid_rate / model_rate)))
-    every = 1 if detect_interval_s <= 0 or not fast else max(cfg.detect_every, int(round(grid_rate * detect_interval_s)))
-    track = faces.tracker(every, max_gap=max(8, 2 * every), track=fast)
+    every = 1 if detect_interval_s <= 0 or not fast else max(cfg.detect_every,
+                                                             int(round(grid_rate * detect_interval_s)))
+    track = FaceTracker(faces, every, max_gap=max(8, 2 * every), track=fast)
     clock = clock if clock is not None else FrameClock(info.fps)
     per_window = max(1, int(round(bundle.window_s * grid_rate)))
     layout = _Consecutive(T, per_window, grid_rate) if k == 1 else _Interleaved(T, k, grid_rate)
@@ -71,7 +73,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     faces: dict[int, bool] = {}
     per_track: dict[int, dict[int, np.ndarray]] = {}  # grid index -> {track id: crop}
     quality: dict[int, object] = {}  # grid index -> the primary face's FaceQuality
-    held: _Spec | None = None  # a window is held back until the next one is complete: the last one ends at the clip's end
+    held: _Spec | None = None  # held back until the next window is complete: the last one ends at the clip's end
     fresh = served = 0
 
     for points, frame in iter_grid(path, grid_rate, clock):

@@ -49,7 +49,8 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
             sel = (df["split"] == split).to_numpy()
             part = df[sel].reset_index(drop=True)
             paths = [resolve(manifest_path, p) for p in part["path"]]
-            names = [logical_name(p) if e else None for p, e in zip(part["path"], np.asarray(encrypted)[sel], strict=False)]
+            names = [logical_name(p) if e else None
+                     for p, e in zip(part["path"], np.asarray(encrypted)[sel], strict=False)]
             res = clip_cropper(cfg.engine)(paths, cfg, desc=f"preprocess {split}", names=names, ring=ring,
                                            face_models=face_models)
             if res["errors"]:
