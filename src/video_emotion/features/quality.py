@@ -27,6 +27,7 @@ from video_emotion.features.blazeface import BlazeFaceDetector, Detection, _regi
 
 NEW_FACE_EVIDENCE = 0.56   # chosen on data (docs/face-honesty.md): no-face max 0.50, real faces >= 0.61
 EVIDENCE_CONTEXT = 2.2     # the square re-searched around a box, in box sizes (as the tracker's near search)
+EVIDENCE_FLOOR = 0.05      # scores below this count as 0 (each model's view is scored, not thresholded)
 MIN_READ_SIZE_PX = 24      # narrower faces hold too few pixels for an expression (a 48x48 crop is read)
 MAX_READ_YAW_DEG = 70.0    # beyond this turn (near profile) the far eye and half the mouth are hidden: not read
 MIN_READ_SCORE = 0.5       # the short-range model's own threshold: below it the detector itself doubts
@@ -81,7 +82,7 @@ def plausible(d: Detection) -> bool:
 
 def evidence(detector: BlazeFaceDetector, frame: np.ndarray, d: Detection) -> float:
     """Mean of `d.score` and each loaded model's best score for the same face in a square around it, as it is
-    and mirrored (a model that misses it there gives 0)."""
+    and mirrored, whatever its own threshold (a model that does not see it there at all gives 0)."""
     H, W = frame.shape[:2]
     x0, y0, x1, y1 = _region(W, H, d.box, EVIDENCE_CONTEXT)
     region = frame[y0:y1, x0:x1]
@@ -93,7 +94,7 @@ def evidence(detector: BlazeFaceDetector, frame: np.ndarray, d: Detection) -> fl
         for flip in (False, True):
             view = np.ascontiguousarray(region[:, ::-1]) if flip else region
             best = 0.0
-            for e in model(view):
+            for e in model(view, min_score=EVIDENCE_FLOOR):
                 ex = e.box[0] + e.box[2] / 2
                 ex = region.shape[1] - ex if flip else ex
                 if abs(ex - cx) < 0.3 * d.box[2] and abs(e.box[1] + e.box[3] / 2 - cy) < 0.3 * d.box[3]:
