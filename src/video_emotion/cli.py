@@ -13,10 +13,7 @@ from video_emotion import commands
 from video_emotion.stages.runner import setup_env
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="video-emotion", description=__doc__.split("\n\n")[0])
-    p.add_argument("--params", default="params.yaml")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _add_analyze(sub) -> None:
     a = sub.add_parser("analyze", help="emotion timeline + summary of one or more videos")
     a.add_argument("paths", nargs="+")
     a.add_argument("--model", default="video-emotion@champion",
@@ -33,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=["json", "csv"], default="json")
     a.add_argument("--out", default=None, help="write here instead of stdout")
     a.set_defaults(func=commands.cmd_analyze)
+
+
+def _add_batch(sub) -> None:
     bt = sub.add_parser("batch", help="analyse a video library into a Parquet table, locally or on Ray (resumable)")
     bt.add_argument("input", help="folder (recursive), glob, .txt/.csv list of paths, or an fsspec URL of these")
     bt.add_argument("--out", required=True,
@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--batch-windows", type=int, default=16, help="windows per model call (default 16)")
     bt.add_argument("--retry-errors", action="store_true", help="analyse again the videos whose row has an error")
     bt.set_defaults(func=commands.cmd_batch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="video-emotion", description=__doc__.split("\n\n")[0])
+    p.add_argument("--params", default="params.yaml")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _add_analyze(sub)
+    _add_batch(sub)
     ef = sub.add_parser("evaluate-faces", help="how well a model reads a labelled folder of real faces (photos, clips)")
     ef.add_argument("folder",
                     help="labels.csv (file,label[,dataset][,subject]) with the files, or one folder per label")

@@ -42,8 +42,8 @@ def summarize(timeline: list[dict[str, Any]], labels: list[str], lang: str = "en
 def _summary(timeline: list[dict[str, Any]], labels: list[str], lang: str) -> dict[str, Any]:
     dur = np.array([max(1e-6, s["end_s"] - s["start_s"]) for s in timeline])
     weights = dur / dur.sum()
-    P = np.array([[s["probabilities"][lab] for lab in labels] for s in timeline])
-    dist = (weights[:, None] * P).sum(0)
+    probs = np.array([[s["probabilities"][lab] for lab in labels] for s in timeline])
+    dist = (weights[:, None] * probs).sum(0)
     score = float(np.clip(sum(w * s["valence"] for w, s in zip(weights, timeline, strict=False)), -1, 1))
     lead: dict[str, float] = {}
     for w, s in zip(weights, timeline, strict=False):
