@@ -9,6 +9,8 @@ always sees faces prepared exactly the way it was trained on:
   (`features.align.face_crop`: margin and vertical offset of the box, measured on real faces).
 - `detector: haar`: OpenCV's Haar cascades (the fallback, and what bundles saved before this setting
   used): a square around the box with the margin (and offset), never rotated.
+A face not followed yet must pass the new-face gate (`new_faces`, `is_face`: features.quality), and every
+face read carries a quality (`quality`: score, size, sharpness, head turn) that says whether it can be read.
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ class FacePath:
 
     def quality(self, frame: np.ndarray, face: Face, crop: np.ndarray) -> FaceQuality:
         """How well the face can be read (score, size, sharpness of `crop`, head turn): `features.quality`."""
-        return face_quality(face, crop, frame.shape[1])
+        return face_quality(face, crop)
 
     def crop(self, frame: np.ndarray, face: Face | None) -> np.ndarray:
         """The face as the network reads it, (S, S) uint8; `None`: the centre-crop fallback (to be masked)."""

@@ -6,7 +6,7 @@
   both BlazeFace models (short and full range) re-detecting it in a square around the box, as it is and
   mirrored. One model on one view fires on clouds, colour wheels and smooth noise at 0.6-0.7; real faces,
   even dark, blurred, turned or partly hidden, are found by both models in both views. The threshold was
-  chosen on one set of sources and checked on others (docs/face-honesty.md, benchmarks/face_honesty.py).
+  chosen on one set of sources and checked on others (docs/real-faces.md, benchmarks/face_honesty.py).
 A face already followed by the tracker keeps being followed at the detector's own threshold (hysteresis:
 a face turning away stays a face); only new faces must pass this gate.
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from video_emotion.features.blazeface import BlazeFaceDetector, Detection, _region
 
-NEW_FACE_EVIDENCE = 0.56   # chosen on data (docs/face-honesty.md): no-face max 0.50, real faces >= 0.61
+NEW_FACE_EVIDENCE = 0.56   # 0.1 above the highest no-face evidence of the sources it was chosen on (docs)
 EVIDENCE_CONTEXT = 2.2     # the square re-searched around a box, in box sizes (as the tracker's near search)
 EVIDENCE_FLOOR = 0.05      # scores below this count as 0 (each model's view is scored, not thresholded)
 MIN_READ_SIZE_PX = 24      # narrower faces hold too few pixels for an expression (a 48x48 crop is read)
@@ -120,7 +120,7 @@ def sharpness(crop: np.ndarray) -> float:
     return float(np.mean(np.hypot(gx, gy))) / 8.0 / (float(g.std()) + 1.0) * 50.0  # Sobel sums to 8 per unit step
 
 
-def face_quality(face: Any, crop: np.ndarray, frame_w: int | None = None) -> FaceQuality:
+def face_quality(face: Any, crop: np.ndarray) -> FaceQuality:
     """Quality of one face reading: `face` a `Detection` (or a Haar box: no score or pose, taken as 1 and 0),
     `crop` the grey crop the network reads."""
     if isinstance(face, Detection):
