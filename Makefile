@@ -83,6 +83,7 @@ bench: assets
 	$(BIN)/python benchmarks/batch_scale.py   # `batch` local vs Ray (1, 2 workers) on 40 clips; 1M-video projection
 	$(BIN)/python benchmarks/face_path.py --write   # the face path on real footage: faces found, tracking vs whole-frame
 	$(BIN)/python benchmarks/live.py   # live camera sessions over the WebSocket: readings/s, round-trip lag
+	$(BIN)/python benchmarks/face_honesty.py   # no invented faces: precision/recall on no-face, real and hard faces (fetches pinned .deb/.whl once)
 
 # Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set
 # (requirements-serve.in) is pinned to the very same versions.

@@ -151,6 +151,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"error: {path}: {exc}", file=sys.stderr)
             continue
         results.append(res)
+        unreadable = [s for s in res["timeline"] if s.get("unreadable")]
+        if unreadable:  # said on stderr too: the JSON/CSV mark each such window `unreadable`
+            why = sorted({r for s in unreadable for r in s["quality"].get("unreadable_because", [])})
+            print(f"note: {path}: {len(unreadable)} of {len(res['timeline'])} windows unreadable "
+                  f"({', '.join(why) or 'poor faces'}): marked so, left out of the summary", file=sys.stderr)
         note = res["speech"].get("note")
         if res["speech"]["status"] in ("unavailable", "failed") and note not in noted:
             noted.add(note)  # said once, not once per video; the result carries it too

@@ -66,7 +66,7 @@ def test_a_frame_instead_of_a_key_or_a_wrong_key_gets_no_reading_and_is_closed(s
     with _ws(service) as ws:
         ws.send_text(json.dumps({"key": "not-the-key"}))
         code, reason, got = _closed(ws)
-    assert (code, reason, got) == (4401, "invalid API key", [])
+    assert code == 4401 and "invalid API key" in reason and got == []
     t0 = time.time()
     with _ws(service) as ws:  # nothing at all: closed after the 5 s the key may take
         code, reason, got = _closed(ws)

@@ -16,7 +16,7 @@ from tests.integration.test_web import ARGS, ARTIFACTS, CHROMIUM
 
 pytestmark = pytest.mark.slow
 CSV_HEADER = "start_s,end_s,emotion,confidence,valence,arousal,sentiment,p_angry,p_disgust,p_fear,p_happy,p_sad," \
-             "p_surprise,p_neutral"
+             "p_surprise,p_neutral,unreadable"
 # Every change of #live-latency, recorded in the page (the lag of each reading as the page shows it).
 RECORD_LAGS = """() => { window.lags = []; new MutationObserver(() => {
     window.lags.push(document.getElementById('live-latency').textContent); })

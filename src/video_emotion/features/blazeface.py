@@ -176,10 +176,11 @@ class _Model:
         scores, regs = (a, b) if a.shape[-1] == 1 else (b, a)
         return scores[:, 0], regs
 
-    def decode(self, raw_scores: np.ndarray, regs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """Detections in the model input's normalised [0, 1] coordinates."""
+    def decode(self, raw_scores: np.ndarray, regs: np.ndarray,
+               min_score: float | None = None) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Detections in the model input's normalised [0, 1] coordinates (`min_score`: this call's threshold)."""
         s = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.astype(np.float64), -100.0, 100.0)))
-        keep = np.flatnonzero(s >= self.min_score)
+        keep = np.flatnonzero(s >= (self.min_score if min_score is None else min_score))
         if keep.size == 0:
             return []
         size = float(self.spec.input_size)
@@ -190,12 +191,13 @@ class _Model:
         kps = r[:, 4:16].reshape(-1, 6, 2) + anc[:, None, :]
         return weighted_nms(boxes, kps, s[keep], self.iou_threshold)
 
-    def __call__(self, image: np.ndarray, x0: float = 0.0, y0: float = 0.0) -> list[Detection]:
+    def __call__(self, image: np.ndarray, x0: float = 0.0, y0: float = 0.0,
+                 min_score: float | None = None) -> list[Detection]:
         """Faces in a BGR or grey image (a region of the frame whose top-left corner is x0, y0), frame pixels."""
         square, scale, px, py = letterbox(image, self.spec.input_size)
         size = self.spec.input_size
         out = []
-        for box, kps, score in self.decode(*self._run(square)):
+        for box, kps, score in self.decode(*self._run(square), min_score=min_score):
             b = (box * size - [px, py, px, py]) / scale + [x0, y0, x0, y0]
             k = (kps * size - [px, py]) / scale + [x0, y0]
             out.append(Detection((float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])),

@@ -9,6 +9,8 @@ always sees faces prepared exactly the way it was trained on:
   (`features.align.face_crop`: margin and vertical offset of the box, measured on real faces).
 - `detector: haar`: OpenCV's Haar cascades (the fallback, and what bundles saved before this setting
   used): a square around the box with the margin (and offset), never rotated.
+A face not followed yet must pass the new-face gate (`new_faces`, `is_face`: features.quality), and every
+face read carries a quality (`quality`: score, size, sharpness, head turn) that says whether it can be read.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.align import CropSpec, face_crop
 from video_emotion.features.blazeface import DEFAULT_MODEL_DIR, MODEL_FILES, BlazeFaceDetector, Detection
+from video_emotion.features.quality import FaceQuality, face_quality, is_face
 from video_emotion.features.video import VideoError, VideoInfo, iter_frames, probe, uniform_indices
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
@@ -188,6 +191,19 @@ class FacePath:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         return self.detector.detect(gray, near) if near is not None else self.detector.detect(gray)
 
+    def new_faces(self, frame: np.ndarray) -> list[Face]:
+        """Faces of a whole-frame search that pass the new-face gate (`features.quality.is_face`: the
+        detectors sure, the keypoints plausible), largest first. Nothing invented on a face-less frame."""
+        return [f for f in self.detect(frame) if is_face(self.detector, frame, f)]
+
+    def is_face(self, frame: np.ndarray, face: Face) -> bool:
+        """Whether one detection of `frame` passes the new-face gate (a face not followed yet must)."""
+        return is_face(self.detector, frame, face)
+
+    def quality(self, frame: np.ndarray, face: Face, crop: np.ndarray) -> FaceQuality:
+        """How well the face can be read (score, size, sharpness of `crop`, head turn): `features.quality`."""
+        return face_quality(face, crop)
+
     def crop(self, frame: np.ndarray, face: Face | None) -> np.ndarray:
         """The face as the network reads it, (S, S) uint8; `None`: the centre-crop fallback (to be masked)."""
         if face is None:
@@ -197,8 +213,9 @@ class FacePath:
         return crop_face(frame, face, self.cfg)
 
     def read(self, frame: np.ndarray) -> tuple[np.ndarray, Face | None]:
-        """The largest face of a frame found by a whole-frame search, and its crop (the fallback if none)."""
-        found = self.detect(frame)
+        """The largest face of a frame found by a whole-frame search (and passing the new-face gate), and
+        its crop (the fallback if none)."""
+        found = self.new_faces(frame)
         face = found[0] if found else None
         return self.crop(frame, face), face
 
@@ -213,7 +230,7 @@ class FacePath:
         for k, (idx, frame) in enumerate(frames):
             face = None
             if k % max(1, self.cfg.detect_every) == 0 or not any(f is not None for f in faces):
-                found = self.detect(frame)
+                found = self.new_faces(frame)
                 face = found[0] if found else None
             idxs.append(idx)
             kept.append(frame)

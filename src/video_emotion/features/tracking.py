@@ -22,7 +22,10 @@ class FaceTracker:
     Haar (`FacePath.near_first`): each live track is looked for near its last box (cheap); a whole-frame
     search runs every `full_every` frames, when nothing is tracked, and (every few frames) when the
     largest face is lost: it starts tracks for new faces.
-    `track=False`: a whole-frame search at every detection step and nothing else (the reference path)."""
+    `track=False`: a whole-frame search at every detection step and nothing else (the reference path).
+    A face that no track follows must pass the face path's new-face gate (`FacePath.is_face`) to start one;
+    a followed face is kept at the detector's own threshold (hysteresis: a face turning away stays a face).
+    After each call, `quality` holds the primary face's `FaceQuality` (None without a face)."""
 
     def __init__(self, path: FacePath, every: int, max_gap: int, track: bool = True) -> None:
         self.path, self.every, self.max_gap, self.track = path, max(1, every), max_gap, track
@@ -31,6 +34,7 @@ class FaceTracker:
         self.ended: dict[int, dict] = {}   # tracks lost recently, for re-identification
         self.next_id = 0
         self.full_every = self.every * 16  # Haar: a whole-frame search at least every 16 detections
+        self.quality = None
 
     def _set(self, t: int, face, shape) -> None:
         self.tracks[t] = {"face": face, "box": box_of(face, shape[1], shape[0]), "age": 0}
@@ -44,6 +48,8 @@ class FaceTracker:
                 self._set(best, face, frame.shape)
                 free.discard(best)
                 continue
+            if not self.path.is_face(frame, face):
+                continue  # not followed yet and not sure enough to start a face
             back = max(self.ended, key=lambda t: _iou(self.ended[t]["box"], box), default=None)
             if back is not None and _iou(self.ended[back]["box"], box) >= 0.3:
                 del self.ended[back]
@@ -97,5 +103,7 @@ class FaceTracker:
             v["age"] += 1
         primary = self._primary()
         if primary is None:
+            self.quality = None
             return self.path.crop(frame, None), False, {}
+        self.quality = self.path.quality(frame, self.tracks[primary]["face"], crops[primary])
         return crops[primary], True, crops

@@ -18,6 +18,7 @@ import numpy as np
 
 from video_emotion.features.video import FrameClock, VideoError, VideoInfo, probe
 from video_emotion.inference.bundle import ModelBundle
+from video_emotion.inference.readability import is_unreadable, readable_mask, unreadable_segment, window_quality
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
 from video_emotion.inference.words import Words, check_options
@@ -74,17 +75,29 @@ class _Readings:
         for w, good in zip(windows, ok, strict=False):
             if not good:
                 self.gaps.append({"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3)})
+        if self.uses_video:  # the quality gate: faces too poor to read are marked, never read
+            ok = self._gate(windows, ok, arrays)
         idx = np.flatnonzero(ok)
         if not idx.size:
             return
         probs = self.bundle.predict_inputs(model_inputs(arrays, idx, self.bundle.modalities), batch_size=self.batch)
         for i, p in zip(idx, probs, strict=False):
             seg = self._segment(windows[i], p)
+            if self.uses_video:
+                seg.update(unreadable=False, quality=window_quality(windows[i]))
             if self.audio is not None:
                 seg["audio"] = bool(arrays["has_audio"][i])
             self.timeline.append(seg)
         if self.uses_video:
             self._per_face(windows, idx, probs, arrays)
+
+    def _gate(self, windows: list[Window], ok: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Unreadable windows go into the timeline as such (inference.readability); readable ones are read
+        from their readable frames only."""
+        bad = np.array([bool(good) and is_unreadable(w) for w, good in zip(windows, ok, strict=False)])
+        self.timeline.extend(unreadable_segment(w) for w, b in zip(windows, bad, strict=False) if b)
+        arrays["face"] = np.stack([readable_mask(w) for w in windows])
+        return ok & ~bad
 
     def _segment(self, w: Window, p: np.ndarray) -> dict[str, Any]:
         return segment(w, p, self.bundle.labels, self.lang, self.bundle.temperature)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from video_emotion.features.blazeface import Detection
+from video_emotion.features.quality import face_quality as quality_of
 from video_emotion.features.tracking import FaceTracker
 from video_emotion.inference.bundle import ModelBundle, _Lite, _litert_installed
 from video_emotion.inference.summary import segment, summarize
@@ -61,12 +61,18 @@ class FrameParts:
         return self.head({"frame_features": features.astype(np.float32), "mask": mask.astype(np.float32)})
 
 
-def face_quality(face: Any, box: tuple[int, int, int, int]) -> tuple[dict[str, Any], bool]:
-    """What the face path says about a face today: the detector's score and the face's size in pixels.
-    The face path does not judge readability yet, so nothing is marked unreadable here (the field is
-    in every reading so that clients keep working when it does)."""
-    score = round(float(face.score), 3) if isinstance(face, Detection) else None
-    return {"detector_score": score, "face_px": int(min(box[2], box[3]))}, False
+def face_quality(face: Any, crop: np.ndarray) -> tuple[dict[str, Any], bool]:
+    """The face path's quality of one live face (`features.quality`: detector score, size, sharpness, head
+    turn) as a dict, and whether it is too poor to read (then the face gets no emotion and no vote)."""
+    q = quality_of(face, crop)
+    return q.as_dict(), not q.readable
+
+
+def unread(seg: dict[str, Any], quality: dict[str, Any]) -> dict[str, Any]:
+    """A reading for a face found but too poor to read: its times, no emotion, no guess (as a file's timeline)."""
+    return {"start_s": seg["start_s"], "end_s": seg["end_s"], "unreadable": True, "emotion": None,
+            "confidence": None, "probabilities": None, "valence": None, "arousal": None, "sentiment": None,
+            "quality": quality}
 
 
 class LiveReader:
@@ -148,11 +154,14 @@ class LiveReader:
             probs, X, M = self._predict(tracks, t)
             for i, tid in enumerate(tracks):
                 w = Window(start_s=round(start - self.t0, 3), end_s=round(rel, 3), crops=X[i], face=M[i])
+                quality, unreadable = face_quality(live[tid][1], crops[tid])
                 seg = segment(w, probs[i], self.bundle.labels, self.lang)
+                seg = unread(seg, quality) if unreadable else {**seg, "unreadable": False, "quality": quality}
                 self.face_tracks.setdefault(tid, []).append(seg)
                 if i == 0:
                     self.timeline.append(seg)
-                    self.recent.append((t, probs[i]))
+                    if not unreadable:  # an unreadable face does not move the smoothed state
+                        self.recent.append((t, probs[i]))
                 faces.append(self._face(tid, i == 0, seg, live[tid], int(M[i].sum())))
         else:
             self._gap(start - self.t0, rel)
@@ -167,12 +176,11 @@ class LiveReader:
             self.gaps.append({"start_s": round(start, 3), "end_s": round(end, 3)})
 
     def _face(self, tid: int, primary: bool, seg: dict[str, Any], live: tuple, frames: int) -> dict[str, Any]:
-        box, face, detected = live
-        quality, unreadable = face_quality(face, box)
-        keep = ("emotion", "emotion_label", "confidence", "probabilities", "valence", "arousal", "sentiment")
+        box, _, detected = live
+        keep = ("emotion", "emotion_label", "confidence", "probabilities", "valence", "arousal", "sentiment",
+                "quality", "unreadable")
         return {"track": tid, "primary": primary, "box": [int(v) for v in box], "detected": bool(detected),
-                **{k: seg[k] for k in keep if k in seg}, "quality": quality, "unreadable": unreadable,
-                "window_frames": frames}
+                **{k: seg[k] for k in keep if k in seg}, "window_frames": frames}
 
     def state(self) -> dict[str, Any] | None:
         """The primary face's mean reading over the last `smooth_s` seconds; None when no face was read then."""

@@ -33,10 +33,20 @@ def segment(w: Window, p: np.ndarray, labels: list[str], lang: str, temperature:
 
 
 def summarize(timeline: list[dict[str, Any]], labels: list[str], lang: str = "en") -> dict[str, Any]:
-    """Video-level reading: time-weighted distribution, dominant emotion, sentiment and tags."""
-    if not timeline:
+    """Video-level reading: time-weighted distribution, dominant emotion, sentiment and tags. Windows
+    marked `unreadable` (faces too poor to read) do not vote; `unreadable_s` says how long they last."""
+    unreadable = round(sum(s["end_s"] - s["start_s"] for s in timeline if s.get("unreadable")), 3)
+    read = [s for s in timeline if not s.get("unreadable")]
+    if not read:
+        note = "faces were found but none could be read" if timeline else "no face was found in the video"
         return {"dominant_emotion": None, "distribution": {lab: 0.0 for lab in labels}, "sentiment": None,
-                "sentiment_score": None, "tags": [], "note": "no face was found in the video"}
+                "sentiment_score": None, "tags": [], "note": note, "unreadable_s": unreadable}
+    out = _summary(read, labels, lang)
+    out["unreadable_s"] = unreadable
+    return out
+
+
+def _summary(timeline: list[dict[str, Any]], labels: list[str], lang: str) -> dict[str, Any]:
     dur = np.array([max(1e-6, s["end_s"] - s["start_s"]) for s in timeline])
     weights = dur / dur.sum()
     probs = np.array([[s["probabilities"][lab] for lab in labels] for s in timeline])
@@ -63,7 +73,8 @@ def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     labels = result["model"]["labels"]
     return [{"video": result["video"], "start_s": s["start_s"], "end_s": s["end_s"], "emotion": s["emotion"],
              "confidence": s["confidence"], "valence": s["valence"], "arousal": s["arousal"],
-             "sentiment": s["sentiment"], **{f"p_{k}": s["probabilities"][k] for k in labels}}
+             "sentiment": s["sentiment"], **{f"p_{k}": (s["probabilities"] or {}).get(k) for k in labels},
+             "unreadable": bool(s.get("unreadable", False))}
             for s in result["timeline"]]
 
 

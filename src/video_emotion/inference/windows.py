@@ -29,6 +29,7 @@ class Window:
     new_frames: int = 0  # sampled frames first read for this window (sums to the frames analysed)
     span_s: tuple[float, float] | None = None  # time covered by the window's frames (audio is cut to it)
     tracks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # per face: (crops, face)
+    quality: list = field(default_factory=list)  # (T,) the primary face's FaceQuality per frame (None: no face)
 
 
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
@@ -79,29 +80,30 @@ def _windows(grid: Iterator[tuple[list[int], np.ndarray]], track: FaceTracker, l
     crops: dict[int, np.ndarray] = {}
     has_face: dict[int, bool] = {}
     per_track: dict[int, dict[int, np.ndarray]] = {}  # grid index -> {track id: crop}
+    quality: dict[int, object] = {}  # grid index -> the primary face's FaceQuality
     held: _Spec | None = None  # held back until the next window is complete: the last one ends at the clip's end
     fresh = served = 0
     for points, frame in grid:
         crop, face, others = track(frame)
         for g in points:
-            crops[g], has_face[g], per_track[g] = crop, face, others
+            crops[g], has_face[g], per_track[g], quality[g] = crop, face, others, track.quality
         fresh += len(points)
         served = points[-1] + 1
         for spec in layout.ready(served):
             if held is not None:
-                yield _window(held, crops, has_face, per_track, fresh)
+                yield _window(held, crops, has_face, per_track, fresh, quality)
                 fresh = 0
             held = spec
         first_needed = int(held.picks.min()) if held is not None else layout.first_needed()
         for g in [g for g in crops if g < first_needed]:  # drop crops no later window needs
-            del crops[g], has_face[g], per_track[g]
+            del crops[g], has_face[g], per_track[g], quality[g]
     for spec in layout.finish(served):
         if held is not None:
-            yield _window(held, crops, has_face, per_track, fresh)
+            yield _window(held, crops, has_face, per_track, fresh, quality)
             fresh = 0
         held = spec
     if held is not None:
-        yield _window(held, crops, has_face, per_track, fresh, end_s=max(held.start_s, clock.duration_s))
+        yield _window(held, crops, has_face, per_track, fresh, quality, end_s=max(held.start_s, clock.duration_s))
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,13 @@ class _Interleaved:
 
 
 def _window(spec: _Spec, crops: dict[int, np.ndarray], has_face: dict[int, bool],
-            per_track: dict[int, dict[int, np.ndarray]], fresh: int, end_s: float | None = None) -> Window:
+            per_track: dict[int, dict[int, np.ndarray]], fresh: int, quality: dict | None = None,
+            end_s: float | None = None) -> Window:
     picks = spec.picks
     return Window(start_s=spec.start_s, end_s=spec.end_s if end_s is None else end_s,
                   crops=np.stack([crops[int(g)] for g in picks]), face=np.array([has_face[int(g)] for g in picks]),
-                  new_frames=fresh, span_s=spec.span_s, tracks=_track_windows(picks, per_track))
+                  new_frames=fresh, span_s=spec.span_s, tracks=_track_windows(picks, per_track),
+                  quality=[(quality or {}).get(int(g)) for g in picks])
 
 
 def _track_windows(picks, per_track: dict[int, dict[int, np.ndarray]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -7,6 +7,8 @@ const SENT_COLORS = { positive: "#3aa655", neutral: "#b8bcc4", negative: "#d9534
 const UI = {
   en: { dominant: "Dominant emotion", sentiment: "Sentiment", score: "score", tags: "Tags", model: "Model",
         distribution: "Distribution", noFace: "No face was found in this video: no emotion is reported.",
+        unreadable: "unreadable", noneRead: "Faces were found, but none could be read (too small, blurred or turned away): no emotion is reported.",
+        unreadableNote: "s with faces too poor to read are marked unreadable and left out of this summary.",
         uploading: "Uploading", analysing: "Analysing…", badKey: "The API key is missing or wrong.",
         needKey: "Enter your API key first.", needVideo: "Choose a video file first.",
         network: "The service could not be reached.", caption: "Emotion probabilities over time (stacked) with the sentiment band below. Click to seek.",
@@ -28,6 +30,8 @@ const UI = {
         speech_failed: "No words: the audio track could not be read." },
   zh: { dominant: "主要情绪", sentiment: "情感倾向", score: "分数", tags: "标签", model: "模型",
         distribution: "情绪分布", noFace: "视频中未检测到人脸：不报告任何情绪。",
+        unreadable: "无法判读", noneRead: "检测到人脸，但都无法判读（太小、模糊或侧转）：不报告任何情绪。",
+        unreadableNote: " 秒的人脸质量太差，标为无法判读，不计入本摘要。",
         uploading: "上传中", analysing: "分析中…", badKey: "API 密钥缺失或错误。",
         needKey: "请先输入 API 密钥。", needVideo: "请先选择视频文件。",
         network: "无法连接到服务。", caption: "随时间变化的情绪概率（堆叠）及下方的情感带。点击可跳转。",
@@ -71,6 +75,8 @@ function h(tag, attrs, ...children) {
 }
 function clock(sec) { const m = Math.floor(sec / 60); return `${m}:${(sec - 60 * m).toFixed(1).padStart(4, "0")}`; }
 function labelName(label) { return (result && result.label_names && result.label_names[label]) || label; }
+// A window whose faces were found but are too poor to read carries `unreadable: true` and no emotion.
+function segName(s) { return s.unreadable ? t("unreadable") : labelName(s.emotion); }
 
 $("key").value = sessionStorage.getItem("ve-key") || "";
 $("key").addEventListener("change", () => sessionStorage.setItem("ve-key", $("key").value.trim()));
@@ -164,8 +170,8 @@ function show(data, file) {
 
 function chartDescription() {
   if (!result.faces_detected) return t("noFace");
-  return result.timeline.map((s) => `${s.start_s.toFixed(1)}–${s.end_s.toFixed(1)} s: ${labelName(s.emotion)} ` +
-    `(${Math.round(100 * s.confidence)}%), ${t(s.sentiment)}`).join("; ");
+  return result.timeline.map((s) => `${s.start_s.toFixed(1)}–${s.end_s.toFixed(1)} s: ${segName(s)}` +
+    (s.unreadable ? "" : ` (${Math.round(100 * s.confidence)}%), ${t(s.sentiment)}`)).join("; ");
 }
 
 function renderSummary() {
@@ -176,6 +182,9 @@ function renderSummary() {
   const m = result.model;
   if (!result.faces_detected) {
     add(t("dominant"), h("p", { class: "big", id: "dominant" }, "—"), h("p", null, t("noFace")));
+  } else if (!s.dominant_emotion) {          // faces found, none readable: no emotion, said so
+    add(t("dominant"), h("p", { class: "big", id: "dominant", "data-label": "unreadable" }, "—"),
+        h("p", { id: "unreadable-note" }, t("noneRead")));
   } else {
     add(t("dominant"), h("p", { class: "big", id: "dominant", "data-label": s.dominant_emotion }, labelName(s.dominant_emotion)));
     add(t("sentiment"), h("p", { class: `big sent-${s.sentiment}`, id: "sentiment", "data-sentiment": s.sentiment }, t(s.sentiment)),
@@ -184,7 +193,8 @@ function renderSummary() {
       h("div", null, h("span", { class: "dist-name" }, labelName(k)),
         h("i", { vars: { "--c": COLORS[k] || "#666", "--w": `${Math.round(120 * v)}px` } }), `${Math.round(100 * v)}%`));
     add(t("distribution"), h("div", { class: "dist" }, dist));
-    add(t("tags"), h("p", { id: "tags" }, s.tags.map((x) => [h("span", { class: "tag", "data-label": x }, labelName(x)), " "])));
+    add(t("tags"), h("p", { id: "tags" }, s.tags.map((x) => [h("span", { class: "tag", "data-label": x }, labelName(x)), " "])),
+        s.unreadable_s ? h("p", { id: "unreadable-note" }, `${s.unreadable_s.toFixed(1)} ${t("unreadableNote")}`) : null);
   }
   const tr = result.transcript;
   const combined = [h("p", null, `${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}`),
@@ -276,7 +286,10 @@ function renderLegend() {
 function renderTable() {
   $("segments").querySelector("thead").replaceChildren(
     h("tr", null, ["start", "end", "emotion", "confidence", "sentimentCol"].map((k) => h("th", null, t(k)))));
-  $("segments").querySelector("tbody").replaceChildren(...result.timeline.map((s) =>
+  $("segments").querySelector("tbody").replaceChildren(...result.timeline.map((s) => s.unreadable ?
+    h("tr", { class: "unreadable", "data-emotion": "unreadable", title: (s.quality.unreadable_because || []).join(", ") },
+      h("td", null, s.start_s.toFixed(2)), h("td", null, s.end_s.toFixed(2)), h("td", null, t("unreadable")),
+      h("td", null, "—"), h("td", null, "—")) :
     h("tr", { "data-emotion": s.emotion, "data-sentiment": s.sentiment },
       h("td", null, s.start_s.toFixed(2)), h("td", null, s.end_s.toFixed(2)), h("td", null, labelName(s.emotion)),
       h("td", null, `${(100 * s.confidence).toFixed(0)}%`), h("td", null, t(s.sentiment)))));
@@ -300,6 +313,13 @@ function drawChart() {
   }
   const labels = result.model.labels;
   for (const s of result.timeline) {          // stacked probabilities per segment
+    if (s.unreadable) {                        // grey: a face was there, too poor to read
+      g.fillStyle = "rgba(0,0,0,0.15)";
+      g.fillRect(x(s.start_s), PAD.t, Math.max(1, x(s.end_s) - x(s.start_s)), plotH);
+      g.fillStyle = "#1d2330";
+      if (x(s.end_s) - x(s.start_s) > 60) g.fillText(t("unreadable"), x(s.start_s) + 3, H - PAD.b + 34);
+      continue;
+    }
     let acc = 0;
     for (const k of labels) {
       const v = s.probabilities[k] || 0;
@@ -355,12 +375,15 @@ function download(name, text, type) {
   document.body.appendChild(a); a.click(); a.remove();
 }
 $("dl-json").addEventListener("click", () => download("emotion-timeline.json", JSON.stringify(result, null, 2), "application/json"));
-// One CSV row per timeline segment: the same columns for an upload's result and a camera session's.
+// One CSV row per timeline segment: the same columns for an upload's result and a camera session's
+// (an unreadable window has empty reading cells and `unreadable` true).
 function timelineCsv(res) {
   const labels = res.model.labels;
-  const rows = [["start_s", "end_s", "emotion", "confidence", "valence", "arousal", "sentiment", ...labels.map((k) => "p_" + k)].join(",")];
+  const rows = [["start_s", "end_s", "emotion", "confidence", "valence", "arousal", "sentiment", ...labels.map((k) => "p_" + k),
+    "unreadable"].join(",")];
+  const cell = (v) => (v === null || v === undefined ? "" : v);
   for (const s of res.timeline) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
-    ...labels.map((k) => s.probabilities[k])].join(","));
+    ...labels.map((k) => (s.probabilities || {})[k]), !!s.unreadable].map(cell).join(","));
   return rows.join("\n") + "\n";
 }
 $("dl-csv").addEventListener("click", () => download("emotion-timeline.csv", timelineCsv(result), "text/csv"));

@@ -173,7 +173,8 @@ function sendFrame() {
 
 function addReading(msg) {
   const primary = msg.faces.find((f) => f.primary) || null;
-  const point = { t: msg.t_s, probs: primary ? primary.probabilities : null, valence: primary ? primary.valence : null,
+  const read = primary && !primary.unreadable;  // an unreadable face is drawn, never charted as a guess
+  const point = { t: msg.t_s, probs: read ? primary.probabilities : null, valence: read ? primary.valence : null,
                   state: msg.state };
   live.points.push(point);
   while (live.points.length && live.points[0].t < msg.t_s - LIVE_CHART_S) live.points.shift();
@@ -181,7 +182,7 @@ function addReading(msg) {
     const prev = live.timeline.length ? live.timeline[live.timeline.length - 1].end_s : msg.t_s;
     live.timeline.push({ start_s: prev, end_s: msg.t_s, emotion: primary.emotion, confidence: primary.confidence,
                          probabilities: primary.probabilities, valence: primary.valence, arousal: primary.arousal,
-                         sentiment: primary.sentiment });
+                         sentiment: primary.sentiment, unreadable: !!primary.unreadable });
   }
   showState(msg.state);
   drawOverlay(msg.faces);
