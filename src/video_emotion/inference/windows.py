@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from video_emotion.features.faces import FacePath
+from video_emotion.features.streams import prefetched
 from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
+DECODE_AHEAD = 4  # decoded frames waiting for the face work (a few MB even at 1080p)
 DETECT_INTERVAL_S = 0.125  # serving looks for the face at most 8 times a second (mostly near the last box)
 
 
@@ -33,7 +36,8 @@ class Window:
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
                  faces: FacePath | None = None,
                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True,
-                 info: VideoInfo | None = None, clock: FrameClock | None = None) -> Iterator[Window]:
+                 info: VideoInfo | None = None, clock: FrameClock | None = None, pipeline: bool = True,
+                 decoder: str = "auto") -> Iterator[Window]:
     """Windows of `bundle.window_s` seconds, each holding the model's T frames at the model's rate.
 
     At the model's own rate (T / window_s, the default) windows follow each other. A higher
@@ -48,6 +52,8 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     Frames are placed by their own timestamps as they arrive (variable frame rates, files whose
     header has no duration); the header's frame count is never used. `clock` (optional) is left
     holding the decoded frame count and the measured duration; the last window ends there.
+    `pipeline`: the video is decoded on its own thread, a few frames ahead of the face work (the same
+    frames in the same order; False decodes in turn). `decoder`: see `features.video.iter_grid`.
     """
     info = info or probe(path)
     cfg = bundle.preprocess
@@ -73,20 +79,21 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     held: _Spec | None = None  # held back until the next window is complete: the last one ends at the clip's end
     fresh = served = 0
 
-    for points, frame in iter_grid(path, grid_rate, clock):
-        crop, face, others = track(frame)
-        for g in points:
-            crops[g], faces[g], per_track[g] = crop, face, others
-        fresh += len(points)
-        served = points[-1] + 1
-        for spec in layout.ready(served):
-            if held is not None:
-                yield _window(held, crops, faces, per_track, fresh)
-                fresh = 0
-            held = spec
-        low = int(held.picks.min()) if held is not None else layout.low()
-        for g in [g for g in crops if g < low]:  # drop crops no later window needs
-            del crops[g], faces[g], per_track[g]
+    with closing(prefetched(iter_grid(path, grid_rate, clock, decoder), DECODE_AHEAD, "decode", pipeline)) as frames:
+        for points, frame in frames:
+            crop, face, others = track(frame)
+            for g in points:
+                crops[g], faces[g], per_track[g] = crop, face, others
+            fresh += len(points)
+            served = points[-1] + 1
+            for spec in layout.ready(served):
+                if held is not None:
+                    yield _window(held, crops, faces, per_track, fresh)
+                    fresh = 0
+                held = spec
+            low = int(held.picks.min()) if held is not None else layout.low()
+            for g in [g for g in crops if g < low]:  # drop crops no later window needs
+                del crops[g], faces[g], per_track[g]
     for spec in layout.finish(served):
         if held is not None:
             yield _window(held, crops, faces, per_track, fresh)
