@@ -116,7 +116,7 @@ class _Readings:
 
 
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
-                  batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
+                  batch_windows: int = 8, progress: bool = False, transcript: str | None = None,
                   transcript_lang: str | None = None, min_frames: int = 1,
                   detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True, transcribe: str = "auto",
                   speech_lang: str | None = None, speech_model: Transcriber | str | Path | None = None,
@@ -175,7 +175,7 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
     duration as the stream measured them (headers lie: a browser's WebM has no duration).
 
     With `stream["pipeline"]` the windows are made on their own thread (which decodes on another), up
-    to two batches ahead of the model, which runs here: the three stages overlap, the queues bound memory.
+    to half a batch ahead of the model, which runs here: the three stages overlap, the queues bound memory.
     """
     readings = _Readings(bundle, lang, audio, batch_windows)
     bar = None
@@ -187,7 +187,7 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
     pending: list[Window] = []
     clock = FrameClock(info.fps)
     windows = iter_windows(path, bundle, sample_fps, info=info, clock=clock, **stream)
-    with closing(prefetched(windows, 2 * batch_windows, "faces", stream["pipeline"])) as windows:
+    with closing(prefetched(windows, max(2, batch_windows // 2), "faces", stream["pipeline"])) as windows:
         for w in windows:
             if should_stop is not None and should_stop():
                 raise AnalysisStopped(f"{path.name}: stopped after {frames_analysed} frames")
