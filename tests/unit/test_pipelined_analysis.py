@@ -16,6 +16,9 @@ import pytest
 from video_emotion.features.audio import ffmpeg_exe
 from video_emotion.features.blazeface import BlazeFaceDetector
 from video_emotion.inference.analyze import AnalysisStopped, ModelBundle, analyze_video
+from video_emotion.inference.bundle import _Lite
+from video_emotion.inference.lite_parts import LiteParts, distinct
+from video_emotion.inference.windows import iter_windows
 
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED_DIR = ROOT / "models" / "pretrained"
@@ -30,10 +33,15 @@ def bundle(tmp_path_factory, pretrained) -> ModelBundle:
     from video_emotion.config import ModelConfig, PreprocessConfig
     from video_emotion.features.faces import save_face_models
     from video_emotion.labels import LABELS
+    from video_emotion.modeling.export import export_inference
     from video_emotion.modeling.model import build_model
 
     d = tmp_path_factory.mktemp("bundle")
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 16, 112, pretrained).save(d / "model.keras")
+    cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
+    model = build_model(cfg, 16, 112, pretrained)
+    model.save(d / "model.keras")
+    # As training writes it: the whole graph, and the per-frame CNN and the head apart (served: LiteRT, parts).
+    assert export_inference(model, d, cfg=cfg)["lite_parts"]
     settings = {"labels": list(LABELS), "n_frames": 16, "image_size": 112, "detector": "blazeface",
                 "face_margin": 0.05, "align": True, "min_face_frac": 0.1, "detect_every": 1, "denoise": False,
                 "equalize": False, "window_s": 2.0}
@@ -41,6 +49,7 @@ def bundle(tmp_path_factory, pretrained) -> ModelBundle:
     save_face_models(PreprocessConfig.from_saved(settings), PRETRAINED_DIR, d)
     b = ModelBundle.load(d)
     b.warm_up()
+    assert isinstance(b._predictor, LiteParts)
     return b
 
 
@@ -105,3 +114,19 @@ def test_a_stopped_analysis_leaves_no_pipeline_thread_behind(bundle, real_faces)
     with pytest.raises(AnalysisStopped):
         _analyze(real_faces / "cry_then_laugh.mp4", bundle, sample_fps=8.0, should_stop=stop)
     assert not [t for t in threading.enumerate() if t.name in ("decode", "faces")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample_fps", [4.0, 8.0, 24.0])
+def test_the_model_in_two_parts_reads_every_window_as_the_whole_graph(bundle, real_faces, sample_fps):
+    """The CNN once per distinct crop, then the head: the whole graph's probabilities on real windows
+    (at 4 fps each crop appears twice in a window, at 24 fps interleaved windows share crops)."""
+    windows = list(iter_windows(real_faces / "cry_then_laugh.mp4", bundle, sample_fps))[:12]
+    inputs = {"frames": np.stack([w.crops for w in windows]), "mask": np.stack([w.face for w in windows]).astype("f4")}
+    whole = _Lite(bundle.folder / "model.tflite", 4)(inputs)
+    parts = bundle._predictor(inputs)
+    assert parts.shape == whole.shape and np.abs(parts - whole).max() <= 1e-5
+    unique, inverse = distinct(inputs["frames"].reshape(-1, 112, 112))
+    assert np.array_equal(unique[inverse], inputs["frames"].reshape(-1, 112, 112))
+    if sample_fps == 4.0:
+        assert len(unique) * 2 == inverse.size  # every crop twice: the CNN's work halves

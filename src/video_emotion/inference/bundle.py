@@ -23,6 +23,7 @@ import numpy as np
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
 from video_emotion.features.faces import FacePath
+from video_emotion.inference.lite_parts import LiteParts
 from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, LITE_BATCH
 
 BUNDLE_MODEL = "model.keras"
@@ -202,7 +203,10 @@ class ModelBundle:
     def _load(self) -> None:
         if self.runtime == "litert":
             exported = self.exported()
-            self._predictor = _Lite(self.folder / exported["lite"], int(exported.get("lite_batch", LITE_BATCH)))
+            if exported.get("lite_parts"):  # the CNN once per distinct crop (inference.lite_parts)
+                self._predictor = LiteParts(self.folder, exported["lite_parts"])
+            else:
+                self._predictor = _Lite(self.folder / exported["lite"], int(exported.get("lite_batch", LITE_BATCH)))
         elif self.runtime == "savedmodel":
             self._predictor = _Graph(self.folder / self.exported()["graph"])
         else:
@@ -269,7 +273,7 @@ class ModelBundle:
         out = []
         # LiteRT copies each call's few windows into its float input: no float copy of the whole batch
         # (16 windows of 16 crops are 13 MB as float32, the largest allocation of an analysis).
-        cast = (lambda v: v) if isinstance(fn, _Lite) else (lambda v: v.astype("float32"))
+        cast = (lambda v: v) if isinstance(fn, _Lite | LiteParts) else (lambda v: v.astype("float32"))
         for i in range(0, n, batch_size):
             out.append(fn({k: cast(v[i:i + batch_size]) for k, v in inputs.items()}))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)

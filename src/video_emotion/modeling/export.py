@@ -30,6 +30,7 @@ GRAPH_DIR = "graph"
 LITE_MODEL = "model.tflite"
 LITE_BATCH = 4   # windows per LiteRT call: batching pays (3x per window over 1), padding wastes at most 3
 ENDPOINT = "serve"
+PARTS = {"frames": "frames.tflite", "head": "head.tflite"}  # the model in two graphs (`export_parts`)
 
 
 def input_shapes(model: Any) -> dict[str, list[int]]:
@@ -74,13 +75,34 @@ def export_lite(model: Any, out: Path, shapes: dict[str, list[int]], batch: int 
         absl.setLevel(level)
 
 
-def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...] | None = None) -> dict[str, Any]:
+def export_parts(model: Any, cfg: Any, bundle_dir: Path) -> dict[str, str] | None:
+    """The model as two TFLite graphs, where its per-frame CNN is frozen (`modeling.model.frozen_parts`):
+    `frames.tflite` (one window of crops -> per-frame features) and `head.tflite` (features and mask ->
+    probabilities). Analysis then runs the CNN once per distinct crop: at 4 fps a 2 s window of 16 frames
+    holds each crop twice, and the CNN is most of the model's cost. Same weights, same ops: the same
+    probabilities (docs/speed.md). None (nothing written) for designs whose CNN trains."""
+    from video_emotion.modeling.model import frozen_parts
+
+    parts = frozen_parts(model, cfg) if cfg is not None else None
+    if parts is None:
+        return None
+    features, head = parts
+    export_lite(features, bundle_dir / PARTS["frames"], {"frames": input_shapes(model)["frames"]}, batch=1)
+    width = int(features.output.shape[-1])
+    export_lite(head, bundle_dir / PARTS["head"], {"frame_features": [input_shapes(model)["frames"][0], width],
+                                                  "mask": input_shapes(model)["mask"]})
+    return dict(PARTS)
+
+
+def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...] | None = None,
+                     cfg: Any = None) -> dict[str, Any]:
     """Write the exports into `bundle_dir` and `export.json` saying which exist. `formats` (of "lite",
     "graph"): by default the TFLite graph, and the SavedModel only if that conversion fails. A model
-    whose inputs are not named, or exports that all fail, leave the bundle served from `model.keras`."""
+    whose inputs are not named, or exports that all fail, leave the bundle served from `model.keras`.
+    With the model's `cfg` (a `ModelConfig`) the TFLite graph is also written in two parts (`export_parts`)."""
     bundle_dir = Path(bundle_dir)
     shapes = input_shapes(model)
-    info: dict[str, Any] = {"inputs": shapes, "graph": None, "lite": None, "lite_batch": LITE_BATCH}
+    info: dict[str, Any] = {"inputs": shapes, "graph": None, "lite": None, "lite_batch": LITE_BATCH, "lite_parts": None}
     if not shapes:
         log.warning("model inputs are not named: nothing exported, the bundle is served from model.keras")
         return info
@@ -92,5 +114,10 @@ def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...
             info[key] = name
         except Exception as exc:  # an op the format lacks: that export is skipped, the others serve
             log.warning("no %s export (%s: %s)", key, type(exc).__name__, str(exc).splitlines()[0][:300])
+    if info["lite"] and (formats is None or "lite" in formats):
+        try:
+            info["lite_parts"] = export_parts(model, cfg, bundle_dir)
+        except Exception as exc:  # the whole graph still serves
+            log.warning("no per-frame/head export (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:300])
     (bundle_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return info
