@@ -22,9 +22,9 @@ from video_emotion.inference.windows import iter_windows
 
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED_DIR = ROOT / "models" / "pretrained"
-# docs/speed.md: Motion JPEG decoded by libjpeg instead of FFmpeg changes a window's probabilities by at
-# most this much, and never which faces are found or when.
-MJPEG_PROB_TOL = 0.05
+# docs/speed.md: Motion JPEG decoded by libjpeg instead of FFmpeg (pixels 0.6 levels apart on average)
+# changes a window's probabilities by at most this much, and never which frames, faces or windows there are.
+MJPEG_PROB_TOL = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +76,10 @@ def test_pipelined_result_is_the_sequential_result_field_for_field(bundle, real_
 
 
 @pytest.mark.slow
-def test_motion_jpeg_read_as_packets_stays_within_the_stated_tolerance(bundle, mjpeg):
-    fast = _analyze(mjpeg, bundle, sample_fps=4.0, decoder="auto")
-    ref = _analyze(mjpeg, bundle, sample_fps=4.0, decoder="ffmpeg")
+@pytest.mark.parametrize("sample_fps", [None, 4.0])
+def test_motion_jpeg_read_as_packets_stays_within_the_stated_tolerance(bundle, mjpeg, sample_fps):
+    fast = _analyze(mjpeg, bundle, sample_fps=sample_fps, decoder="auto")
+    ref = _analyze(mjpeg, bundle, sample_fps=sample_fps, decoder="ffmpeg")
     for key in ("duration_s", "fps", "frames_analysed", "faces_detected", "no_face_segments"):
         assert fast[key] == ref[key], key
     spans = [[(s["start_s"], s["end_s"]) for s in r["timeline"]] for r in (fast, ref)]
