@@ -82,6 +82,7 @@ bench: assets
 	$(BIN)/python benchmarks/load.py   # the service under hostile load (200 requests, concurrency 8)
 	$(BIN)/python benchmarks/batch_scale.py   # `batch` local vs Ray (1, 2 workers) on 40 clips; 1M-video projection
 	$(BIN)/python benchmarks/face_path.py --write   # the face path on real footage: faces found, tracking vs whole-frame
+	$(BIN)/python benchmarks/speed_floor.py --long   # where the time goes, beside ffmpeg's decode floor (docs/speed.md)
 
 # Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set
 # (requirements-serve.in) is pinned to the very same versions.
