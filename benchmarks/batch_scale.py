@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import cv2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,18 +171,6 @@ def report(runs: dict[str, list[dict]], rounds: int, model_name: str, nodes: lis
     return lines
 
 
-def write_section(path: Path, lines: list[str]) -> None:
-    """Replace this section in RESULTS.md (bench.py rewrites the rest), or append it."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    head, sep, tail = text.partition(SECTION)
-    rest = ""
-    if sep:
-        nxt = tail.find("\n## ")
-        rest = tail[nxt + 1:] if nxt >= 0 else ""
-    out = head.rstrip("\n") + "\n\n" + "\n".join(lines) + ("\n" + rest if rest else "")
-    path.write_text(out.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", default=str(ROOT / "models" / "video_emotion"), help="model bundle folder")
@@ -200,7 +189,7 @@ def main() -> int:
     name = "`models/video_emotion` (trained by `make run`)" if bundle.parent.name == "batch-model" else \
         "a FER-initialised bundle (no trained model found)"
     lines = report(runs, args.rounds, name, [1, 10, 100, 1000])
-    write_section(Path(args.out), lines)
+    common.write_section(Path(args.out), SECTION, lines)  # bench.py rewrites the rest
     print("\n".join(lines))
     (BENCH / "batch_scale.json").write_text(json.dumps({k: [{kk: vv for kk, vv in r.items() if kk != "dominant"}
                                                             for r in v] for k, v in runs.items()}, indent=2))

@@ -15,8 +15,6 @@ import concurrent.futures as cf
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +22,7 @@ import time
 import venv
 from pathlib import Path
 
+import common
 import cv2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,23 +132,7 @@ def service_latency(bundle: Path, clip: Path, requests_per_level: dict[int, int]
     home = BENCH / "bentoml"
     env = {**ENV, "BENTOML_HOME": str(home), "VIDEO_EMOTION_API_KEYS": "bench-key",
            "VIDEO_EMOTION_API_KEY_FILE": str(BENCH / "no-keys")}
-    subprocess.run([sys.executable, "-m", "video_emotion.cli", "bento-import", "--model", str(bundle)], env=env,
-                   cwd=ROOT, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(1)
+    with common.bentoml_service(bundle, env, timeout_s=180) as (_, url):
         data = clip.read_bytes()
 
         def one() -> tuple[float, int]:
@@ -167,13 +150,8 @@ def service_latency(bundle: Path, clip: Path, requests_per_level: dict[int, int]
             wall = time.perf_counter() - t0
             lat = sorted(r[0] for r in results)
             out[conc] = {"requests": n, "errors": sum(r[1] != 200 for r in results),
-                         "p50_s": statistics.median(lat),
-                         "p95_s": lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))],
-                         "throughput_rps": n / wall}
+                         "p50_s": statistics.median(lat), "p95_s": common.p95(lat), "throughput_rps": n / wall}
         return out
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 def machine() -> str:

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import common
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ("cry_then_laugh.mp4", "single_face.mp4")
 
@@ -115,18 +117,8 @@ SECTION = "## Face path on real footage"
 
 def write_section(lines: list[str], path: Path) -> None:
     """Replace (or add) this benchmark's section of RESULTS.md, keeping every other section as it is."""
-    old = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    out, skip = [], False
-    for line in old:
-        if line.startswith("## "):
-            skip = line.startswith(SECTION)
-        if not skip:
-            out.append(line)
-    while out and not out[-1].strip():
-        out.pop()
     cmd = "`.venv/bin/python benchmarks/face_path.py --write`"
-    text = "\n".join(out + ["", SECTION, "", f"Command: {cmd}, {time.strftime('%Y-%m-%d')}.", "", *lines, ""])
-    path.write_text(text + "\n", encoding="utf-8")
+    common.write_section(path, SECTION, [SECTION, "", f"Command: {cmd}, {time.strftime('%Y-%m-%d')}.", "", *lines])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Screenshots of the MLflow UI for the README: the training runs, their charts, two runs compared, the champion.
+"""Screenshots of the MLflow UI for docs/pipeline.md: the training runs, their charts, two runs compared, the champion.
 
     .venv/bin/python benchmarks/mlflow_ui_screenshot.py [--store sqlite:///mlflow.db] [--out docs/img]
 

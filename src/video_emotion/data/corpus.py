@@ -103,7 +103,7 @@ def scan_corpus(cfg: IngestConfig):
 
     root = Path(cfg.root).expanduser()
     if not root.exists():
-        raise CorpusError(f"ingest.root {root} does not exist (see the README on obtaining {cfg.source})")
+        raise CorpusError(f"ingest.root {root} does not exist (see docs/pipeline.md on obtaining {cfg.source})")
     if cfg.source == "ravdess":
         return ravdess.scan(root, calm=cfg.ravdess_calm)
     if cfg.source == "cremad":

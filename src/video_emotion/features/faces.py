@@ -244,12 +244,6 @@ class FacePath:
             raise VideoError(f"{path}: no frame could be decoded")
         return ff, info
 
-    def tracker(self, every: int = 1, max_gap: int = 8, track: bool = True):
-        """A streaming `FaceTracker` over this path (serving): every face followed from frame to frame."""
-        from video_emotion.features.tracking import FaceTracker
-
-        return FaceTracker(self, every, max_gap, track)
-
 
 def _as_path(cfg: PreprocessConfig, detector: Any) -> FacePath:
     return detector if isinstance(detector, FacePath) else FacePath(cfg, detector=detector)

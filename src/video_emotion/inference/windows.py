@@ -15,6 +15,7 @@ import numpy as np
 
 from video_emotion.features.faces import FacePath
 from video_emotion.features.streams import prefetched
+from video_emotion.features.tracking import FaceTracker
 from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
@@ -69,7 +70,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
         k = max(1, int(round(grid_rate / model_rate)))
     every = 1 if detect_interval_s <= 0 or not fast else max(cfg.detect_every,
                                                              int(round(grid_rate * detect_interval_s)))
-    track = faces.tracker(every, max_gap=max(8, 2 * every), track=fast)
+    track = FaceTracker(faces, every, max_gap=max(8, 2 * every), track=fast)
     clock = clock if clock is not None else FrameClock(info.fps)
     per_window = max(1, int(round(bundle.window_s * grid_rate)))
     layout = _Consecutive(T, per_window, grid_rate) if k == 1 else _Interleaved(T, k, grid_rate)

@@ -1,4 +1,5 @@
-"""Experiment tracking and the model registry: the only module that imports mlflow.
+"""Experiment tracking and the model registry: the only library module that imports mlflow (the logged
+model's own code, `inference/pyfunc_model.py`, is a file MLflow runs, logged by path, never imported here).
 
 A local backend store (sqlite + an artifacts folder, both created on first use) keeps every run. The
 experiment declares itself a model-training experiment, so the MLflow UI opens on its training runs.
@@ -10,7 +11,6 @@ version gets is decided by `promotion.decide`; this module only reads and writes
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -154,30 +154,6 @@ def log_confusions(run_id: str, confusions: dict[str, tuple[Any, list[str], str]
                 mlflow.log_image(img.convert("RGB"), key=key, step=0)
 
 
-def _pyfunc_class():
-    mlflow = _mlflow()
-
-    class VideoEmotionPyfunc(mlflow.pyfunc.PythonModel):
-        """pyfunc wrapper: a DataFrame column `video` of paths (optional `transcript` text) -> JSON results."""
-
-        def load_context(self, context):
-            from video_emotion.inference.analyze import ModelBundle
-
-            self.bundle = ModelBundle.load(Path(context.artifacts["bundle"]))
-
-        def predict(self, context, model_input, params=None):
-            from video_emotion.inference.analyze import analyze_video
-
-            params = params or {}
-            rows = (model_input.to_dict("records") if hasattr(model_input, "to_dict")
-                    else [{"video": v} for v in model_input])
-            fps = float(params.get("sample_fps") or 0) or None
-            return [json.dumps(analyze_video(r["video"], self.bundle, sample_fps=fps, lang=params.get("lang", "en"),
-                                             transcript=r.get("transcript") or None)) for r in rows]
-
-    return VideoEmotionPyfunc
-
-
 def _signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
@@ -189,10 +165,11 @@ def _signature():
 
 
 def log_model(run_id: str, model_dir: Path) -> Any:
-    """The bundle as a pyfunc model that serves outside this checkout: package code attached, exact pins."""
+    """The bundle as a pyfunc model that serves outside this checkout: package code attached, exact pins.
+    The model is logged from code (`packaging.MODEL_CODE`, a file MLflow runs at load), not pickled."""
     mlflow = _mlflow()
     with mlflow.start_run(run_id=run_id):
-        return mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(),
+        return mlflow.pyfunc.log_model(name="model", python_model=str(packaging.model_code()),
                                        artifacts={"bundle": str(model_dir)},
                                        code_paths=[str(packaging.package_dir())], signature=_signature(),
                                        pip_requirements=packaging.runtime_requirements())
