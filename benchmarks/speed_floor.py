@@ -183,18 +183,6 @@ def bars(res: dict[str, dict]) -> list[str]:
     return ["| bar | measured | target | |", "|---|---|---|---|", *rows]
 
 
-def write_section(path: Path, lines: list[str]) -> None:
-    """Replace this section of RESULTS.md (the other benchmarks write the rest), or append it."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    head, sep, tail = text.partition(SECTION)
-    rest = ""
-    if sep:
-        nxt = tail.find("\n## ")
-        rest = tail[nxt + 1:] if nxt >= 0 else ""
-    text = head.rstrip("\n") + "\n\n" + "\n".join(lines) + ("\n\n" + rest if rest else "")
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "video_emotion"), help="a model bundle folder")
@@ -237,7 +225,9 @@ def main() -> int:
              + ". Each command is its own process; the commands alternate within a round; best of the rounds. Stage "
              "cells: the stage's own time inside its process (model loaded), then that process's wall time, then "
              "the process over the floor.", "", *stage_table(res), "", *bars(res), ""]
-    write_section(Path(args.out), lines)
+    from common import write_section
+
+    write_section(Path(args.out), SECTION, lines)
     print("\n".join(lines))
     (ROOT / ".bench" / "speed_floor.json").write_text(json.dumps(res, indent=1, default=str))
     return 0
