@@ -188,6 +188,8 @@ def main() -> int:
     ap.add_argument("--model", default=str(ROOT / "models" / "video_emotion"), help="a model bundle folder")
     ap.add_argument("--repeats", type=int, default=2, help="rounds per clip (best of them)")
     ap.add_argument("--long", action="store_true", help="also 10 min of 1080p H.264 and VP9 (about 15 min more)")
+    ap.add_argument("--long-only", action="store_true",
+                    help="only the 1080p clips, added to the rows of the last run (.bench/speed_floor.json)")
     ap.add_argument("--skip-fer", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     ap.add_argument("--stage", nargs=2, metavar=("STAGE", "CLIP"), help=argparse.SUPPRESS)
@@ -200,6 +202,7 @@ def main() -> int:
 
     env = bench.ENV
     fer_py = None if args.skip_fer else bench.fer_python()
+    args.long = args.long or args.long_only
     clips = make_clips(args.long)
     all_stages = ["floor", "decode", "faces", "network", "whole"]
     plan = [("197 s MJPEG", clips["197s_mjpeg.avi"], [*all_stages, "fer"], args.repeats, RATE, 6),
@@ -211,12 +214,18 @@ def main() -> int:
                                   ("120 s 1080p VP9", "30 s 1080p VP9", "long_1080p_vp9_120s.webm")):
             plan += [(label, clips[key], ["floor", "decode", "whole"], 1, RATE, 6),
                      (short, clips[f"cut_{key}"], ["floor", "whole"], 1, RATE, 6)]
+    saved = ROOT / ".bench" / "speed_floor.json"
+    previous = json.loads(saved.read_text()) if args.long_only and saved.is_file() else {}
+    if args.long_only:
+        plan = plan[4:]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    res = {label: measure_clip(clip, [k for k in kinds if k != "fer" or fer_py], args.model, fer_py, n, env, rate,
-                               every) for label, clip, kinds, n, rate, every in plan}
+    res = previous | {label: measure_clip(clip, [k for k in kinds if k != "fer" or fer_py], args.model, fer_py, n, env,
+                                          rate, every) for label, clip, kinds, n, rate, every in plan}
     lines = [SECTION, "", f"Machine: {bench.machine()}.", "",
              f"Command: `.venv/bin/python benchmarks/speed_floor.py{' --long' if args.long else ''} --repeats "
-             f"{args.repeats}` (`make bench`), {started}; model: the bundle `{Path(args.model).name}` (LiteRT). "
+             f"{args.repeats}` (`make bench`), {started}"
+             + (" (the 1080p rows; the others from the run before, `--long-only`)" if args.long_only else "")
+             + f"; model: the bundle `{Path(args.model).name}` (LiteRT). "
              "Clips: the real 640x360 23.98 fps footage (`cry_then_laugh.mp4`) 10 times over (197 s) as Motion JPEG "
              "(`-q:v 3`) and H.264 (`-preset veryfast`); the 2.4 s real clip `single_face.mp4` at the model's rate "
              "(8 fps; fer every 4th frame; floor at 8 fps)"
@@ -229,7 +238,7 @@ def main() -> int:
 
     write_section(Path(args.out), SECTION, lines)
     print("\n".join(lines))
-    (ROOT / ".bench" / "speed_floor.json").write_text(json.dumps(res, indent=1, default=str))
+    saved.write_text(json.dumps(res, indent=1, default=str))
     return 0
 
 
