@@ -130,4 +130,4 @@ def test_the_model_in_two_parts_reads_every_window_as_the_whole_graph(bundle, re
     unique, inverse = distinct(inputs["frames"].reshape(-1, 112, 112))
     assert np.array_equal(unique[inverse], inputs["frames"].reshape(-1, 112, 112))
     if sample_fps == 4.0:
-        assert len(unique) * 2 == inverse.size  # every crop twice: the CNN's work halves
+        assert len(unique) * 2 <= inverse.size  # each crop twice (thrice in a short last window): half the CNN's work
