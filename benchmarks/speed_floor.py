@@ -215,16 +215,19 @@ def main() -> int:
             plan += [(label, clips[key], ["floor", "decode", "whole"], 1, RATE, 6),
                      (short, clips[f"cut_{key}"], ["floor", "whole"], 1, RATE, 6)]
     saved = ROOT / ".bench" / "speed_floor.json"
-    previous = json.loads(saved.read_text()) if args.long_only and saved.is_file() else {}
+    previous = json.loads(saved.read_text()) if saved.is_file() else {}
     if args.long_only:
         plan = plan[4:]
+    else:  # a run without --long keeps the 1080p rows of the last one that had them
+        previous = {k: v for k, v in previous.items() if "1080p" in k and not args.long}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res = previous | {label: measure_clip(clip, [k for k in kinds if k != "fer" or fer_py], args.model, fer_py, n, env,
                                           rate, every) for label, clip, kinds, n, rate, every in plan}
     lines = [SECTION, "", f"Machine: {bench.machine()}.", "",
              f"Command: `.venv/bin/python benchmarks/speed_floor.py{' --long' if args.long else ''} --repeats "
              f"{args.repeats}` (`make bench`), {started}"
-             + (" (the 1080p rows; the others from the run before, `--long-only`)" if args.long_only else "")
+             + (" (the 1080p rows; the others from the run before, `--long-only`)" if args.long_only else
+                " (the 1080p rows from an earlier `--long-only` run)" if previous else "")
              + f"; model: the bundle `{Path(args.model).name}` (LiteRT). "
              "Clips: the real 640x360 23.98 fps footage (`cry_then_laugh.mp4`) 10 times over (197 s) as Motion JPEG "
              "(`-q:v 3`) and H.264 (`-preset veryfast`); the 2.4 s real clip `single_face.mp4` at the model's rate "
