@@ -13,10 +13,17 @@ from video_emotion import commands
 from video_emotion.stages.runner import setup_env
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="video-emotion", description=__doc__.split("\n\n")[0])
-    p.add_argument("--params", default="params.yaml")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _add_apikey(sub) -> None:
+    """`apikey create|list|revoke` (see commands.cmd_apikey)."""
+    ak = sub.add_parser("apikey", help="API keys of the service: create (printed once), list, revoke NAME")
+    ak.add_argument("action", choices=["create", "list", "revoke"])
+    ak.add_argument("key_name", nargs="?", metavar="NAME", help="the key to revoke (or to create)")
+    ak.add_argument("--name", help="create: the key's name (default: default)")
+    ak.add_argument("--key-file", help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
+    ak.set_defaults(func=commands.cmd_apikey)
+
+
+def _add_analyze(sub) -> None:
     a = sub.add_parser("analyze", help="emotion timeline + summary of one or more videos")
     a.add_argument("paths", nargs="+")
     a.add_argument("--model", default="video-emotion@champion",
@@ -33,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=["json", "csv"], default="json")
     a.add_argument("--out", default=None, help="write here instead of stdout")
     a.set_defaults(func=commands.cmd_analyze)
+
+
+def _add_batch(sub) -> None:
     bt = sub.add_parser("batch", help="analyse a video library into a Parquet table, locally or on Ray (resumable)")
     bt.add_argument("input", help="folder (recursive), glob, .txt/.csv list of paths, or an fsspec URL of these")
     bt.add_argument("--out", required=True,
@@ -50,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--batch-windows", type=int, default=8, help="windows per model call (default 8)")
     bt.add_argument("--retry-errors", action="store_true", help="analyse again the videos whose row has an error")
     bt.set_defaults(func=commands.cmd_batch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="video-emotion", description=__doc__.split("\n\n")[0])
+    p.add_argument("--params", default="params.yaml")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _add_analyze(sub)
+    _add_batch(sub)
     ef = sub.add_parser("evaluate-faces", help="how well a model reads a labelled folder of real faces (photos, clips)")
     ef.add_argument("folder",
                     help="labels.csv (file,label[,dataset][,subject]) with the files, or one folder per label")
@@ -67,12 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bento-import", help="import a registered model (or a bundle folder) into the BentoML store")
     b.add_argument("--model", default="video-emotion@champion")
     b.set_defaults(func=commands.cmd_bento_import)
-    ak = sub.add_parser("apikey", help="create an API key for the service (prints it once, stores its hash)")
-    ak.add_argument("action", choices=["create"])
-    ak.add_argument("--name", default="default")
-    ak.add_argument("--key-file", default=None,
-                    help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
-    ak.set_defaults(func=commands.cmd_apikey)
+    _add_apikey(sub)
     sub.add_parser("audit", help="scan the project (DVC cache, MLflow artifacts) for plaintext test data"
                    ).set_defaults(func=commands.cmd_audit)
     sub.add_parser("report", help="print the latest test metrics and how to open the MLflow UI"

@@ -1,5 +1,5 @@
 """Faces: the ONE face path. Finding, aligning and cropping faces for training (preprocess),
-evaluation (real faces) and serving (analyze, which follows faces over time with `tracker()`).
+evaluation (real faces) and serving (analyze, which follows faces over time with `features.tracking.FaceTracker`).
 
 `FacePath(cfg, model_dir)` is built from the preprocessing settings a model was trained with
 (`detector`, `face_margin`, `face_offset`, `align`, `image_size`, `equalize`, `denoise`), so a model

@@ -34,7 +34,7 @@ STAGE = Stage("crossval",
               writes={"metrics": param_path("metrics_dir", "cv.json")})
 
 
-def _take(d: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+def _subset(d: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[keep] for k, v in d.items()}
 
 
@@ -54,8 +54,8 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
     for i in range(cfg.cv_folds):
         te, va = fold == i, fold == (i + 1) % cfg.cv_folds
         tr = ~(te | va)
-        model, history, m = fit(model_cfg, cfg, settings, _take(data, tr), _take(data, va), pretrained, verbose=0)
-        test = _take(data, te)
+        model, history, m = fit(model_cfg, cfg, settings, _subset(data, tr), _subset(data, va), pretrained, verbose=0)
+        test = _subset(data, te)
         keep = usable(test, list(model_cfg.modalities))
         probs = np.asarray(model.predict(model_inputs(test, keep, list(model_cfg.modalities)), verbose=0))
         scores = classification_metrics(test["y"][keep], probs.argmax(1), list(LABELS))

@@ -54,10 +54,10 @@ def parse(text: str) -> list[Cue]:
         for i, line in enumerate(lines):
             m = _CUE.search(line)
             if m:
-                body = " ".join(_TAGS.sub("", ln).strip() for ln in lines[i + 1:]).strip()
-                if body:
+                words = " ".join(_TAGS.sub("", ln).strip() for ln in lines[i + 1:]).strip()
+                if words:
                     g = m.groups()
-                    cues.append(Cue(_seconds(*g[:4]), _seconds(*g[4:]), body))
+                    cues.append(Cue(_seconds(*g[:4]), _seconds(*g[4:]), words))
                 break
     if not cues:
         raise TranscriptError("no cue with text found in the timed transcript")
