@@ -1,7 +1,8 @@
 """A small `.tflite` network (BlazeFace) run on a BGR square: LiteRT where it is installed, else OpenCV DNN.
 
-LiteRT (XNNPACK, one thread) runs BlazeFace's short-range model in about 1.5 ms on this machine's CPU
-against about 4 ms for OpenCV's DNN module, and the face work is a third of an analysis's CPU time.
+LiteRT (XNNPACK, one thread) runs BlazeFace's short-range model in a little over half the time of OpenCV's
+DNN module (3.0 ms against 5.3 ms a frame, measured side by side on a loaded 2-core machine), and the face
+work is a third of an analysis's CPU time.
 One thread: in the pipelined analysis the decoder and the emotion network use the other core. Both
 runtimes read the same file; their outputs differ by about 1e-4 (float rounding: docs/speed.md).
 """
