@@ -57,7 +57,7 @@ def _add_batch(sub) -> None:
     bt.add_argument("--workers", type=int, default=None,
                     help="ray: parallel decode tasks (default: the cluster's CPUs)")
     bt.add_argument("--actors", type=int, default=None, help="ray: model actors (default: one per 5 workers)")
-    bt.add_argument("--batch-windows", type=int, default=16, help="windows per model call (default 16)")
+    bt.add_argument("--batch-windows", type=int, default=8, help="windows per model call (default 8)")
     bt.add_argument("--retry-errors", action="store_true", help="analyse again the videos whose row has an error")
     bt.set_defaults(func=commands.cmd_batch)
 

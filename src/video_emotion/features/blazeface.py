@@ -1,4 +1,4 @@
-"""BlazeFace (MediaPipe Face Detection, Apache-2.0) run by OpenCV's DNN module.
+"""BlazeFace (MediaPipe Face Detection, Apache-2.0) run by LiteRT (or OpenCV DNN: `features.tflite_net`).
 
 A real face detector for real footage: a box and six keypoints per face (right eye, left eye, nose
 tip, mouth centre, right and left ear tragion; "right" is the person's right, on the image's left).
@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from video_emotion.features.boxes import iou
+from video_emotion.features.tflite_net import load_net
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
@@ -152,26 +153,23 @@ def model_path(kind: str = "short", model_dir: str | Path = DEFAULT_MODEL_DIR) -
 class _Model:
     """One BlazeFace network with its anchors, run on a letterboxed square."""
 
-    def __init__(self, kind: str, path: Path, min_score: float | None, iou_threshold: float) -> None:
+    def __init__(self, kind: str, path: Path, min_score: float | None, iou_threshold: float,
+                 runtime: str = "auto") -> None:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: BlazeFace model missing; run `make assets`")
         self.kind, self.path, self.spec = kind, path, SPECS[kind]
-        self.net = cv2.dnn.readNetFromTFLite(str(path))
-        self.outputs = self.net.getUnconnectedOutLayersNames()
+        self.net = load_net(path, runtime)
         self.anchors = ssd_anchors(self.spec)
         self.min_score = self.spec.min_score if min_score is None else float(min_score)
         self.iou_threshold = iou_threshold
-        self._lock = threading.Lock()  # a cv2.dnn.Net must not run two forwards at once
+        self._lock = threading.Lock()  # a network (LiteRT or cv2.dnn) must not run two forwards at once
 
     def _run(self, square: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw scores (n,) and regressors (n, 16) of a BGR (or grey) input-sized square."""
         if square.ndim == 2:
             square = cv2.cvtColor(square, cv2.COLOR_GRAY2BGR)
-        # the network takes RGB in [-1, 1]
-        blob = cv2.dnn.blobFromImage(square, scalefactor=1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True)
         with self._lock:
-            self.net.setInput(blob)
-            outs = self.net.forward(self.outputs)
+            outs = self.net(square)
         a, b = (np.asarray(o).reshape(-1, o.shape[-1]) for o in outs)
         scores, regs = (a, b) if a.shape[-1] == 1 else (b, a)
         return scores[:, 0], regs
@@ -227,19 +225,20 @@ class BlazeFaceDetector:
       or a path to a `.tflite` file whose name says which ("full" in the name: full-range).
     min_score: detection threshold (MediaPipe's default per model when None); min_face_frac: drop faces
     smaller than this fraction of the shorter frame side; near_context: with `near`, the side of the
-    square searched around the previous box, in box sizes.
+    square searched around the previous box, in box sizes; runtime: "auto" (LiteRT when installed, else
+    OpenCV DNN), "litert" or "opencv" (`features.tflite_net`).
     """
 
     def __init__(self, model: str | Path = "auto", model_dir: str | Path = DEFAULT_MODEL_DIR,
                  min_score: float | None = None, min_face_frac: float = 0.0, iou_threshold: float = 0.3,
-                 near_context: float = 2.2) -> None:
+                 near_context: float = 2.2, runtime: str = "auto") -> None:
         kinds = ("short", "full") if str(model) == "auto" else (str(model),) if str(model) in SPECS else ()
         if kinds:
-            self.models = {k: _Model(k, model_path(k, model_dir), min_score, iou_threshold) for k in kinds}
+            self.models = {k: _Model(k, model_path(k, model_dir), min_score, iou_threshold, runtime) for k in kinds}
         else:
             path = Path(model)
             kind = "full" if "full" in path.name else "short"
-            self.models = {kind: _Model(kind, path, min_score, iou_threshold)}
+            self.models = {kind: _Model(kind, path, min_score, iou_threshold, runtime)}
         self.kind = "auto" if len(self.models) == 2 else next(iter(self.models))
         self.anchors = next(iter(self.models.values())).anchors
         self.min_face_frac = min_face_frac

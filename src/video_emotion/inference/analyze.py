@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from video_emotion.features.streams import prefetched
 from video_emotion.features.video import FrameClock, VideoError, VideoInfo, probe
 from video_emotion.inference.bundle import ModelBundle
 from video_emotion.inference.readability import is_unreadable, readable_mask, unreadable_segment, window_quality
@@ -130,11 +132,12 @@ class _Readings:
 
 
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",
-                  batch_windows: int = 16, progress: bool = False, transcript: str | None = None,
+                  batch_windows: int = 8, progress: bool = False, transcript: str | None = None,
                   transcript_lang: str | None = None, min_frames: int = 1,
                   detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True, transcribe: str = "auto",
                   speech_lang: str | None = None, speech_model: Transcriber | str | Path | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+                  should_stop: Callable[[], bool] | None = None, pipeline: bool = True,
+                  decoder: str = "auto") -> dict[str, Any]:
     """The analysis-result contract (see the design notes) for one video.
 
     `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
@@ -145,6 +148,9 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     `fast=False` runs the whole-frame face detector on every sampled frame (the reference path that
     the benchmark compares the default tracking path with). `should_stop` is polled between windows;
     when it turns true the analysis ends with `AnalysisStopped` (a service whose client left).
+    `pipeline` (default) decodes, finds faces and runs the model side by side, each on its own thread with
+    bounded queues between them (docs/speed.md); False runs them in turn (the same result, slower).
+    `decoder`: "auto" decodes only the sampled frames of Motion JPEG (libjpeg), "ffmpeg" every frame.
     """
     if lang not in TRANSLATIONS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
@@ -165,8 +171,9 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     words = Words(path, text, transcribe, speech_lang, speech_model, audio.samples if audio else None,
                   audio_decoded=audio is not None)
     try:
+        stream = {"detect_interval_s": detect_interval_s, "fast": fast, "pipeline": pipeline, "decoder": decoder}
         readings, frames_analysed, info = _read_frames(path, bundle, info, lang, audio, sample_fps, batch_windows,
-                                                       progress, detect_interval_s, fast, should_stop)
+                                                       progress, stream, should_stop)
         if info.n_frames < min_frames:  # a header that promised more than the stream holds
             raise VideoError(f"{path.name}: {info.n_frames} decodable frame(s); at least {min_frames} are needed")
         if not words.wait(should_stop):
@@ -178,10 +185,14 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
 
 
 def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _AudioTrack | None,
-                 sample_fps: float | None, batch_windows: int, progress: bool, detect_interval_s: float,
-                 fast: bool, should_stop: Callable[[], bool] | None = None) -> tuple[_Readings, int, VideoInfo]:
+                 sample_fps: float | None, batch_windows: int, progress: bool, stream: dict[str, Any],
+                 should_stop: Callable[[], bool] | None = None) -> tuple[_Readings, int, VideoInfo]:
     """Every window of the video through the model, in batches; with the video's frame count, rate and
-    duration as the stream measured them (headers lie: a browser's WebM has no duration)."""
+    duration as the stream measured them (headers lie: a browser's WebM has no duration).
+
+    With `stream["pipeline"]` the windows are made on their own thread (which decodes on another), up
+    to half a batch ahead of the model, which runs here: the three stages overlap, the queues bound memory.
+    """
     readings = _Readings(bundle, lang, audio, batch_windows)
     bar = None
     if progress:
@@ -191,17 +202,18 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
     frames_analysed = 0
     pending: list[Window] = []
     clock = FrameClock(info.fps)
-    for w in iter_windows(path, bundle, sample_fps, detect_interval_s=detect_interval_s, fast=fast, info=info,
-                          clock=clock):
-        if should_stop is not None and should_stop():
-            raise AnalysisStopped(f"{path.name}: stopped after {frames_analysed} frames")
-        pending.append(w)
-        frames_analysed += w.new_frames
-        if bar is not None:
-            bar.update(round(w.end_s - w.start_s, 1))
-        if len(pending) >= batch_windows:
-            readings.add(pending)
-            pending = []
+    windows = iter_windows(path, bundle, sample_fps, info=info, clock=clock, **stream)
+    with closing(prefetched(windows, max(2, batch_windows // 2), "faces", stream["pipeline"])) as windows:
+        for w in windows:
+            if should_stop is not None and should_stop():
+                raise AnalysisStopped(f"{path.name}: stopped after {frames_analysed} frames")
+            pending.append(w)
+            frames_analysed += w.new_frames
+            if bar is not None:
+                bar.update(round(w.end_s - w.start_s, 1))
+            if len(pending) >= batch_windows:
+                readings.add(pending)
+                pending = []
     readings.add(pending)
     if bar is not None:
         bar.close()

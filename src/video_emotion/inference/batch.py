@@ -38,7 +38,7 @@ class BatchOptions:
     transcribe: str = "auto"
     speech_lang: str | None = None
     speech_model: str | None = None  # Whisper model folder (None: no speech recognition)
-    batch_windows: int = 16          # windows per model call
+    batch_windows: int = 8           # windows per model call (a fuller batch only costs memory: docs/speed.md)
 
     def job(self, model_info: dict[str, Any]) -> dict[str, Any]:
         """What the rows of an output folder depend on: a second run must use the same."""

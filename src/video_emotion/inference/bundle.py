@@ -23,6 +23,7 @@ import numpy as np
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
 from video_emotion.features.faces import FacePath
+from video_emotion.inference.lite_parts import LiteParts
 from video_emotion.modeling.calibration import apply_temperature
 from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, LITE_BATCH
 
@@ -205,7 +206,9 @@ class ModelBundle:
     def _load(self) -> None:
         if self.runtime == "litert":
             exported = self.exported()
-            self._predictor = _Lite(self.folder / exported["lite"], int(exported.get("lite_batch", LITE_BATCH)))
+            parts = exported.get("parts")  # the CNN once per distinct crop (inference.lite_parts)
+            self._predictor = LiteParts(self.folder, parts) if parts else \
+                _Lite(self.folder / exported["lite"], int(exported.get("lite_batch", LITE_BATCH)))
         elif self.runtime == "savedmodel":
             self._predictor = _Graph(self.folder / self.exported()["graph"])
         else:
@@ -270,8 +273,9 @@ class ModelBundle:
         the bundle's temperature (every runtime: the exports hold the network, the bundle's settings its T)."""
         fn = self._fn()
         n = len(next(iter(inputs.values()))) if inputs else 0
-        out = [fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()})
-               for i in range(0, n, batch_size)]
+        # LiteRT copies each call's windows into its float input: no float32 copy of the whole batch (13 MB)
+        cast = (lambda v: v) if isinstance(fn, _Lite | LiteParts) else (lambda v: v.astype("float32"))
+        out = [fn({k: cast(v[i:i + batch_size]) for k, v in inputs.items()}) for i in range(0, n, batch_size)]
         if not out:
             return np.zeros((0, len(self.labels)), np.float32)
         return apply_temperature(np.concatenate(out), self.temperature).astype(np.float32)

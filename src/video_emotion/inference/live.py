@@ -29,6 +29,7 @@ from video_emotion.inference.bundle import ModelBundle, _Lite, _litert_installed
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import Window
 from video_emotion.labels import TRANSLATIONS, polarity, translate, valence_of
+from video_emotion.modeling.calibration import apply_temperature
 from video_emotion.modeling.inputs import model_inputs
 
 SMOOTH_S = 3.0   # the smoothed state is the mean reading of the primary face over this many seconds
@@ -128,8 +129,9 @@ class LiveReader:
     def _predict(self, tracks: list[int], t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         windows = [self._window(tid, t) for tid in tracks]
         arrays = {"X": np.stack([w[0] for w in windows]), "face": np.stack([w[1] for w in windows])}
-        if self.parts is not None:
-            return self.parts.probabilities(arrays["X"], arrays["face"]), arrays["X"], arrays["face"]
+        if self.parts is not None:  # calibrated with the bundle's temperature, as predict_inputs does
+            probs = apply_temperature(self.parts.probabilities(arrays["X"], arrays["face"]), self.bundle.temperature)
+            return probs.astype(np.float32), arrays["X"], arrays["face"]
         if "audio" in self.bundle.modalities:  # a camera session has no sound: flagged, as a silent clip is
             shape = self.bundle.input_shapes["audio"]
             arrays["A"] = np.zeros((len(tracks), *shape), np.float32)

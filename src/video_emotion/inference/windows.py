@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from video_emotion.features.faces import FacePath
+from video_emotion.features.streams import prefetched
 from video_emotion.features.tracking import FaceTracker
 from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
+DECODE_AHEAD = 4  # decoded frames waiting for the face work (a few MB even at 1080p)
 DETECT_INTERVAL_S = 0.125  # serving looks for the face at most 8 times a second (mostly near the last box)
 
 
@@ -35,7 +38,8 @@ class Window:
 def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None,
                  faces: FacePath | None = None,
                  detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True,
-                 info: VideoInfo | None = None, clock: FrameClock | None = None) -> Iterator[Window]:
+                 info: VideoInfo | None = None, clock: FrameClock | None = None, pipeline: bool = True,
+                 decoder: str = "auto") -> Iterator[Window]:
     """Windows of `bundle.window_s` seconds, each holding the model's T frames at the model's rate.
 
     At the model's own rate (T / window_s, the default) windows follow each other. A higher
@@ -50,6 +54,8 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     Frames are placed by their own timestamps as they arrive (variable frame rates, files whose
     header has no duration); the header's frame count is never used. `clock` (optional) is left
     holding the decoded frame count and the measured duration; the last window ends there.
+    `pipeline`: the video is decoded on its own thread, a few frames ahead of the face work (the same
+    frames in the same order; False decodes in turn). `decoder`: see `features.video.iter_grid`.
     """
     info = info or probe(path)
     k, grid_rate = _grid(bundle, sample_fps, info.fps)
@@ -60,7 +66,8 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     per_window = max(1, int(round(bundle.window_s * grid_rate)))
     T = bundle.n_frames
     layout = _Consecutive(T, per_window, grid_rate) if k == 1 else _Interleaved(T, k, grid_rate)
-    yield from _windows(iter_grid(path, grid_rate, clock), track, layout, clock)
+    with closing(prefetched(iter_grid(path, grid_rate, clock, decoder), DECODE_AHEAD, "decode", pipeline)) as grid:
+        yield from _windows(grid, track, layout, clock)
 
 
 def _grid(bundle: ModelBundle, sample_fps: float | None, fps: float) -> tuple[int, float]:

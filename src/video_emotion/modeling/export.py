@@ -111,10 +111,10 @@ def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...
             info[key] = name
         except Exception as exc:  # an op the format lacks: that export is skipped, the others serve
             log.warning("no %s export (%s: %s)", key, type(exc).__name__, str(exc).splitlines()[0][:300])
-    if cfg is not None and info["lite"]:
+    if cfg is not None and info["lite"] and (formats is None or "lite" in formats):
         try:
             info["parts"] = export_parts(model, cfg, bundle_dir)
-        except Exception as exc:  # live sessions then read whole windows with model.tflite
+        except Exception as exc:  # the whole graph still serves (analysis and live read whole windows)
             log.warning("no frame-by-frame export (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:300])
     (bundle_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return info
