@@ -81,6 +81,7 @@ bench: assets
 	$(BIN)/python benchmarks/bench.py --repeats $(or $(REPEATS),3)
 	$(BIN)/python benchmarks/load.py   # the service under hostile load (200 requests, concurrency 8)
 	$(BIN)/python benchmarks/batch_scale.py   # `batch` local vs Ray (1, 2 workers) on 40 clips; 1M-video projection
+	$(BIN)/python benchmarks/cluster_scale.py   # `batch` on a running 2-node Ray cluster: per-node split, N-node projection
 	$(BIN)/python benchmarks/face_path.py --write   # the face path on real footage: faces found, tracking vs whole-frame
 
 # Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set

@@ -167,10 +167,10 @@ def report(runs: dict[str, list[dict]], rounds: int, model_name: str, nodes: lis
     return lines
 
 
-def write_section(path: Path, lines: list[str]) -> None:
+def write_section(path: Path, lines: list[str], section: str = SECTION) -> None:
     """Replace this section in RESULTS.md (bench.py rewrites the rest), or append it."""
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    head, sep, tail = text.partition(SECTION)
+    head, sep, tail = text.partition(section)
     rest = ""
     if sep:
         nxt = tail.find("\n## ")

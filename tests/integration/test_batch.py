@@ -155,7 +155,7 @@ def test_killed_model_actor_is_restarted_and_every_row_comes(ray_local, setup, r
 
     def kill_the_model_actor(row):
         if not killed:
-            pid = ray_local.get(engine.servers[0].pid.remote())
+            pid, _ = ray_local.get(engine.servers[0].where.remote())
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 

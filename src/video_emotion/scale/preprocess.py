@@ -11,7 +11,10 @@ clip, a small part of the stage's time). A task whose worker dies is run again, 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from video_emotion import security
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.clips import process_clips
 
+log = logging.getLogger("video_emotion.preprocess")
 RETRIES = 3
 TASKS_PER_CPU = 4  # several chunks per CPU: a slow clip holds up a small part of the split, not a CPU's share
 
@@ -47,9 +51,10 @@ def clip_cropper(engine: str) -> Callable[..., dict[str, Any]]:
 
 def _crop_chunk(paths: list[Path], cfg: PreprocessConfig, face_models: Path | None = None) -> dict[str, Any]:
     import cv2
+    import ray
 
     cv2.setNumThreads(1)  # one CPU per task
-    return process_clips(paths, cfg, face_models=face_models)
+    return {**process_clips(paths, cfg, face_models=face_models), "node": ray.get_runtime_context().get_node_id()}
 
 
 def process_clips_ray(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
@@ -79,11 +84,14 @@ def process_clips_ray(paths: list[Path], cfg: PreprocessConfig, desc: str = "cli
     if secret:  # meanwhile, here: the key stays in this process
         put(secret, process_clips([paths[i] for i in secret], cfg, desc=f"{desc} (encrypted, here)",
                                   names=[names[i] for i in secret], ring=ring, face_models=face_models))
+    nodes: Counter = Counter()
     with tqdm(total=len(plain), desc=f"{desc} (ray)", unit="clip", disable=None) as bar:
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            chunk = refs[done[0]]
-            put(chunk, ray.get(done[0]))
+            chunk, res = refs[done[0]], ray.get(done[0])
+            put(chunk, res)
+            nodes[res["node"]] += 1
             bar.update(len(chunk))
+    log.info("%s: crop tasks per node: %s", desc, json.dumps(dict(nodes)))
     return {**out, "errors": [e for k in sorted(errors) for e in errors[k]]}
