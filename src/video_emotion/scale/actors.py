@@ -139,6 +139,8 @@ class ModelPool:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        from video_emotion.scale.cluster import worker_runtime_env
+
         key = bundle_key(folder, info)
         if keep:
             retire(key)
@@ -157,6 +159,8 @@ class ModelPool:
         copy_key = key if ship else str(Path(folder).resolve())
         actor, opts = ray.remote(ModelServer), {"num_cpus": actor_cpus, "max_restarts": -1, "namespace": NAMESPACE,
                                                 "max_task_retries": MODEL_CALL_RETRIES, "scheduling_strategy": "SPREAD"}
+        if keep:  # the TensorFlow settings of WORKER_ENV, for these actors only (the job has no runtime env)
+            opts["runtime_env"] = worker_runtime_env()
         servers = [actor.options(name=f"{SERVER_PREFIX}{tag}-{i}", **opts, **life).remote(holder, copy_key, info)
                    for i in range(actors)]
         return cls(servers, holder, copy_key, keep, [] if keep else [*servers, *own])

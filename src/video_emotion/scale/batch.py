@@ -148,7 +148,7 @@ class RayEngine:
     def __call__(self, todo: list[Source]) -> Iterator[tuple[dict[str, Any], str | None]]:
         from video_emotion.scale.cluster import ray_session
 
-        with ray_session(self.workers) as joined:
+        with ray_session(self.workers, worker_env=False) as joined:
             yield from self._run(todo, keep=joined)
 
     def _run(self, todo: list[Source], keep: bool = False) -> Iterator[tuple[dict[str, Any], str | None]]:
