@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import cv2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +84,8 @@ def bundle_for(path: Path) -> Path:
                 "build_model(ModelConfig(correction_bound=0.0), 16, 64, Path(sys.argv[2])).save(o/'model.keras'); "
                 "(o/'preprocessing.json').write_text(json.dumps({'labels': list(LABELS), 'n_frames': 16, "
                 "'image_size': 64, 'face_margin': 0.12, 'min_face_frac': 0.2, 'detect_every': 1, 'window_s': 2.0}))")
-        subprocess.run([sys.executable, "-c", code, str(out), str(ROOT / "models/pretrained/fer2013_mini_xception.hdf5")],
+        subprocess.run([sys.executable, "-c", code, str(out),
+                        str(ROOT / "models/pretrained/fer2013_mini_xception.hdf5")],
                        env=ENV, check=True)
     return out
 
@@ -132,7 +134,8 @@ def report(runs: dict[str, list[dict]], rounds: int, model_name: str, nodes: lis
              f"clip), model {model_name}, default sampling, "
              "`--transcribe off`. Each figure is the whole command in its own process (start, imports, Ray start or "
              f"model load, analysis, output), fresh output folder; the three configurations alternate, {rounds} "
-             f"round{'s' if rounds > 1 else ''}. 1-minute load average at each start in brackets: other work on the machine shares its 2 cores.", "",
+             f"round{'s' if rounds > 1 else ''}. 1-minute load average at each start in brackets: other work on the "
+             "machine shares its 2 cores.", "",
              "| configuration | " + " | ".join(f"round {i + 1}: videos/min (load)" for i in range(rounds))
              + " | mean videos/min, whole command | mean videos/min once running |", "|---|" + "---|" * (rounds + 2)]
     for k, v in runs.items():
@@ -140,19 +143,20 @@ def report(runs: dict[str, list[dict]], rounds: int, model_name: str, nodes: lis
                      + " | ".join(f"{x:.1f} ({r['load']:.1f})" for x, r in zip(vpm[k], v, strict=False))
                      + f" | **{mean[k]:.1f}** | {steady[k]:.1f} |")
     lines += ["", f"Ray at 2 workers vs local, per round: {', '.join(f'{x:.2f}x' for x in ratio)}; "
-              f"means: **{mean['ray, 2 workers'] / mean['local']:.2f}x** (bar: at least 0.75x). Ray at 1 worker vs local: "
-              f"{mean['ray, 1 worker'] / mean['local']:.2f}x. Once running (first to last video done, start-up and shut-down "
-              f"left out): Ray at 2 workers **{steady['ray, 2 workers'] / steady['local']:.2f}x** local, at 1 worker "
-              f"{steady['ray, 1 worker'] / steady['local']:.2f}x. Dominant emotion of every clip identical in every run: "
-              f"**{'yes' if same else 'NO'}**. With a load average above 2 the runs share the cores with other work, "
-              "so rates, and the projection below, are lower than on an idle machine.", "",
+              f"means: **{mean['ray, 2 workers'] / mean['local']:.2f}x** (bar: at least 0.75x). Ray at 1 worker vs "
+              f"local: {mean['ray, 1 worker'] / mean['local']:.2f}x. Once running (first to last video done, start-up "
+              f"and shut-down left out): Ray at 2 workers **{steady['ray, 2 workers'] / steady['local']:.2f}x** local, "
+              f"at 1 worker {steady['ray, 1 worker'] / steady['local']:.2f}x. Dominant emotion of every clip identical "
+              f"in every run: **{'yes' if same else 'NO'}**. With a load average above 2 the runs share the cores with "
+              "other work, so rates, and the projection below, are lower than on an idle machine.", "",
               "### Projection: one million 30 s videos", "",
               f"From the 2-worker runs: {per_video_s:.2f} s of worker time per clip (decode, faces, model; "
               f"{per_video_s * r2[0]['videos'] / video_s:.3f} s per second of video), and a fixed "
-              f"{fixed_s:.0f} s per job (Ray start, actor start and model load, output). One node of this size (2 cores) "
-              f"analyses {node_video_s_per_s:.1f} s of video per second once running. One million 30 s videos are "
-              f"{total_video_s / 3600:.0f} hours of video; the work scales with video seconds (sampling is per second "
-              "of video, default 8 frames/s), and decode tasks share nothing but the model actors (one per 5 workers):", "",
+              f"{fixed_s:.0f} s per job (Ray start, actor start and model load, output). One node of this size "
+              f"(2 cores) analyses {node_video_s_per_s:.1f} s of video per second once running. One million 30 s "
+              f"videos are {total_video_s / 3600:.0f} hours of video; the work scales with video seconds (sampling is "
+              "per second of video, default 8 frames/s), and decode tasks share nothing but the model actors (one per "
+              "5 workers):", "",
               "| nodes (2 cores each) | decode workers | model actors | wall time |", "|---|---|---|---|"]
     for n in nodes:
         hours = (total_video_s / (n * node_video_s_per_s) + fixed_s) / 3600
@@ -161,22 +165,10 @@ def report(runs: dict[str, list[dict]], rounds: int, model_name: str, nodes: lis
               "about 4x slower than 640x360); inputs are read from storage that keeps up (a million 30 s 360p clips "
               "are about 2-4 TB, i.e. under 100 MB/s even at 100 nodes); Ray's per-video overhead is included in the "
               "measured rate (one task per video, one model call per 16 windows); the driver writes a "
-              "Parquet part per 200 rows and is far from limiting at these rates (a 1000-node job finishes a video every "
-              f"{1 / (1000 * node_video_s_per_s / 30) * 1000:.0f} ms). Not measured here: network transfer of "
+              "Parquet part per 200 rows and is far from limiting at these rates (a 1000-node job finishes a video "
+              f"every {1 / (1000 * node_video_s_per_s / 30) * 1000:.0f} ms). Not measured here: network transfer of "
               "windows between nodes (about 1 MB per 30 s video) and stragglers.", ""]
     return lines
-
-
-def write_section(path: Path, lines: list[str], section: str = SECTION) -> None:
-    """Replace this section in RESULTS.md (bench.py rewrites the rest), or append it."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    head, sep, tail = text.partition(section)
-    rest = ""
-    if sep:
-        nxt = tail.find("\n## ")
-        rest = tail[nxt + 1:] if nxt >= 0 else ""
-    out = head.rstrip("\n") + "\n\n" + "\n".join(lines) + ("\n" + rest if rest else "")
-    path.write_text(out.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main() -> int:
@@ -197,7 +189,7 @@ def main() -> int:
     name = "`models/video_emotion` (trained by `make run`)" if bundle.parent.name == "batch-model" else \
         "a FER-initialised bundle (no trained model found)"
     lines = report(runs, args.rounds, name, [1, 10, 100, 1000])
-    write_section(Path(args.out), lines)
+    common.write_section(Path(args.out), SECTION, lines)  # bench.py rewrites the rest
     print("\n".join(lines))
     (BENCH / "batch_scale.json").write_text(json.dumps({k: [{kk: vv for kk, vv in r.items() if kk != "dominant"}
                                                             for r in v] for k, v in runs.items()}, indent=2))

@@ -15,8 +15,6 @@ import concurrent.futures as cf
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +22,7 @@ import time
 import venv
 from pathlib import Path
 
+import common
 import cv2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,23 +132,7 @@ def service_latency(bundle: Path, clip: Path, requests_per_level: dict[int, int]
     home = BENCH / "bentoml"
     env = {**ENV, "BENTOML_HOME": str(home), "VIDEO_EMOTION_API_KEYS": "bench-key",
            "VIDEO_EMOTION_API_KEY_FILE": str(BENCH / "no-keys")}
-    subprocess.run([sys.executable, "-m", "video_emotion.cli", "bento-import", "--model", str(bundle)], env=env,
-                   cwd=ROOT, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(1)
+    with common.bentoml_service(bundle, env, timeout_s=180) as (_, url):
         data = clip.read_bytes()
 
         def one() -> tuple[float, int]:
@@ -167,12 +150,8 @@ def service_latency(bundle: Path, clip: Path, requests_per_level: dict[int, int]
             wall = time.perf_counter() - t0
             lat = sorted(r[0] for r in results)
             out[conc] = {"requests": n, "errors": sum(r[1] != 200 for r in results),
-                         "p50_s": statistics.median(lat), "p95_s": lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))],
-                         "throughput_rps": n / wall}
+                         "p50_s": statistics.median(lat), "p95_s": common.p95(lat), "throughput_rps": n / wall}
         return out
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 def machine() -> str:
@@ -199,7 +178,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     ap.add_argument("--skip-fer", action="store_true")
     ap.add_argument("--skip-service", action="store_true")
-    ap.add_argument("--model", default="video-emotion@champion", help="what `analyze --model` gets in whole-process runs")
+    ap.add_argument("--model", default="video-emotion@champion",
+                    help="what `analyze --model` gets in whole-process runs")
     ap.add_argument("--repeats", type=int, default=3, help="whole-process runs per tool and clip (median and min)")
     args = ap.parse_args()
     bundle, clip = Path(args.bundle), Path(args.clip)
@@ -216,7 +196,8 @@ def main() -> int:
     duration = n / fps
     every = max(1, round(fps / 4))
     rows, speed = [], {}
-    for label, rate, freq in (("every frame", str(fps), 1), (f"every {every}th frame (~{fps / every:.1f} fps)", str(fps / every), every)):
+    for label, rate, freq in (("every frame", str(fps), 1),
+                              (f"every {every}th frame (~{fps / every:.1f} fps)", str(fps / every), every)):
         log(f"video-emotion, {label}")
         o = ours(bundle, clips["20s"], rate)
         f = None
@@ -237,7 +218,8 @@ def main() -> int:
         n_win = len(full_run["timeline"])
         emo = sum(a == b for a, b in zip(fast_run["timeline"], full_run["timeline"], strict=False)) / max(1, n_win)
         sen = sum(a == b for a, b in zip(fast_run["sentiments"], full_run["sentiments"], strict=False)) / max(1, n_win)
-        agreement.append(f"| {label} | {n_win} | {emo:.0%} | {sen:.0%} | {full_run['seconds']:.2f} | {fast_run['seconds']:.2f} |")
+        agreement.append(f"| {label} | {n_win} | {emo:.0%} | {sen:.0%} | {full_run['seconds']:.2f} | "
+                         f"{fast_run['seconds']:.2f} |")
     train = {}
     tpath = ROOT / "metrics" / "train.json"
     if tpath.is_file():
@@ -253,14 +235,15 @@ def main() -> int:
         "fer: 25.10.3, `FER(mtcnn=False)` (Haar + quantised TFLite), `Video.analyze(batch_size=8, frequency=k)`,",
         "display/saving off, in its own venv (`.bench/fer-venv`) that reuses this project's TensorFlow and OpenCV.", "",
         "## Whole process (what a user waits for)", "",
-        f"Each tool as its own process, start to exit, {args.repeats} runs each, alternating ours and fer so that both see",
-        "the same background load; wall time median (min), peak RSS of that process (median of its VmHWM).",
+        f"Each tool as its own process, start to exit, {args.repeats} runs each, alternating ours and fer so that "
+        "both see the same background load; wall time median (min), peak RSS of that process (median of its VmHWM).",
         f"Ours: `video-emotion analyze CLIP --model {model_ref} --transcribe off [--sample-fps 4] --out FILE`, model "
         f"{model_line}.",
         "fer: `python benchmarks/fer_runner.py CLIP k` in `.bench/fer-venv` (imports, `FER(mtcnn=False)`, "
         "`Video.analyze(frequency=k)`).", "",
         *whole_process.table(whole), "",
-        f"Peak RSS, 197 s / 20 s clip (ours, whole process): **{whole[2]['ours']['peak_rss_mb'] / whole[1]['ours']['peak_rss_mb']:.2f}x**.", "",
+        "Peak RSS, 197 s / 20 s clip (ours, whole process): "
+        f"**{whole[2]['ours']['peak_rss_mb'] / whole[1]['ours']['peak_rss_mb']:.2f}x**.", "",
         "## Analysis speed at equal sampling (inside each process, model loaded)", "",
         "| sampling | ours: frames | ours: frames/s | ours: video s per wall s | fer: frames | fer: frames/s | "
         "fer: video s per wall s | ours vs fer |",
@@ -273,7 +256,8 @@ def main() -> int:
         "| clip | peak RSS (MB) | wall (s) |", "|---|---|---|",
         f"| 20 s | {r20['peak_rss_mb']:.0f} | {r20['seconds']:.1f} |",
         f"| 200 s | {r200['peak_rss_mb']:.0f} | {r200['seconds']:.1f} |", "",
-        f"Ratio 200 s / 20 s: **{r200['peak_rss_mb'] / r20['peak_rss_mb']:.2f}x** (in-process runner, model loaded; peak RSS includes the model's runtime).", "",
+        f"Ratio 200 s / 20 s: **{r200['peak_rss_mb'] / r20['peak_rss_mb']:.2f}x** (in-process runner, model loaded; "
+        "peak RSS includes the model's runtime).", "",
     ]
     if train:
         lines += ["## Training", "",
@@ -290,8 +274,10 @@ def main() -> int:
                       "(all five stages when they all ran; a repro with nothing to do takes seconds).", ""]
     if svc:
         lines += ["## Service (real `bentoml serve` on 127.0.0.1, 10 s 640x360 clip, model default sampling)", "",
-                  "| concurrency | requests | errors | p50 (s) | p95 (s) | throughput (req/s) |", "|---|---|---|---|---|---|"]
-        lines += [f"| {c} | {v['requests']} | {v['errors']} | {v['p50_s']:.2f} | {v['p95_s']:.2f} | {v['throughput_rps']:.2f} |"
+                  "| concurrency | requests | errors | p50 (s) | p95 (s) | throughput (req/s) |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {c} | {v['requests']} | {v['errors']} | {v['p50_s']:.2f} | {v['p95_s']:.2f} | "
+                  f"{v['throughput_rps']:.2f} |"
                   for c, v in svc.items()]
         lines.append("")
     Path(args.out).write_text("\n".join(lines + others_sections(Path(args.out))) + "\n", encoding="utf-8")

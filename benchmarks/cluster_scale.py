@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT), str(ROOT / "benchmarks")]
 
-from batch_scale import BENCH, ENV, REAL, bundle_for, make_library, write_section  # noqa: E402
+import common  # noqa: E402
+from batch_scale import BENCH, ENV, REAL, bundle_for, make_library  # noqa: E402
 
 from tests.ray_cluster import LocalCluster  # noqa: E402
 
@@ -173,7 +174,7 @@ def main() -> int:
     finally:
         cluster.stop()
     lines = report(r, nodes, args.rounds)
-    write_section(Path(args.out), lines, SECTION)
+    common.write_section(Path(args.out), SECTION, lines)  # bench.py rewrites the rest
     print("\n".join(lines))
     return 0
 

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import common
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ("cry_then_laugh.mp4", "single_face.mp4")
 
@@ -94,16 +96,19 @@ def face_path_section(bundle_dir: Path, clips: list[Path] | None = None) -> list
         rows = measure(Path(bundle_dir), clips)
     total = sum(r["windows"] for r in rows if r["rate"] is None)
     agree = sum(r["same_emotion"] * r["windows"] for r in rows if r["rate"] is None) / max(1, total)
-    lines = [f"Face path of the bundle: detector `{settings.get('detector', 'haar')}`, margin {settings.get('face_margin')}, "
-             f"offset {settings.get('face_offset', 0.0)}, eyes levelled {settings.get('align', False)}. Agreement of "
+    lines = [f"Face path of the bundle: detector `{settings.get('detector', 'haar')}`, margin "
+             f"{settings.get('face_margin')}, offset {settings.get('face_offset', 0.0)}, eyes levelled "
+             f"{settings.get('align', False)}. Agreement of "
              "the default (tracking) path with the reference path (whole-frame detection on every sampled frame), same "
              f"windows; at the model's default rate, over all clips: **{agree:.1%}** of {total} windows.", "",
-             "| clip | sampling | windows | same top emotion | same sentiment | frames with a face | windows without a face "
-             "| reference wall (s) | default wall (s) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| clip | sampling | windows | same top emotion | same sentiment | frames with a face "
+             "| windows without a face | reference wall (s) | default wall (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rate = "model default" if r["rate"] is None else f"every frame ({r['rate']:.1f} fps)"
         lines.append(f"| {r['clip']} | {rate} | {r['windows']} | {r['same_emotion']:.0%} | {r['same_sentiment']:.0%} | "
-                     f"{r['frame_face_rate']:.1%} | {r['windows_without_face']:.1%} | {r['reference_s']:.2f} | {r['fast_s']:.2f} |")
+                     f"{r['frame_face_rate']:.1%} | {r['windows_without_face']:.1%} | {r['reference_s']:.2f} | "
+                     f"{r['fast_s']:.2f} |")
     return lines
 
 
@@ -112,18 +117,8 @@ SECTION = "## Face path on real footage"
 
 def write_section(lines: list[str], path: Path) -> None:
     """Replace (or add) this benchmark's section of RESULTS.md, keeping every other section as it is."""
-    old = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    out, skip = [], False
-    for line in old:
-        if line.startswith("## "):
-            skip = line.startswith(SECTION)
-        if not skip:
-            out.append(line)
-    while out and not out[-1].strip():
-        out.pop()
     cmd = "`.venv/bin/python benchmarks/face_path.py --write`"
-    path.write_text("\n".join(out + ["", SECTION, "", f"Command: {cmd}, {time.strftime('%Y-%m-%d')}.", "", *lines, ""]) + "\n",
-                    encoding="utf-8")
+    common.write_section(path, SECTION, [SECTION, "", f"Command: {cmd}, {time.strftime('%Y-%m-%d')}.", "", *lines])
 
 
 def main(argv: list[str] | None = None) -> int:

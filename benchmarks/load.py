@@ -17,16 +17,15 @@ import argparse
 import concurrent.futures as cf
 import os
 import random
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
+import common
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,32 +180,12 @@ class Client:
         return None
 
 
-def serve(model: str, home: Path, tmpdir: Path) -> tuple[subprocess.Popen, str]:
+def serve(model: str, home: Path, tmpdir: Path):
+    """The service under test (a context manager yielding the server process and its URL)."""
     env = {**ENV, "BENTOML_HOME": str(home), "VIDEO_EMOTION_API_KEYS": KEY,
            "VIDEO_EMOTION_API_KEY_FILE": str(BENCH / "no-keys"), "VIDEO_EMOTION_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
            "TMPDIR": str(tmpdir)}
-    subprocess.run([sys.executable, "-m", "video_emotion.cli", "bento-import", "--model", model], env=env,
-                   cwd=ROOT, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    logf = open(BENCH / "load-serve.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited; see {BENCH / 'load-serve.log'}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return proc, url
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise RuntimeError("bentoml serve did not become ready")
+    return common.bentoml_service(model, env, BENCH / "load-serve.log")
 
 
 def settle(url: str, timeout: float = 60) -> None:
@@ -224,8 +203,7 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     clip = ten_seconds(Path(args.clip))
     home, tmpdir = BENCH / "load-bentoml", BENCH / "load-tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
-    proc, url = serve(args.model, home, tmpdir)
-    try:
+    with serve(args.model, home, tmpdir) as (proc, url):
         client = Client(url, clip.read_bytes())
         plan = [k for k, n in MIX.items() for _ in range(round(n * args.requests / 200))]
         random.shuffle(plan)
@@ -251,19 +229,17 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
             fh.seek(mark)
             server_log = fh.read().decode(errors="replace")
         log(f"after: {after}")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
     by_kind = {k: Counter(s for kk, s, _ in results if kk == k) for k in MIX}
     server_errors = sum(1 for _, s, _ in results if s is not None and s >= 500)
     unexpected = sum(1 for k, s, _ in results if s != EXPECTED[k])
     good_lat = sorted(t for k, s, t in results if k == "good")
-    summary = {"requests": len(results), "wall_s": wall, "load_avg": load_avg, "server_errors": server_errors, "unexpected": unexpected,
-               "before": before, "after": after, "alive": alive, "by_kind": by_kind,
+    summary = {"requests": len(results), "wall_s": wall, "load_avg": load_avg, "server_errors": server_errors,
+               "unexpected": unexpected, "before": before, "after": after, "alive": alive, "by_kind": by_kind,
                "stopped_running": server_log.count("client disconnected; analysis stopped"),
                "left_queued": server_log.count("client disconnected before its analysis started"),
                "tracebacks": server_log.count("Traceback"),
-               "good_p50_s": statistics.median(good_lat), "good_p95_s": good_lat[int(round(0.95 * (len(good_lat) - 1)))]}
+               "good_p50_s": statistics.median(good_lat),
+               "good_p95_s": common.p95(good_lat)}
     checks = {
         "no 5xx": server_errors == 0,
         "every answer as expected": unexpected == 0,
@@ -307,18 +283,6 @@ def _section(s: dict, args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def write_section(path: Path, lines: list[str]) -> None:
-    """Replace this section in RESULTS.md (bench.py rewrites the rest), or append it."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    head, sep, tail = text.partition(SECTION)
-    rest = ""
-    if sep:
-        nxt = tail.find("\n## ")
-        rest = tail[nxt + 1:] if nxt >= 0 else ""
-    out = head.rstrip("\n") + "\n\n" + "\n".join(lines) + ("\n" + rest if rest else "")
-    path.write_text(out.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "video_emotion"),
@@ -330,7 +294,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
     summary, lines = run(args)
-    write_section(Path(args.out), lines)
+    common.write_section(Path(args.out), SECTION, lines)  # bench.py rewrites the rest
     print("\n".join(lines))
     return 0 if all(summary["checks"].values()) else 1
 

@@ -1,4 +1,4 @@
-"""Screenshots of the MLflow UI for the README: the training runs, their charts, two runs compared, the champion.
+"""Screenshots of the MLflow UI for docs/pipeline.md: the training runs, their charts, two runs compared, the champion.
 
     .venv/bin/python benchmarks/mlflow_ui_screenshot.py [--store sqlite:///mlflow.db] [--out docs/img]
 
@@ -98,7 +98,8 @@ def shoot(url: str, out: Path, experiment: str, model: str) -> list[Path]:
     exp = _api(url, f"experiments/get-by-name?experiment_name={experiment}")["experiment"]
     exp_id = exp["experiment_id"]
     runs = _api(url, "runs/search", {"experiment_ids": [exp_id], "max_results": 50,
-                                     "filter": "tags.stage = 'train'", "order_by": ["attributes.start_time DESC"]})["runs"]
+                                     "filter": "tags.stage = 'train'",
+                                     "order_by": ["attributes.start_time DESC"]})["runs"]
     champion = _api(url, f"registered-models/alias?name={model}&alias=champion")["model_version"]
     out.mkdir(parents=True, exist_ok=True)
     saved = []

@@ -27,7 +27,8 @@ sample_fps = None if rate == "default" else float(rate)
 t0 = time.perf_counter()
 res = analyze_video(path, bundle, sample_fps=sample_fps, fast=fast, transcribe="off")  # faces only, as fer
 seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "frames": res["frames_analysed"], "runtime": bundle.runtime, "segments": len(res["timeline"]),
+print(json.dumps({"seconds": seconds, "frames": res["frames_analysed"], "runtime": bundle.runtime,
+                  "segments": len(res["timeline"]),
                   "dominant": res["summary"]["dominant_emotion"],
                   "timeline": [s["emotion"] for s in res["timeline"]],
                   "sentiments": [s["sentiment"] for s in res["timeline"]],

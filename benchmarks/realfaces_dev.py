@@ -34,7 +34,8 @@ other rows build it up one choice at a time: Haar (the project's FaceDetector + 
 the Haar crops and the bare box by a paired bootstrap over subjects. `--fer-python` adds the `fer`
 package's own reading of the same frames (its Haar detector and quantised network, in the interpreter
 given, e.g. the one `make bench` creates). `--grid` adds a margin x vertical-offset sweep of the
-BlazeFace crop (eyes level; flip for the FER network), and shows how a choice made on one dataset's labels carries to the other.
+BlazeFace crop (eyes level; flip for the FER network), and shows how a choice made on one dataset's
+labels carries to the other.
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from video_emotion.features import stills  # noqa: E402
 from video_emotion.features.align import CropSpec, face_crop, flip_average  # noqa: E402
 from video_emotion.features.blazeface import BlazeFaceDetector  # noqa: E402
 from video_emotion.modeling.backbones import pretrained_backbone, probabilities  # noqa: E402
+from video_emotion.modeling.metrics import class_scores, confusion_counts, macro_f1  # noqa: E402
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SHORT = ("An", "Di", "Fe", "Ha", "Sa", "Su", "Ne")
-FRAME_W, FRAME_H = 640, 360
+FRAME_W, FRAME_H = stills.FRAME_W, stills.FRAME_H
 
 
 def _haar():
@@ -91,22 +94,9 @@ class Photo:
 
 def place_in_frame(gray: np.ndarray, pad: str = "grey") -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The photo in a 640x360 frame (as described in the module docstring), and where it sits: the
-    library's placement (`features.stills`, what `video-emotion evaluate-faces` does), or with `pad=replicate`
-    the photo's border pixels replicated outwards."""
-    if pad != "replicate":
-        from video_emotion.features.stills import place_in_frame as placed
-
-        return placed(gray)
-    if max(gray.shape) < 200:
-        gray = cv2.resize(gray, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
-    h, w = gray.shape
-    if h > FRAME_H or w > FRAME_W:
-        s = min(FRAME_H / h, FRAME_W / w)
-        gray = cv2.resize(gray, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
-        h, w = gray.shape
-    top, left = (FRAME_H - h) // 2, (FRAME_W - w) // 2
-    frame = cv2.copyMakeBorder(gray, top, FRAME_H - h - top, left, FRAME_W - w - left, cv2.BORDER_REPLICATE)
-    return frame, (left, top, w, h)
+    library's placement (`features.stills`, what `video-emotion evaluate-faces` does), with `pad=replicate`
+    the photo's border pixels replicated outwards instead of its median."""
+    return stills.place_in_frame(gray, border="replicate" if pad == "replicate" else "median")
 
 
 def load_photos(folder: Path, pad: str) -> list[Photo]:
@@ -125,15 +115,9 @@ def load_photos(folder: Path, pad: str) -> list[Photo]:
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     """Accuracy, macro-F1 over the classes present, per-class recall (NaN where a class is absent)."""
-    present = [c for c in range(len(LABELS)) if (y == c).any()]
-    f1s, recall = [], np.full(len(LABELS), np.nan)
-    for c in range(len(LABELS)):
-        tp = np.sum((pred == c) & (y == c))
-        if c in present:
-            recall[c] = tp / np.sum(y == c)
-            prec = tp / max(1, np.sum(pred == c))
-            f1s.append(0.0 if tp == 0 else 2 * prec * recall[c] / (prec + recall[c]))
-    return {"acc": float(np.mean(pred == y)), "f1": float(np.mean(f1s)), "recall": recall}
+    _, recall, f1, support = class_scores(confusion_counts(y, pred, len(LABELS)))
+    return {"acc": float(np.mean(pred == y)), "f1": macro_f1(f1, support),
+            "recall": np.where(support > 0, recall, np.nan)}
 
 
 class Bench:
@@ -281,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     framing = f"margin {margin0:g}" + (f", offset {offset0:+g}" if offset0 else "")
     today, tight = "Haar, margin 0.12 (the face path before)", "Haar, margin 0"
     box = f"BlazeFace auto box, {framing}"
-    flip0 = not faceapi  # mirror averaging: no gain for face-api.js (README), part of the FER framing
+    flip0 = not faceapi  # mirror averaging: no gain for face-api.js (docs/real-faces.md), part of the FER framing
     levelled, mirrored = f"{box} + eyes levelled", f"{box} + eyes levelled + mirror averaging"
     recommended = (mirrored if flip0 else levelled) + (" (default)" if faceapi else " (FER framing)")
     box_margins = (0.0, 0.05, 0.1, 0.2)
@@ -359,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                     acc[m, o] = {ds: float(np.mean(pred[bench.ds == ds] == bench.y[bench.ds == ds]))
                                  for ds in ("jaffe", "ckplus48")}
                     acc[m, o]["all"] = float(np.mean(pred == bench.y))
-            print(f"\n### BlazeFace auto, eyes level{', flip' if flip0 else ''}, {size}x{size}: accuracy jaffe / ckplus48 / overall by "
-                  f"margin (rows) and vertical offset (columns, + = down); recommended: {framing}\n")
+            print(f"\n### BlazeFace auto, eyes level{', flip' if flip0 else ''}, {size}x{size}: accuracy "
+                  "jaffe / ckplus48 / overall by margin (rows) and vertical offset (columns, + = down); recommended: "
+                  f"{framing}\n")
             print("| margin | " + " | ".join(f"offset {o:+g}" for o in offsets) + " |")
             print("|---|" + "---|" * len(offsets))
             for m in margins:

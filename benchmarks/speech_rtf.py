@@ -30,9 +30,9 @@ from pathlib import Path
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from video_emotion.text import speech  # noqa: E402
+from video_emotion.text import speech
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = speech.SAMPLE_RATE

@@ -18,14 +18,13 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import common
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -124,25 +123,7 @@ def service(bundle_dir: Path, clips: dict[str, Path], levels: dict[int, int]) ->
     home = Path(tempfile.mkdtemp(prefix="bentoml-", dir=BENCH))
     env = {**os.environ, "BENTOML_HOME": str(home), "VIDEO_EMOTION_API_KEYS": "bench-key",
            "VIDEO_EMOTION_API_KEY_FILE": str(home / "no-keys"), "VIDEO_EMOTION_WHISPER_DIR": str(WHISPER)}
-    subprocess.run([sys.executable, "-m", "video_emotion.cli", "bento-import", "--model", str(bundle_dir)], env=env,
-                   cwd=ROOT, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server_log = open(BENCH / "speech_service_serve.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=server_log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
+    with common.bentoml_service(bundle_dir, env, BENCH / "speech_service_serve.log", timeout_s=300) as (_, url):
         info = requests.get(f"{url}/model", headers={"Authorization": "Bearer bench-key"}, timeout=10).json()
         assert info["speech_recognition"]["available"], info
 
@@ -162,21 +143,17 @@ def service(bundle_dir: Path, clips: dict[str, Path], levels: dict[int, int]) ->
                 for mode in ("off", "auto"):
                     t0 = time.perf_counter()
                     with cf.ThreadPoolExecutor(conc) as pool:
-                        results = list(pool.map(lambda _: one(clips[name], mode), range(n)))
+                        results = list(pool.map(lambda _, clip=clips[name], how=mode: one(clip, how), range(n)))
                     wall = time.perf_counter() - t0
                     lat = sorted(r[0] for r in results)
                     row = {"clip": name, "transcribe": mode, "concurrency": conc, "requests": n,
                            "errors": sum(r[1] != 200 for r in results), "speech_status": results[-1][2],
                            "p50_s": round(statistics.median(lat), 3),
-                           "p95_s": round(lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))], 3),
+                           "p95_s": round(common.p95(lat), 3),
                            "throughput_rps": round(n / wall, 3), "load_avg": load_avg()}
                     out[f"{name}/{mode}/c{conc}"] = row
                     log(str(row))
         return out
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-        server_log.close()
 
 
 def main() -> int:

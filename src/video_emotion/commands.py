@@ -37,7 +37,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     params = _params(args)
     text = pipeline_report(params)
     if text is None:
-        print(f"no evaluation yet ({params.path('metrics_dir') / 'eval.json'} missing): run `make run`", file=sys.stderr)
+        print(f"no evaluation yet ({params.path('metrics_dir') / 'eval.json'} missing): run `make run`",
+              file=sys.stderr)
         return 1
     print(text)
     return 0

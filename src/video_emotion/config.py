@@ -125,8 +125,10 @@ class ModelConfig:
         mode = self.adapt if self.adapt != "auto" else ("temporal" if corpus == "synthetic" else "full")
         why = f"model.adapt={self.adapt}" + (f", ingest.source={corpus}" if self.adapt == "auto" else "")
         if mode == "full":
-            return self, f"full ({why}): {self.init}/{self.head}/{self.fine_tune}, correction_bound {self.correction_bound:g}"
-        temporal = dataclasses.replace(self, init="scratch" if self.init == "scratch" else "pretrained", head="attention", fine_tune="frozen", correction_bound=0.0)
+            return self, (f"full ({why}): {self.init}/{self.head}/{self.fine_tune}, "
+                          f"correction_bound {self.correction_bound:g}")
+        temporal = dataclasses.replace(self, init="scratch" if self.init == "scratch" else "pretrained",
+                                       head="attention", fine_tune="frozen", correction_bound=0.0)
         return temporal, (f"temporal ({why}): frozen pretrained network, attention over its per-frame readings, "
                           "no class correction")
 
@@ -156,7 +158,8 @@ class EvaluateConfig:
     registered_model: str = "video-emotion"
     real_face_check: bool = True
     window_s: float = 2.0
-    real_faces: str = ""  # labelled real faces (labels.csv or label folders) scored and used for selection; "": embedded footage
+    # Labelled real faces (labels.csv or label folders) scored and used for selection; "": the embedded footage.
+    real_faces: str = ""
     min_test_macro_f1: float = 0.15  # pipeline-health gate on the synthetic test split (chance is ~1/7)
 
 

@@ -44,7 +44,8 @@ def pipeline(tmp_path_factory, pretrained, real_faces):
                            "--plot", f"{d['plots_dir']}/train_history.csv"]) == 0
     eval_args = P + ["--model-dir", d["model_dir"], "--processed-dir", d["processed_dir"],
                      "--real-faces-dir", d["real_faces_dir"], "--metrics", f"{d['metrics_dir']}/eval.json",
-                     "--confusion", f"{d['plots_dir']}/confusion.csv", "--report-dir", str(tmp / "reports" / "evaluation")]
+                     "--confusion", f"{d['plots_dir']}/confusion.csv", "--report-dir",
+                     str(tmp / "reports" / "evaluation")]
     assert evaluate.main(eval_args) == 0
     first = json.loads((tmp / "reports" / "registry.json").read_text())
     return {"tmp": tmp, "params": params_file, "paths": d, "eval_args": eval_args, "first": first}

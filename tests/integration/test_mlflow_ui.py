@@ -144,7 +144,8 @@ def test_curves_metrics_images_and_signature_are_at_hand(store):
     assert any("confusion_test" in p for p in images) and any("confusion_real_faces" in p for p in images)
     mlflow.set_tracking_uri(store["uri"])
     sig = mlflow.models.get_model_info(f"models:/{NAME}/{store['second']['version']}").signature
-    assert sig.inputs.input_names() == ["video", "transcript"] and [p.name for p in sig.params.params] == ["sample_fps", "lang"]
+    assert sig.inputs.input_names() == ["video", "transcript"]
+    assert [p.name for p in sig.params.params] == ["sample_fps", "lang"]
 
 
 def test_every_version_says_why_it_got_its_alias(store):
@@ -154,7 +155,8 @@ def test_every_version_says_why_it_got_its_alias(store):
         reg = store[key]
         mv = client.get_model_version(NAME, reg["version"])
         assert mv.description.startswith(f"**@{reg['alias']}**: {reg['reason']}")
-        for part in ("Gate test_floor", f"Selection: {mv.tags['selection_metric']} = ", mv.tags["selection_data_digest"],
+        for part in ("Gate test_floor", f"Selection: {mv.tags['selection_metric']} = ",
+                     mv.tags["selection_data_digest"],
                      "Data `test` (testing)", "Data `real_faces` (evaluation)", reg["run_id"]):
             assert part in mv.description, part
         assert mv.tags["run_id"] == reg["run_id"] and mv.tags["git_commit"] and mv.tags["selection_data_digest"]

@@ -40,7 +40,8 @@ def test_two_workers_train_one_epoch_and_the_model_is_saved_once(ray_local, tmp_
     model_dir = tmp_path / "model"
     with caplog.at_level(logging.INFO, logger="video_emotion.train"):
         # A small CNN from scratch: tracing the distributed step of the pretrained one costs a minute here.
-        result = train.run(ModelConfig(init="scratch", lstm_units=8, bidirectional=False), cfg, processed, model_dir, None)
+        result = train.run(ModelConfig(init="scratch", lstm_units=8, bidirectional=False), cfg, processed, model_dir,
+                           None)
     assert "2 workers: 127.0.0.1:" in caplog.text
     assert result["metrics"]["workers"] == 2 and result["metrics"]["epochs_run"] == 1
     assert len(result["history"]["loss"]) == 1 and np.isfinite(result["history"]["val_loss"][0])

@@ -162,7 +162,8 @@ def test_actor_independent_cross_validation(pipeline, tmp_path):
     cfg = dataclasses.replace(params.train, cv_folds=3, epochs=1)
     assert crossval.run(params.model, dataclasses.replace(cfg, cv_folds=0), Path(pipeline["paths"]["processed_dir"]),
                         Path(pipeline["paths"]["pretrained"])) == {"enabled": False, "folds": 0}
-    out = crossval.run(params.model, cfg, Path(pipeline["paths"]["processed_dir"]), Path(pipeline["paths"]["pretrained"]),
+    out = crossval.run(params.model, cfg, Path(pipeline["paths"]["processed_dir"]),
+                       Path(pipeline["paths"]["pretrained"]),
                        secure_store.load_keyring(None))
     assert out["enabled"] and out["folds"] == 3 and len(out["per_fold"]) == 3
     tested = [a for r in out["per_fold"] for a in r["test_actors"]]
@@ -227,7 +228,8 @@ def test_keys_rotate_then_evaluate_gives_the_same_metrics(pipeline, monkeypatch,
         rc, _ = _eval(pipeline, processed, caplog)
         assert rc == 0
         after = json.loads((processed.parent / "eval-check.json").read_text())
-        assert {k: after[k] for k in ("accuracy", "macro_f1", "uar")} == {k: before[k] for k in ("accuracy", "macro_f1", "uar")}
+        keys = ("accuracy", "macro_f1", "uar")
+        assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
     finally:
         pipeline["params"].write_text(original)
 

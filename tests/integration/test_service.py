@@ -116,7 +116,8 @@ def _bad_inputs(tmp_path: Path, face_clip: Path) -> dict[str, tuple[int, str, di
         "not multipart": (415, "multipart", {"data": "hello"}),
         "bad sample_fps": (400, "sample_fps", {"files": {"video": ("a.mp4", data)}, "data": {"sample_fps": "fast"}}),
         "bad lang": (400, "lang", {"files": {"video": ("a.mp4", data)}, "data": {"lang": "fr"}}),
-        "binary transcript": (400, "UTF-8", {"files": {"video": ("a.mp4", data), "transcript": ("t.srt", b"\xff\xfe\xfa")}}),
+        "binary transcript": (400, "UTF-8",
+                              {"files": {"video": ("a.mp4", data), "transcript": ("t.srt", b"\xff\xfe\xfa")}}),
     }
 
 
@@ -269,7 +270,7 @@ def test_bentoml_build_offline_ships_runtime_dependencies_only(service, tmp_path
     assert out.returncode == 0, out.stderr[-2000:]
     bento = next((tmp_path / "bentoml" / "bentos" / "video-emotion").glob("*/bento.yaml")).parent
     reqs = (bento / "env" / "python" / "requirements.txt").read_text()
-    names = {re.split(r"[=<>\[ ;]", line, 1)[0].lower().replace("_", "-") for line in reqs.splitlines()
+    names = {re.split(r"[=<>\[ ;]", line, maxsplit=1)[0].lower().replace("_", "-") for line in reqs.splitlines()
              if line and not line.startswith((" ", "#", "-"))}
     assert {"tensorflow-cpu", "keras", "bentoml", "fastapi", "opencv-python-headless"} <= names
     assert not names & {"pytest", "playwright", "dvc", "great-expectations", "mlflow", "ray", "uv"}

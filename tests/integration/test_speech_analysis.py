@@ -179,7 +179,8 @@ def test_a_stopped_analysis_stops_its_transcription(clips, monkeypatch):
     small._model = get_transcriber(require_whisper()).model()  # share the loaded model
     calls = []
     real = small._model.transcribe
-    monkeypatch.setattr(small._model, "transcribe", lambda audio, **kw: (calls.append(len(audio)), real(audio, **kw))[1])
+    monkeypatch.setattr(small._model, "transcribe",
+                        lambda audio, **kw: (calls.append(len(audio)), real(audio, **kw))[1])
     voice = samples_16k(clips["positive"])
     gap = np.zeros(16000 * 2, np.float32)
     speech = np.concatenate([np.concatenate([voice, gap])] * 6)  # ~40 s: five or six windows with speech

@@ -109,7 +109,8 @@ def test_exported_bundle_runs_without_tensorflow_keras_or_mlflow(bundle_dir):
         f"b = ModelBundle.load({str(bundle_dir)!r})\n"
         f"p = b.predict_inputs({{'frames': np.zeros((2, {N_FRAMES}, {SIZE}, {SIZE}), np.float32),"
         f" 'mask': np.ones((2, {N_FRAMES}), np.float32)}})\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'mlflow', 'pandas', 'scipy', 'matplotlib'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'mlflow', 'pandas', 'scipy', "
+        "'matplotlib'})\n"
         "print(json.dumps({'runtime': b.runtime, 'sum': float(p.sum()), 'heavy': heavy}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

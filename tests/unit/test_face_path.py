@@ -21,6 +21,7 @@ from video_emotion.features.align import CropSpec, face_crop
 from video_emotion.features.blazeface import BlazeFaceDetector, Detection
 from video_emotion.features.faces import FaceDetector, FacePath, crop_face
 from video_emotion.features.stills import place_in_frame, read_image
+from video_emotion.features.tracking import FaceTracker
 from video_emotion.features.video import iter_frames, probe, uniform_indices
 
 MODELS = PRETRAINED.parent
@@ -82,7 +83,7 @@ def test_tracking_reads_the_same_faces_as_whole_frame_search_on_real_footage(bla
     clip = REAL_FACES / "cry_then_laugh.mp4"
     info = probe(clip)
     frames = [f for _, f in iter_frames(clip, uniform_indices(info.n_frames, 40))]
-    tracked, reference = blaze.tracker(every=1, max_gap=8, track=True), blaze.tracker(every=1, max_gap=8, track=False)
+    tracked, reference = FaceTracker(blaze, 1, max_gap=8, track=True), FaceTracker(blaze, 1, max_gap=8, track=False)
     same = 0
     for f in frames:
         (a, fa, _), (b, fb, _) = tracked(f), reference(f)
@@ -95,7 +96,7 @@ def test_a_training_sequence_and_the_tracker_crop_the_same_face(blaze):
     clip = REAL_FACES / "single_face.mp4"
     ff, info = blaze.clip(clip, n_frames=8)
     assert ff.face.all() and ff.detected.all() and ff.crops.shape == (8, 112, 112)
-    track = blaze.tracker(every=1, max_gap=8, track=False)
+    track = FaceTracker(blaze, 1, max_gap=8, track=False)
     for i, (_, frame) in zip(range(8), iter_frames(clip, ff.indices), strict=False):
         crop, face, _ = track(frame)
         assert face and np.array_equal(crop, ff.crops[i])
@@ -136,7 +137,8 @@ def test_labelled_folders_as_csv_or_one_folder_per_label(tmp_path):
 def test_the_corpus_chooses_what_training_may_learn():
     cfg = ModelConfig(correction_bound=2.0, fine_tune="partial", head="lstm")
     temporal, why = cfg.effective("synthetic")
-    assert (temporal.head, temporal.fine_tune, temporal.correction_bound, temporal.init) == ("attention", "frozen", 0.0, "pretrained")
+    got = (temporal.head, temporal.fine_tune, temporal.correction_bound, temporal.init)
+    assert got == ("attention", "frozen", 0.0, "pretrained")
     assert why.startswith("temporal") and "synthetic" in why
     for corpus in ("ravdess", "cremad", "csv", "folders"):
         assert cfg.effective(corpus) == (cfg, cfg.effective(corpus)[1]) and cfg.effective(corpus)[1].startswith("full")

@@ -1,5 +1,6 @@
-"""The package's shape: layers import only downward, modules stay small, and every DVC stage depends on
-every module it imports (so a code change can never leave `dvc repro` wrongly "up to date")."""
+"""The package's shape: layers import only downward, no module imports itself round a cycle, modules and
+functions stay small, and every DVC stage depends on every module it imports (so a code change can never
+leave `dvc repro` wrongly "up to date")."""
 
 import ast
 from pathlib import Path
@@ -13,9 +14,11 @@ PKG = ROOT / "src" / "video_emotion"
 FLOORS = {
     "config": 0, "labels": 0, "io_utils": 0, "security": 0,
     "data": 1, "features": 1, "text": 1,
-    "modeling": 2, "inference": 2,
-    "serving": 3, "stages": 3, "scale": 3, "cli": 3, "commands": 3,
+    "modeling": 2,
+    "inference": 3,
+    "serving": 4, "stages": 4, "scale": 4, "cli": 4, "commands": 4,
 }
+MAX_FUNCTION_LINES = 60
 
 
 def _module_name(path: Path) -> str:
@@ -70,11 +73,86 @@ def test_no_import_runs_upward():
     assert not upward, "imports that run up the layers:\n" + "\n".join(sorted(upward))
 
 
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (module- and function-level)."""
+    graph = {}
+    for f in PKG.rglob("*.py"):
+        me = _module_name(f)
+        graph[me] = {m for m in _imports(f) if m != me and _file_of(m).is_file()}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    cycles.append(sorted(group))
+    return cycles
+
+
+def test_the_cycle_finder_finds_cycles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e2"}, "e2": {"e"}, "f": set()}
+    assert sorted(import_cycles(graph)) == [["a", "b", "c"], ["e", "e2"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle():
+    """Not even through function-level imports: a cycle means two modules that cannot be understood apart."""
+    cycles = import_cycles(_import_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_functions_fit_on_a_screen():
+    long = []
+    for f in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{f.relative_to(PKG)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(sorted(long))
+
+
 def test_modules_stay_small():
     sizes = {_module_name(f): len(f.read_text(encoding="utf-8").splitlines()) for f in PKG.rglob("*.py")}
     assert not {m: n for m, n in sizes.items() if n > 300}, "modules over 300 lines"
     assert sizes["video_emotion.cli"] < 150
-    stages = {m: n for m, n in sizes.items() if m.startswith("video_emotion.stages.") and m != "video_emotion.stages.runner"}
+    stages = {m: n for m, n in sizes.items()
+              if m.startswith("video_emotion.stages.") and m != "video_emotion.stages.runner"}
     assert not {m: n for m, n in stages.items() if n >= 120}, "stage modules of 120 lines or more"
 
 

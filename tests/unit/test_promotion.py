@@ -130,9 +130,11 @@ def test_the_description_says_why_with_numbers_and_data():
 
     c = cand(0.60)
     d = decide(c, champ(**{SET_A: 0.58}))
-    ref = DataRef("test", "testing", "f" * 32, {"path": "data/processed/test.npz.enc"}, {"clips": 42, "encrypted": True})
+    ref = DataRef("test", "testing", "f" * 32, {"path": "data/processed/test.npz.enc"},
+                  {"clips": 42, "encrypted": True})
     text = describe(d, c, {"metrics": {"test_macro_f1": 0.7}, "datasets": [ref]}, "RUN1", "abc123", "exp-x")
     assert text.startswith("**@champion**: beats champion v3")
     for part in ("realfaces_macro_f1 = 0.6000", "pretrained network alone 0.5500", "Gate real_face_check: pass",
-                 "test_macro_f1 0.7000", "data/processed/test.npz.enc", "f" * 32, "clips 42", "RUN1", "abc123", "exp-x"):
+                 "test_macro_f1 0.7000", "data/processed/test.npz.enc", "f" * 32, "clips 42", "RUN1", "abc123",
+                 "exp-x"):
         assert part in text, part

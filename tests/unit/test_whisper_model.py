@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from video_emotion.data import assets
 from video_emotion.text import whisper_model as wm
 
 
@@ -45,7 +46,7 @@ def fake_release(tmp_path, monkeypatch):
         pin = next(p for p in pins if p.requirement == cmd[-1])
         shutil.copy(index / pin.filename, dest / pin.filename)
 
-    monkeypatch.setattr(wm.subprocess, "run", fake_pip)
+    monkeypatch.setattr(assets.subprocess, "run", fake_pip)
     return {"pins": pins, "index": index, "calls": calls, "model": part1 + part2, "small": small}
 
 
@@ -99,6 +100,6 @@ def test_the_installed_model_verifies_without_download(monkeypatch, tmp_path):
     def no_network(*a, **k):
         raise AssertionError("tried to download")
 
-    monkeypatch.setattr(wm.subprocess, "run", no_network)
+    monkeypatch.setattr(assets.subprocess, "run", no_network)
     assert wm.fetch_whisper(model_dir, tmp_path / "cache") == model_dir
     assert wm.is_installed(model_dir, verify=True)

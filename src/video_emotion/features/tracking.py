@@ -1,4 +1,4 @@
-"""Face tracking over a video stream: every face followed from frame to frame (`FacePath.tracker()`).
+"""Face tracking over a video stream: every face followed from frame to frame (`FaceTracker(path, ...)`).
 
 Detection and crops come from the face path (`features.faces.FacePath`), the same as in training.
 """
@@ -7,16 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from video_emotion.features.boxes import iou_xywh as _iou
 from video_emotion.features.faces import FacePath, box_of
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
 class FaceTracker:

@@ -68,7 +68,7 @@ def analyze_source(source: Source, bundle, opts: BatchOptions, engine: str,
     except WorkerLost as exc:
         return summary_row(source.path, sha, source.size, source.mtime, None, str(exc), engine,
                            time.perf_counter() - t0, status="lost", **where), None
-    except Exception as exc:  # noqa: BLE001  a bad file is a row with its error, never a failed job
+    except Exception as exc:  # a bad file is a row with its error, never a failed job
         error = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
         return summary_row(source.path, sha, source.size, source.mtime, None, error, engine,
                            time.perf_counter() - t0, **where), None

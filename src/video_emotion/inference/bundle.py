@@ -156,7 +156,7 @@ class ModelBundle:
     window_s: float
     info: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] = field(default_factory=lambda: ["video"])
-    runtime: str = "auto"  # what predicts: auto (the fastest the bundle and install allow) | litert | savedmodel | keras
+    runtime: str = "auto"  # what predicts: auto (the fastest the bundle and install allow), litert, savedmodel, keras
     _predictor: Any = field(default=None, init=False, repr=False)
     _shapes: dict[str, tuple[int, ...]] | None = field(default=None, init=False, repr=False)
     _keras: Any = field(default=None, init=False, repr=False)

@@ -27,6 +27,7 @@ from video_emotion.features.align import flip_average
 from video_emotion.features.faces import FacePath
 from video_emotion.inference.bundle import ModelBundle
 from video_emotion.inference.windows import iter_windows
+from video_emotion.modeling.metrics import class_scores, confusion_counts, macro_f1
 
 
 class Pretrained:
@@ -78,7 +79,8 @@ def read_stills(bundle: ModelBundle, frames: list[np.ndarray], pretrained: Calla
     idx = np.flatnonzero(found)
     for lo in range(0, idx.size, 64):
         part = idx[lo:lo + 64]
-        model_p[part] = _predict_windows(bundle, np.repeat(crops[part][:, None], T, axis=1), np.ones((part.size, T), bool))
+        model_p[part] = _predict_windows(bundle, np.repeat(crops[part][:, None], T, axis=1),
+                                         np.ones((part.size, T), bool))
     if pretrained is not None and idx.size:
         pre_p[idx] = pretrained(crops[idx])
     return {"model": model_p, "pretrained": pre_p, "found": found, "crops": crops}
@@ -107,19 +109,12 @@ def read_clip(bundle: ModelBundle, path: str | Path, pretrained: Callable[[np.nd
 def scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """Accuracy, macro-F1 over the classes present, per-class recall, and the confusion matrix whose
     last column counts faces that were not found (`pred == -1`: no reading, counted wrong)."""
-    n = len(labels)
-    cm = np.zeros((n, n + 1), np.int64)
-    np.add.at(cm, (y, np.where(pred < 0, n, pred)), 1)
-    present = [c for c in range(n) if (y == c).any()]
-    f1s, recall = [], {}
-    for c in present:
-        tp = cm[c, c]
-        rec, prec = tp / cm[c].sum(), tp / max(1, cm[:n, c].sum())
-        recall[labels[c]] = round(float(rec), 4)
-        f1s.append(0.0 if tp == 0 else 2 * prec * rec / (prec + rec))
+    counts = confusion_counts(y, pred, len(labels))
+    _, recall, f1, support = class_scores(counts)
     return {"n": int(len(y)), "accuracy": round(float(np.mean(pred == y)) if len(y) else 0.0, 4),
-            "macro_f1": round(float(np.mean(f1s)) if f1s else 0.0, 4), "recall": recall,
-            "confusion_matrix": cm.tolist()}
+            "macro_f1": round(macro_f1(f1, support), 4),
+            "recall": {lab: round(float(recall[c]), 4) for c, lab in enumerate(labels) if support[c] > 0},
+            "confusion_matrix": counts.tolist()}
 
 
 def report(y: np.ndarray, model_p: np.ndarray, pre_p: np.ndarray, detected: np.ndarray, datasets: np.ndarray,

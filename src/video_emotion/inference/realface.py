@@ -113,7 +113,8 @@ def labelled_set(bundle: ModelBundle, folder: Path, pretrained: Path | None) -> 
     return face_eval.report(y, r["model"], r["pretrained"], r["found"], np.array(parts), list(bundle.labels))
 
 
-def selection(bundle: ModelBundle, embedded: Path, pretrained: Path | None, labelled: Path | None = None) -> dict[str, Any]:
+def selection(bundle: ModelBundle, embedded: Path, pretrained: Path | None,
+              labelled: Path | None = None) -> dict[str, Any]:
     """The real-face figures that select the champion, on the labelled folder when one is given, else on the
     embedded footage (`labelled_set`): flat `realfaces_*` metrics (overall and per dataset; the same for the
     pretrained network alone), the set's digest (labelled folder), its confusion matrix (overall, faces
@@ -136,11 +137,14 @@ def describe(real: dict[str, Any]) -> str:
     if "realface_pass" in real:
         parts.append(f"check: crying windows sad {real['realface_crying_sad_share']:.2f} (negative "
                      f"{real['realface_crying_negative_share']:.2f}), laughing windows happy "
-                     f"{real['realface_laughing_happy_share']:.2f} (positive {real['realface_laughing_positive_share']:.2f}), "
-                     f"posed photos {real['realface_photo_accuracy']:.2f} -> {'PASS' if real['realface_pass'] else 'FAIL'}; "
+                     f"{real['realface_laughing_happy_share']:.2f} (positive "
+                     f"{real['realface_laughing_positive_share']:.2f}), "
+                     f"posed photos {real['realface_photo_accuracy']:.2f} -> "
+                     f"{'PASS' if real['realface_pass'] else 'FAIL'}; "
                      "windows: " + " ".join(f"{t:.0f}s:{e}" for t, e, _ in real["timeline"]))
     for name, r in real.get("realfaces_report", {}).items():
         parts.append(f"{real['realfaces_set']} [{name}, n={r['n']}]: macro-F1 {r['model']['macro_f1']:.3f} "
-                     f"(pretrained network alone {r['pretrained']['macro_f1']:.3f}), accuracy {r['model']['accuracy']:.3f} "
+                     f"(pretrained network alone {r['pretrained']['macro_f1']:.3f}), accuracy "
+                     f"{r['model']['accuracy']:.3f} "
                      f"({r['pretrained']['accuracy']:.3f}), faces found {100 * r['detection_rate']:.1f}%")
     return "; ".join(parts)

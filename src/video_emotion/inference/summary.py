@@ -32,15 +32,16 @@ def summarize(timeline: list[dict[str, Any]], labels: list[str], lang: str = "en
                 "sentiment_score": None, "tags": [], "note": "no face was found in the video"}
     dur = np.array([max(1e-6, s["end_s"] - s["start_s"]) for s in timeline])
     weights = dur / dur.sum()
-    P = np.array([[s["probabilities"][lab] for lab in labels] for s in timeline])
-    dist = (weights[:, None] * P).sum(0)
+    probs = np.array([[s["probabilities"][lab] for lab in labels] for s in timeline])
+    dist = (weights[:, None] * probs).sum(0)
     score = float(np.clip(sum(w * s["valence"] for w, s in zip(weights, timeline, strict=False)), -1, 1))
     lead: dict[str, float] = {}
     for w, s in zip(weights, timeline, strict=False):
         lead[s["emotion"]] = lead.get(s["emotion"], 0.0) + float(w)
     tags = [k for k, v in sorted(lead.items(), key=lambda kv: -kv[1]) if v >= TAG_MIN_SHARE]
     dominant = labels[int(np.argmax(dist))]
-    out = {"dominant_emotion": dominant, "distribution": {lab: round(float(v), 4) for lab, v in zip(labels, dist, strict=False)},
+    out = {"dominant_emotion": dominant,
+           "distribution": {lab: round(float(v), 4) for lab, v in zip(labels, dist, strict=False)},
            "sentiment": polarity(score), "sentiment_score": round(score, 4), "tags": tags,
            "time_share": {k: round(v, 4) for k, v in sorted(lead.items(), key=lambda kv: -kv[1])}}
     if lang != "en":

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from video_emotion.features.faces import FacePath
+from video_emotion.features.tracking import FaceTracker
 from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
@@ -50,49 +51,57 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     holding the decoded frame count and the measured duration; the last window ends there.
     """
     info = info or probe(path)
-    cfg = bundle.preprocess
-    faces = faces or bundle.face_path()
-    T = bundle.n_frames
-    model_rate = T / bundle.window_s
-    rate = sample_fps or model_rate
-    if rate <= model_rate * 1.001:  # consecutive windows, T frames picked from each
-        k, grid_rate = 1, min(rate, info.fps)
-    else:
-        k = max(1, int(round(rate / model_rate)))
-        grid_rate = min(model_rate * k, info.fps)
-        k = max(1, int(round(grid_rate / model_rate)))
-    every = 1 if detect_interval_s <= 0 or not fast else max(cfg.detect_every, int(round(grid_rate * detect_interval_s)))
-    track = faces.tracker(every, max_gap=max(8, 2 * every), track=fast)
+    k, grid_rate = _grid(bundle, sample_fps, info.fps)
+    every = 1 if detect_interval_s <= 0 or not fast else max(bundle.preprocess.detect_every,
+                                                             int(round(grid_rate * detect_interval_s)))
+    track = FaceTracker(faces or bundle.face_path(), every, max_gap=max(8, 2 * every), track=fast)
     clock = clock if clock is not None else FrameClock(info.fps)
     per_window = max(1, int(round(bundle.window_s * grid_rate)))
+    T = bundle.n_frames
     layout = _Consecutive(T, per_window, grid_rate) if k == 1 else _Interleaved(T, k, grid_rate)
-    crops: dict[int, np.ndarray] = {}
-    faces: dict[int, bool] = {}
-    per_track: dict[int, dict[int, np.ndarray]] = {}  # grid index -> {track id: crop}
-    held: _Spec | None = None  # a window is held back until the next one is complete: the last one ends at the clip's end
-    fresh = served = 0
+    yield from _windows(iter_grid(path, grid_rate, clock), track, layout, clock)
 
-    for points, frame in iter_grid(path, grid_rate, clock):
+
+def _grid(bundle: ModelBundle, sample_fps: float | None, fps: float) -> tuple[int, float]:
+    """(k, grid rate): windows started per window length, and the rate of the frame grid they pick from."""
+    model_rate = bundle.n_frames / bundle.window_s
+    rate = sample_fps or model_rate
+    if rate <= model_rate * 1.001:  # consecutive windows, T frames picked from each
+        return 1, min(rate, fps)
+    k = max(1, int(round(rate / model_rate)))
+    grid_rate = min(model_rate * k, fps)
+    return max(1, int(round(grid_rate / model_rate))), grid_rate
+
+
+def _windows(grid: Iterator[tuple[list[int], np.ndarray]], track: FaceTracker, layout: _Consecutive | _Interleaved,
+             clock: FrameClock) -> Iterator[Window]:
+    """The windows of the layout as the grid's frames arrive, each holding only the crops it needs."""
+    crops: dict[int, np.ndarray] = {}
+    has_face: dict[int, bool] = {}
+    per_track: dict[int, dict[int, np.ndarray]] = {}  # grid index -> {track id: crop}
+    held: _Spec | None = None  # held back until the next window is complete: the last one ends at the clip's end
+    fresh = served = 0
+    for points, frame in grid:
         crop, face, others = track(frame)
         for g in points:
-            crops[g], faces[g], per_track[g] = crop, face, others
+            crops[g], has_face[g], per_track[g] = crop, face, others
         fresh += len(points)
         served = points[-1] + 1
         for spec in layout.ready(served):
             if held is not None:
-                yield _window(held, crops, faces, per_track, fresh)
+                yield _window(held, crops, has_face, per_track, fresh)
                 fresh = 0
             held = spec
-        low = int(held.picks.min()) if held is not None else layout.low()
-        for g in [g for g in crops if g < low]:  # drop crops no later window needs
-            del crops[g], faces[g], per_track[g]
+        first_needed = int(held.picks.min()) if held is not None else layout.first_needed()
+        for g in [g for g in crops if g < first_needed]:  # drop crops no later window needs
+            del crops[g], has_face[g], per_track[g]
     for spec in layout.finish(served):
         if held is not None:
-            yield _window(held, crops, faces, per_track, fresh)
+            yield _window(held, crops, has_face, per_track, fresh)
             fresh = 0
         held = spec
     if held is not None:
-        yield _window(held, crops, faces, per_track, fresh, end_s=max(held.start_s, clock.duration_s))
+        yield _window(held, crops, has_face, per_track, fresh, end_s=max(held.start_s, clock.duration_s))
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class _Consecutive:
     """Windows that follow each other, `per_window` grid points each, T of them picked uniformly."""
 
     def __init__(self, T: int, per_window: int, rate: float) -> None:
-        self.T, self.P, self.rate, self.j = T, per_window, rate, 0
+        self.T, self.per_window, self.rate, self.j = T, per_window, rate, 0
 
     def _spec(self, s: int, e: int) -> _Spec:
         self.j += 1
@@ -115,15 +124,16 @@ class _Consecutive:
 
     def ready(self, n: int) -> list[_Spec]:
         out = []
-        while (self.j + 1) * self.P <= n:
-            out.append(self._spec(self.j * self.P, (self.j + 1) * self.P))
+        while (self.j + 1) * self.per_window <= n:
+            out.append(self._spec(self.j * self.per_window, (self.j + 1) * self.per_window))
         return out
 
     def finish(self, n: int) -> list[_Spec]:
-        return [self._spec(self.j * self.P, n)] if self.j * self.P < n else []
+        return [self._spec(self.j * self.per_window, n)] if self.j * self.per_window < n else []
 
-    def low(self) -> int:
-        return self.j * self.P
+    def first_needed(self) -> int:
+        """The first grid point a window still to come may pick."""
+        return self.j * self.per_window
 
 
 class _Interleaved:
@@ -153,16 +163,17 @@ class _Interleaved:
         """A clip shorter than one window still gets one, its picks clipped to the frames there are."""
         return [self._spec(np.minimum(np.arange(self.T) * self.k, n - 1))] if self.j == 0 and n > 0 else []
 
-    def low(self) -> int:
+    def first_needed(self) -> int:
+        """The first grid point a window still to come may pick."""
         return self.j * self.hop
 
 
-def _window(spec: _Spec, crops: dict[int, np.ndarray], faces: dict[int, bool],
+def _window(spec: _Spec, crops: dict[int, np.ndarray], has_face: dict[int, bool],
             per_track: dict[int, dict[int, np.ndarray]], fresh: int, end_s: float | None = None) -> Window:
-    p = spec.picks
+    picks = spec.picks
     return Window(start_s=spec.start_s, end_s=spec.end_s if end_s is None else end_s,
-                  crops=np.stack([crops[int(g)] for g in p]), face=np.array([faces[int(g)] for g in p]),
-                  new_frames=fresh, span_s=spec.span_s, tracks=_track_windows(p, per_track))
+                  crops=np.stack([crops[int(g)] for g in picks]), face=np.array([has_face[int(g)] for g in picks]),
+                  new_frames=fresh, span_s=spec.span_s, tracks=_track_windows(picks, per_track))
 
 
 def _track_windows(picks, per_track: dict[int, dict[int, np.ndarray]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:

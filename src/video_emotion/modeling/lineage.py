@@ -142,7 +142,8 @@ def split_ref(params: Params, split: str, processed_dir: Path, manifest: Path | 
     if manifest.is_file():
         rows = read_manifest(manifest)
         rows = rows[rows["split"] == split]
-        lines = sorted(f"{logical_name(p)},{s},{lab}" for p, s, lab in zip(rows["path"], rows["sha256"], rows["label"], strict=False))
+        lines = sorted(f"{logical_name(p)},{s},{lab}"
+                       for p, s, lab in zip(rows["path"], rows["sha256"], rows["label"], strict=False))
         digest = hashlib.md5("\n".join(lines).encode()).hexdigest()
         source["manifest"] = _rel(manifest, params.root)
         profile.update(clips=len(rows), actors=int(rows["actor"].nunique()),

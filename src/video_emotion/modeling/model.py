@@ -212,16 +212,19 @@ def _head_layers(cfg: ModelConfig, width: int) -> dict[str, layers.Layer]:
         rnn = layers.Bidirectional(rnn, name="bilstm")
     out: dict[str, layers.Layer] = {"rnn": rnn, "dropout": layers.Dropout(cfg.dropout, name="head_dropout")}
     if cfg.head == "attention":
-        out.update(frame_probs=SliceLast(width - N_CLASSES, width, name="frame_probs"), frame_scores=layers.Dense(1, name="frame_scores"), attention=MaskedAttentionPool(name="attention"))
+        out.update(frame_probs=SliceLast(width - N_CLASSES, width, name="frame_probs"),
+                   frame_scores=layers.Dense(1, name="frame_scores"), attention=MaskedAttentionPool(name="attention"))
         if cfg.correction_bound > 0:
-            out.update(context=MaskedMean(name="context"), emotion=BoundedLogShift(cfg.correction_bound, name="emotion"),
+            out.update(context=MaskedMean(name="context"),
+                       emotion=BoundedLogShift(cfg.correction_bound, name="emotion"),
                        correction=layers.Dense(N_CLASSES, name="correction",
                                                kernel_regularizer=keras.regularizers.l2(cfg.correction_l2),
                                                bias_regularizer=keras.regularizers.l2(cfg.correction_l2)))
         else:
             out["emotion"] = layers.Identity(name="emotion")
     else:
-        out.update(context=MaskedMean(name="context"), emotion=layers.Dense(N_CLASSES, activation="softmax", name="emotion"))
+        out.update(context=MaskedMean(name="context"),
+                   emotion=layers.Dense(N_CLASSES, activation="softmax", name="emotion"))
     return out
 
 

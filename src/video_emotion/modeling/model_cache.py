@@ -42,11 +42,11 @@ class _NeedsClient(Exception):
 
 def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
     """`name@alias`, `name/version` or `models:/...` -> (name, alias, version)."""
-    body = ref[len("models:/"):] if ref.startswith("models:/") else ref
-    if "@" in body:
-        name, alias = body.split("@", 1)
+    bare = ref[len("models:/"):] if ref.startswith("models:/") else ref
+    if "@" in bare:
+        name, alias = bare.split("@", 1)
         return name, alias, None
-    name, sep, version = body.rpartition("/")
+    name, sep, version = bare.rpartition("/")
     if not sep or not name or not version.isdigit():
         raise ValueError(f"{ref!r}: expected name@alias, name/version or a bundle folder")
     return name, None, version

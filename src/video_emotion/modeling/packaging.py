@@ -16,16 +16,23 @@ from pathlib import Path
 import video_emotion
 
 PACKAGE = "video_emotion"
-# What the logged pyfunc model runs: its wrapper (in the registry) and the analysis it calls.
-ENTRY_MODULES = ("video_emotion.modeling.registry", "video_emotion.inference.analyze",
+# The logged model's code: a file MLflow executes to build the pyfunc (a path, never imported here).
+MODEL_CODE = "inference/pyfunc_model.py"
+# What the logged pyfunc model runs: its wrapper (MODEL_CODE) and the analysis it calls.
+ENTRY_MODULES = ("video_emotion.inference.pyfunc_model", "video_emotion.inference.analyze",
                  "video_emotion.inference.bundle", "video_emotion.modeling.model")
-# Needed by the pyfunc machinery itself rather than imported by name: the pickled wrapper and its input.
+# Needed by MLflow's pyfunc loader itself rather than imported by name (it imports cloudpickle) and its input.
 ALWAYS = ("cloudpickle", "pandas")
 
 
 def package_dir() -> Path:
     """The folder of the installed `video_emotion` package (attached to the logged model as code)."""
     return Path(video_emotion.__file__).resolve().parent
+
+
+def model_code() -> Path:
+    """The file the logged model is built from (`python_model` of `mlflow.pyfunc.log_model`)."""
+    return package_dir() / MODEL_CODE
 
 
 def _file_of(module: str, root: Path) -> Path | None:

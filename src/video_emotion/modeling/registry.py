@@ -1,4 +1,5 @@
-"""Experiment tracking and the model registry: the only module that imports mlflow.
+"""Experiment tracking and the model registry: the only library module that imports mlflow (the logged
+model's own code, `inference/pyfunc_model.py`, is a file MLflow runs, logged by path, never imported here).
 
 A local backend store (sqlite + an artifacts folder, both created on first use) keeps every run. The
 experiment declares itself a model-training experiment, so the MLflow UI opens on its training runs.
@@ -10,7 +11,6 @@ version gets is decided by `promotion.decide`; this module only reads and writes
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -25,6 +25,7 @@ from video_emotion.modeling.lineage import DataRef
 log = logging.getLogger("video_emotion.modeling.registry")
 
 CHAMPION, CHALLENGER = promotion.CHAMPION, promotion.CHALLENGER
+GATE_TAG = {True: "pass", False: "fail", None: "not run"}  # a gate's outcome as a model-version tag
 EXPERIMENT_TAGS = {
     "mlflow.experimentKind": "custom_model_development",  # what the UI's own kind selector writes
     "mlflow.note.content": "Video emotion recognition: one run per trained model (parameters, per-epoch curves, "
@@ -126,7 +127,8 @@ def log_history(run_id: str, history: dict[str, list[float]]) -> None:
 
 
 def log_metrics(run_id: str, metrics: dict[str, float], artifacts: list[Path] = (),
-                tags: dict[str, str] | None = None, model_id: str | None = None, dataset: DataRef | None = None) -> None:
+                tags: dict[str, str] | None = None, model_id: str | None = None,
+                dataset: DataRef | None = None) -> None:
     mlflow = _mlflow()
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=model_id,
@@ -152,29 +154,6 @@ def log_confusions(run_id: str, confusions: dict[str, tuple[Any, list[str], str]
                 mlflow.log_image(img.convert("RGB"), key=key, step=0)
 
 
-def _pyfunc_class():
-    mlflow = _mlflow()
-
-    class VideoEmotionPyfunc(mlflow.pyfunc.PythonModel):
-        """pyfunc wrapper: a DataFrame column `video` of paths (optional `transcript` text) -> JSON results."""
-
-        def load_context(self, context):
-            from video_emotion.inference.analyze import ModelBundle
-
-            self.bundle = ModelBundle.load(Path(context.artifacts["bundle"]))
-
-        def predict(self, context, model_input, params=None):
-            from video_emotion.inference.analyze import analyze_video
-
-            params = params or {}
-            rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else [{"video": v} for v in model_input]
-            fps = float(params.get("sample_fps") or 0) or None
-            return [json.dumps(analyze_video(r["video"], self.bundle, sample_fps=fps, lang=params.get("lang", "en"),
-                                             transcript=r.get("transcript") or None)) for r in rows]
-
-    return VideoEmotionPyfunc
-
-
 def _signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
@@ -186,10 +165,12 @@ def _signature():
 
 
 def log_model(run_id: str, model_dir: Path) -> Any:
-    """The bundle as a pyfunc model that serves outside this checkout: package code attached, exact pins."""
+    """The bundle as a pyfunc model that serves outside this checkout: package code attached, exact pins.
+    The model is logged from code (`packaging.MODEL_CODE`, a file MLflow runs at load), not pickled."""
     mlflow = _mlflow()
     with mlflow.start_run(run_id=run_id):
-        return mlflow.pyfunc.log_model(name="model", python_model=_pyfunc_class()(), artifacts={"bundle": str(model_dir)},
+        return mlflow.pyfunc.log_model(name="model", python_model=str(packaging.model_code()),
+                                       artifacts={"bundle": str(model_dir)},
                                        code_paths=[str(packaging.package_dir())], signature=_signature(),
                                        pip_requirements=packaging.runtime_requirements())
 
@@ -212,7 +193,8 @@ def _champion(client, name: str):
 
 
 def record_evaluation(params: Params, train_run_id: str, model_dir: Path, candidate: promotion.Candidate,
-                      report: dict[str, Any], rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
+                      report: dict[str, Any],
+                      rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
     """Log an evaluation (datasets, the model, metrics linked to it and to their data, confusion images) and
     register the model; returns the registration with the run id."""
     run_id = evaluation_run(params, train_run_id, report["datasets"])
@@ -246,20 +228,23 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
             if theirs.value is not None and theirs.metric == sel.metric and theirs.data_digest == sel.data_digest:
                 client.set_model_version_tag(name, current.version, key, f"{theirs.value:.6f}")
                 current = client.get_model_version(name, current.version)
-                log.info("champion v%s measured on this real-face set: %s %.4f", current.version, sel.metric, theirs.value)
+                log.info("champion v%s measured on this real-face set: %s %.4f", current.version, sel.metric,
+                         theirs.value)
         except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
             log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
-    decision = promotion.decide(candidate, promotion.Champion.from_tags(current.version, current.tags) if current else None)
+    decision = promotion.decide(candidate,
+                                promotion.Champion.from_tags(current.version, current.tags) if current else None)
     commit = lineage.git_commit(packaging.package_dir())
     experiment = os.environ.get("DVC_EXP_NAME", "") or "workspace"
     tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment, "alias_decision": decision.reason,
             "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
             **({key: f"{sel.value:.6f}"} if sel.value is not None else {}),
-            **{f"gate.{g}": {True: "pass", False: "fail", None: "not run"}[v.passed] for g, v in candidate.gates.items()},
+            **{f"gate.{g}": GATE_TAG[v.passed] for g, v in candidate.gates.items()},
             **{k: str(v) for k, v in report.get("tags", {}).items()}}
     mv = mlflow.register_model(info.model_uri, name, tags=tags)
     version = str(mv.version)
-    client.update_model_version(name, version, promotion.describe(decision, candidate, report, run_id, commit, experiment))
+    client.update_model_version(name, version,
+                                promotion.describe(decision, candidate, report, run_id, commit, experiment))
     client.set_registered_model_alias(name, decision.alias, version)
     if not client.get_registered_model(name).description:
         client.update_registered_model(name, promotion.RULE)

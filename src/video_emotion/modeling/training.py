@@ -65,7 +65,7 @@ def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], trai
                        metrics=["accuracy"])
         read = lambda d, k: {"frame_features": features.predict(d["X"][k], batch_size=32, verbose=0),  # noqa: E731
                              "mask": np.asarray(d["face"][k]).astype("float32")}
-        xs = read  # noqa: F811
+        xs = read
     hist = fitted.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
                      class_weight=class_weights(train["y"][tk], len(LABELS)) if cfg.class_weights else None,

@@ -6,10 +6,11 @@ submitted as a stream over the list, a bounded window ahead of the running ones 
 per worker: a freed CPU starts the next video at once, and the driver never holds more than the window
 in flight, whatever the library's size); rows come back as videos finish. (A Ray Data `map` over the
 list does the same with more machinery: measured on this 2-core machine it took 40.1 s where these
-plain tasks take 35.6 s for the same 40 clips, the local engine 28.6 s; see README.) The tasks hold a `RemoteBundle` instead of a
-model: its `predict_inputs` sends each batch of windows to one of the `ModelServer` actors, which load
-the model once each and answer with the same call on the same arrays as a local bundle would, so the
-numbers are identical. Decode tasks never import TensorFlow or Keras (about 110 MB of imports).
+plain tasks take 35.6 s for the same 40 clips, the local engine 28.6 s; see docs/scale-out.md.) The tasks
+hold a `RemoteBundle` instead of a model: its `predict_inputs` sends each batch of windows to one of the
+`ModelServer` actors, which load the model once each and answer with the same call on the same arrays as
+a local bundle would, so the numbers are identical. Decode tasks never import TensorFlow or Keras (about
+110 MB of imports).
 
 A model call blocks its task, so a task's CPU is free while an actor computes for it: actors ask for
 no CPU of their own by default and are spread over the nodes. The model is about a fifth of a

@@ -33,5 +33,6 @@ from video_emotion.security.rotation import rotate
 from video_emotion.security.scratch import plaintext_path, scratch_dir
 
 __all__ = ["CHUNK", "ENV_KEY", "HEADER", "MAGIC", "MAX_CHUNK", "SUFFIX", "KeyRing", "SecureStoreError", "decrypt_bytes",
-           "decrypt_stream", "encrypt_bytes", "encrypt_file", "encrypt_stream", "init_key_file", "key_action", "key_id", "key_of_file",
+           "decrypt_stream", "encrypt_bytes", "encrypt_file", "encrypt_stream", "init_key_file", "key_action", "key_id",
+           "key_of_file",
            "load_keyring", "new_key", "plaintext_path", "rotate", "save_keyring", "scratch_dir"]

@@ -27,8 +27,8 @@ def rotate(files: list[tuple[Path, str]], key_file: str | Path) -> dict[str, int
     if os.environ.get(ENV_KEY):
         raise SecureStoreError(f"keys come from ${ENV_KEY}; rotate with a key file (unset it first)")
     ring = load_keyring(key_file)
-    pending_new = [kid for kid in ring.keys if kid != ring.current]
-    if not pending_new:  # a fresh rotation: add a new current key, keep the old one readable
+    old_keys = [kid for kid in ring.keys if kid != ring.current]  # left by an unfinished rotation
+    if not old_keys:  # a fresh rotation: add a new current key, keep the old one readable
         ring.add(new_key(), make_current=True)
         save_keyring(ring, key_file)
     done = skipped = 0

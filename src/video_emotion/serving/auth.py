@@ -181,7 +181,8 @@ class GuardMiddleware:
         preflight = (self.cors and scope.get("method") == "OPTIONS" and "origin" in headers
                      and "access-control-request-method" in headers)
         if not (public or preflight) and not is_valid(headers.get("authorization"), self.keys.hashes):
-            return await send_json(send, 401, {"error": "missing or invalid API key: send `Authorization: Bearer <key>`"},
+            return await send_json(send, 401,
+                                   {"error": "missing or invalid API key: send `Authorization: Bearer <key>`"},
                                    [(b"www-authenticate", b"Bearer")])
         length = headers.get("content-length")
         if length is not None:

@@ -28,12 +28,13 @@ from video_emotion.stages.runner import Context, Stage, StageError, param_path
 
 log = logging.getLogger("video_emotion.crossval")
 
-STAGE = Stage("crossval", "Actor-independent k-fold cross-validation (stage `crossval`; off unless train.cv_folds >= 2).",
+STAGE = Stage("crossval",
+              "Actor-independent k-fold cross-validation (stage `crossval`; off unless train.cv_folds >= 2).",
               reads={"processed_dir": param_path("processed_dir"), "pretrained": param_path("pretrained")},
               writes={"metrics": param_path("metrics_dir", "cv.json")})
 
 
-def _take(d: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+def _subset(d: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[keep] for k, v in d.items()}
 
 
@@ -53,8 +54,8 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
     for i in range(cfg.cv_folds):
         te, va = fold == i, fold == (i + 1) % cfg.cv_folds
         tr = ~(te | va)
-        model, history, m = fit(model_cfg, cfg, settings, _take(data, tr), _take(data, va), pretrained, verbose=0)
-        test = _take(data, te)
+        model, history, m = fit(model_cfg, cfg, settings, _subset(data, tr), _subset(data, va), pretrained, verbose=0)
+        test = _subset(data, te)
         keep = usable(test, list(model_cfg.modalities))
         probs = np.asarray(model.predict(model_inputs(test, keep, list(model_cfg.modalities)), verbose=0))
         scores = classification_metrics(test["y"][keep], probs.argmax(1), list(LABELS))
@@ -67,8 +68,9 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
     for key in ("accuracy", "uar", "macro_f1"):
         vals = np.array([r[key] for r in results])
         summary[f"{key}_mean"], summary[f"{key}_std"] = round(float(vals.mean()), 4), round(float(vals.std(ddof=0)), 4)
-    summary["per_class_f1_mean"] = {lab: round(float(np.mean([r["per_class_f1"][lab] for r in results])), 4) for lab in LABELS}
-    summary["per_class_f1_std"] = {lab: round(float(np.std([r["per_class_f1"][lab] for r in results])), 4) for lab in LABELS}
+    per_class = {lab: [r["per_class_f1"][lab] for r in results] for lab in LABELS}
+    summary["per_class_f1_mean"] = {lab: round(float(np.mean(v)), 4) for lab, v in per_class.items()}
+    summary["per_class_f1_std"] = {lab: round(float(np.std(v)), 4) for lab, v in per_class.items()}
     log.info("%d-fold actor-independent CV: accuracy %.3f ± %.3f, UAR %.3f ± %.3f, macro-F1 %.3f ± %.3f",
              cfg.cv_folds, summary["accuracy_mean"], summary["accuracy_std"], summary["uar_mean"], summary["uar_std"],
              summary["macro_f1_mean"], summary["macro_f1_std"])

