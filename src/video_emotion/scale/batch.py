@@ -107,6 +107,14 @@ def _analyze_task(source: Source, bundle: RemoteBundle, opts: BatchOptions) -> t
     return analyze_source(source, bundle.localize(), opts, "ray", node=ray.get_runtime_context().get_node_id())
 
 
+def _warm_up() -> None:
+    """Ray task: only the imports of a video's task, so that the job's worker processes start (a second or
+    more each) while the driver opens the model pool; the videos' tasks then find them ready."""
+    import cv2  # noqa: F401
+
+    import video_emotion.inference.analyze  # noqa: F401
+
+
 class RayEngine:
     """`Engine` for `run_batch`. Ray starts only when there is something to do (`cluster.ray_session`: the
     cluster of RAY_ADDRESS, a Ray this process already runs, or a local one with `workers` CPUs). On the
@@ -156,6 +164,9 @@ class RayEngine:
         import ray
 
         workers, _ = self.sizes()
+        warm = ray.remote(_warm_up).options(num_cpus=1)
+        for _ in range(min(workers, len(todo))):
+            warm.remote()
         bundle = ray.put(self.start(keep))  # one copy for every task
         task = ray.remote(_analyze_task).options(num_cpus=1, max_retries=DECODE_RETRIES)
         rest, pending = iter(todo), {}
