@@ -57,6 +57,18 @@ def _crop_chunk(paths: list[Path], cfg: PreprocessConfig, face_models: Path | No
     return {**process_clips(paths, cfg, face_models=face_models), "node": ray.get_runtime_context().get_node_id()}
 
 
+def _node_slots() -> list:
+    """One soft node affinity per CPU of every alive node, in turn: chunk k goes to slot k. Left to Ray,
+    short chunks all run on the first worker it leases (it drains the queue before a worker starts on
+    another node); soft, so a chunk whose node died runs elsewhere."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [(n["NodeID"], int(n["Resources"].get("CPU", 0))) for n in ray.nodes() if n["Alive"]]
+    turns = [node for k in range(max(c for _, c in nodes)) for node, c in nodes if c > k]
+    return [NodeAffinitySchedulingStrategy(node, soft=True) for node in turns] or ["DEFAULT"]
+
+
 def process_clips_ray(paths: list[Path], cfg: PreprocessConfig, desc: str = "clips",
                       names: list[str | None] | None = None, ring: security.KeyRing | None = None,
                       face_models: Path | None = None) -> dict[str, Any]:
@@ -71,8 +83,9 @@ def process_clips_ray(paths: list[Path], cfg: PreprocessConfig, desc: str = "cli
     plain = [i for i in range(n) if not (names and names[i] is not None)]
     size = max(1, math.ceil(len(plain) / (cluster_cpus() * TASKS_PER_CPU)))
     chunks = [plain[k:k + size] for k in range(0, len(plain), size)]
-    task = ray.remote(_crop_chunk).options(num_cpus=1, max_retries=RETRIES)
-    refs = {task.remote([paths[i] for i in chunk], cfg, face_models): chunk for chunk in chunks}
+    task, slots = ray.remote(_crop_chunk), _node_slots()
+    refs = {task.options(num_cpus=1, max_retries=RETRIES, scheduling_strategy=slots[k % len(slots)])
+            .remote([paths[i] for i in chunk], cfg, face_models): chunk for k, chunk in enumerate(chunks)}
     out = {"X": np.zeros((n, t, s, s), np.uint8), "face": np.zeros((n, t), bool), "detected": np.zeros((n, t), bool)}
     errors: dict[int, list[str]] = {}
 
