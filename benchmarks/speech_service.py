@@ -122,7 +122,8 @@ def service(bundle_dir: Path, clips: dict[str, Path], levels: dict[int, int]) ->
 
     home = Path(tempfile.mkdtemp(prefix="bentoml-", dir=BENCH))
     env = {**os.environ, "BENTOML_HOME": str(home), "VIDEO_EMOTION_API_KEYS": "bench-key",
-           "VIDEO_EMOTION_API_KEY_FILE": str(home / "no-keys"), "VIDEO_EMOTION_WHISPER_DIR": str(WHISPER)}
+           "VIDEO_EMOTION_API_KEY_FILE": str(home / "no-keys"), "VIDEO_EMOTION_WHISPER_DIR": str(WHISPER),
+           "VIDEO_EMOTION_RATE_LIMIT": "0"}  # one key times every request: no per-key limit
     with common.bentoml_service(bundle_dir, env, BENCH / "speech_service_serve.log", timeout_s=300) as (_, url):
         info = requests.get(f"{url}/model", headers={"Authorization": "Bearer bench-key"}, timeout=10).json()
         assert info["speech_recognition"]["available"], info

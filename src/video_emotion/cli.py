@@ -13,6 +13,16 @@ from video_emotion import commands
 from video_emotion.stages.runner import setup_env
 
 
+def _add_apikey(sub) -> None:
+    """`apikey create|list|revoke` (see commands.cmd_apikey)."""
+    ak = sub.add_parser("apikey", help="API keys of the service: create (printed once), list, revoke NAME")
+    ak.add_argument("action", choices=["create", "list", "revoke"])
+    ak.add_argument("key_name", nargs="?", metavar="NAME", help="the key to revoke (or to create)")
+    ak.add_argument("--name", help="create: the key's name (default: default)")
+    ak.add_argument("--key-file", help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
+    ak.set_defaults(func=commands.cmd_apikey)
+
+
 def _add_analyze(sub) -> None:
     a = sub.add_parser("analyze", help="emotion timeline + summary of one or more videos")
     a.add_argument("paths", nargs="+")
@@ -78,12 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bento-import", help="import a registered model (or a bundle folder) into the BentoML store")
     b.add_argument("--model", default="video-emotion@champion")
     b.set_defaults(func=commands.cmd_bento_import)
-    ak = sub.add_parser("apikey", help="create an API key for the service (prints it once, stores its hash)")
-    ak.add_argument("action", choices=["create"])
-    ak.add_argument("--name", default="default")
-    ak.add_argument("--key-file", default=None,
-                    help="default: $VIDEO_EMOTION_API_KEY_FILE or ~/.config/video-emotion/api_keys")
-    ak.set_defaults(func=commands.cmd_apikey)
+    _add_apikey(sub)
     sub.add_parser("audit", help="scan the project (DVC cache, MLflow artifacts) for plaintext test data"
                    ).set_defaults(func=commands.cmd_audit)
     sub.add_parser("report", help="print the latest test metrics and how to open the MLflow UI"

@@ -73,11 +73,27 @@ def cmd_bento_import(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey(args: argparse.Namespace) -> int:
-    from video_emotion.serving.auth import create_key, key_file_path
+    """`apikey create|list|revoke`: keys by name; a key is printed once, at creation, and never again."""
+    from video_emotion.serving.keyfile import KeyFileError, create_key, revoke_key
+    from video_emotion.serving.keystore import key_file_path, key_table
 
     path = Path(args.key_file).expanduser() if args.key_file else key_file_path()
-    print(create_key(args.name, path))
-    print(f"(shown once; only its SHA-256 hash was stored in {path})", file=sys.stderr)
+    name = args.name or args.key_name
+    try:
+        if args.action == "list":
+            print(key_table(path))
+        elif args.action == "revoke":
+            if not name:
+                raise KeyFileError("name the key to revoke: `video-emotion apikey revoke NAME`")
+            n = revoke_key(name, path)
+            print(f"revoked {name!r} ({n} key{'s' if n > 1 else ''}) in {path}; a running service refuses it "
+                  "from its next request on", file=sys.stderr)
+        else:
+            print(create_key(name or "default", path))
+            print(f"(shown once; only its SHA-256 hash was stored in {path})", file=sys.stderr)
+    except (KeyFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

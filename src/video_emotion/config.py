@@ -104,8 +104,11 @@ class ModelConfig:
     modalities: list = field(default_factory=lambda: ["video"])
     flip_average: bool = False  # True: each frame is read as the mean of the CNN on it and on its mirror image
     adapt: str = "auto"        # auto | temporal | full: what training may learn (see `effective`)
+    temperature: float = 1.0   # outputs read as softmax(log p / T): calibration, saved with the bundle
 
     def __post_init__(self) -> None:
+        if not float(self.temperature) > 0:
+            raise ValueError(f"model.temperature must be > 0, got {self.temperature}")
         mods = list(self.modalities)
         if not mods or sorted(set(mods)) != sorted(mods) or not set(mods) <= {"video", "audio"}:
             raise ValueError(f"model.modalities must be [video], [audio] or [video, audio], got {mods}")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -74,7 +75,8 @@ def service(tmp_path_factory, pipeline):
     tmp = tmp_path_factory.mktemp("service")
     env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml"), "VIDEO_EMOTION_API_KEYS": f"other-key,{GOOD}",
            "VIDEO_EMOTION_API_KEY_FILE": str(tmp / "api_keys"), "VIDEO_EMOTION_MAX_UPLOAD_MB": "2",
-           "VIDEO_EMOTION_MAX_DURATION_S": "30", "TMPDIR": str(tmp / "svc-tmp")}
+           "VIDEO_EMOTION_MAX_DURATION_S": "30", "TMPDIR": str(tmp / "svc-tmp"),
+           "VIDEO_EMOTION_RATE_LIMIT": "100000"}  # the limits have their own server (test_service_keys.py)
     (tmp / "svc-tmp").mkdir()
     imported = subprocess.run([str(BIN / "video-emotion"), "--params", str(pipeline["params"]), "bento-import",
                                "--model", "video-emotion@champion"], cwd=ROOT, env=env, capture_output=True,
@@ -85,6 +87,14 @@ def service(tmp_path_factory, pipeline):
     tag = imported.stdout.split(" as ", 1)[1].split(";", 1)[0].strip()
     model_dir = Path(pipeline["paths"]["model_dir"])
     settings = json.loads((model_dir / "preprocessing.json").read_text())
+    proc, url, log = start_server(env, tmp)
+    yield {"url": url, "tmp": tmp, "proc": proc, "env": env, "tag": tag, "log": tmp / "serve.log",
+           "version": pipeline["first"]["version"], "n_frames": settings["n_frames"]}
+    stop_server(proc, log)
+
+
+def start_server(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen, str, Any]:
+    """`bentoml serve` on a free port of 127.0.0.1 with `env`, logging to tmp/serve.log; waits until ready."""
     port = _free_port()
     log = open(tmp / "serve.log", "wb")
     proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -94,9 +104,12 @@ def service(tmp_path_factory, pipeline):
         _wait_ready(proc, url, tmp)
     except BaseException:
         os.killpg(proc.pid, signal.SIGTERM)  # never leave a server behind
+        log.close()
         raise
-    yield {"url": url, "tmp": tmp, "proc": proc, "env": env, "tag": tag, "log": tmp / "serve.log",
-           "version": pipeline["first"]["version"], "n_frames": settings["n_frames"]}
+    return proc, url, log
+
+
+def stop_server(proc: subprocess.Popen, log: Any) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)

@@ -50,12 +50,66 @@ def test_mlflow_run_and_registry(pipeline):
     if mv.tags["real_face_check"] == "fail":
         assert first["alias"] == "challenger"
 
-    # The same model evaluated again ties on macro-F1: a tie never moves the champion.
+    assert any(k.startswith("selection.realfaces_log_loss.") for k in mv.tags)  # the tie-break is kept too
+
+    # The same model evaluated again ties on the real-face score and on its log-loss: the newer version wins,
+    # as the same model retrained on new code would; a version kept out by a gate stays out.
     assert evaluate.main(pipeline["eval_args"]) == 0
     second = json.loads((pipeline["tmp"] / "reports" / "registry.json").read_text())
-    assert second["version"] == "2" and second["alias"] == "challenger"
+    assert second["version"] == "2" and second["alias"] == first["alias"]
     if first["alias"] == "champion":
-        assert str(client.get_model_version_by_alias("video-emotion", "champion").version) == "1"
+        assert "ties champion v1" in second["reason"] and "the newer version wins" in second["reason"]
+        assert str(client.get_model_version_by_alias("video-emotion", "champion").version) == "2"
+        # A champion registered before the tie-break was kept: evaluate measures it on the set first.
+        tie = next(k for k in mv.tags if k.startswith("selection.realfaces_log_loss."))
+        client.delete_model_version_tag("video-emotion", "2", tie)
+        assert evaluate.main(pipeline["eval_args"]) == 0
+        third = json.loads((pipeline["tmp"] / "reports" / "registry.json").read_text())
+        assert third["version"] == "3" and "realfaces_log_loss" in third["reason"] and "on both" in third["reason"]
+        assert client.get_model_version("video-emotion", "2").tags[tie] == mv.tags[tie]
+
+
+def test_evaluate_a_model_whose_training_run_is_not_in_the_store(pipeline, tmp_path):
+    """DVC restored `train` from its run cache (a colleague's pushed cache, a store rolled back): the training run
+    that `run.json` names is not in this store, or was deleted. evaluate logs a new run saying where the model
+    came from, with the curves the bundle carries, and registers the model from it."""
+    import shutil
+
+    import mlflow
+    import yaml
+    from mlflow import MlflowClient
+
+    from video_emotion.modeling.lineage import folder_ref
+
+    params = yaml.safe_load(pipeline["params"].read_text())
+    params["tracking"].update(uri=f"sqlite:///{tmp_path / 'other.db'}", artifact_location=str(tmp_path / "other"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    model = tmp_path / "model"
+    shutil.copytree(pipeline["paths"]["model_dir"], model)  # train's outputs intact, as a run-cache restore leaves them
+    record = json.loads((model / "run.json").read_text())
+    assert {"run_id", "git_commit", "dvc_experiment", "trained_at"} <= set(record)
+    args = ["--params", str(tmp_path / "params.yaml"), "--model-dir", str(model)]
+    args += pipeline["eval_args"][pipeline["eval_args"].index("--processed-dir"):][:4]  # processed and real faces
+    args += ["--metrics", str(tmp_path / "eval.json"), "--confusion", str(tmp_path / "confusion.csv"),
+             "--report-dir", str(tmp_path / "reports" / "evaluation")]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    client = MlflowClient()
+    for missing in ("not in this store", "deleted"):
+        assert evaluate.main(args) == 0, missing
+        reg = json.loads((tmp_path / "reports" / "registry.json").read_text())
+        run = client.get_run(reg["run_id"])
+        assert run.info.run_id != record["run_id"] and run.data.tags["training_run_id"] == record["run_id"]
+        assert run.data.tags["training_run_found"] == "false"
+        for part in (record["run_id"], record["git_commit"], "run cache", folder_ref(model, tmp_path).digest):
+            assert part in run.data.tags["model_provenance"] and part in run.data.tags["mlflow.note.content"]
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # the bundle's own curves
+        assert "test_macro_f1" in run.data.metrics
+        mv = client.get_model_version("video-emotion", reg["version"])
+        assert mv.run_id == run.info.run_id and mv.tags["model_provenance"] == run.data.tags["model_provenance"]
+        assert record["run_id"] in mv.description
+        client.delete_run(run.info.run_id)  # next: run.json names a run this store holds deleted
+        record = {**record, "run_id": run.info.run_id}
+        (model / "run.json").write_text(json.dumps(record))
 
 
 def test_cli_analyze_contract_local_and_registered(pipeline, face_clip, blank_clip, tmp_path, capsys):

@@ -35,11 +35,13 @@ def real_crops(bundle: ModelBundle) -> np.ndarray:
     return r["crops"]
 
 
-def reading_gap(predict, crops: np.ndarray, T: int, flip: bool) -> float:
+def reading_gap(predict, crops: np.ndarray, T: int, flip: bool, temperature: float = 1.0) -> float:
     """Largest difference between the model's output for a clip of T identical frames and the per-frame
     reading of that frame (the pretrained network on the crop, averaged with its mirror image when the
-    model averages mirror images)."""
-    per_frame = Pretrained(PRETRAINED, flip=flip)(crops)
+    model averages mirror images; calibrated by `temperature`, as the bundle calibrates what it serves)."""
+    from video_emotion.modeling.calibration import apply_temperature
+
+    per_frame = apply_temperature(Pretrained(PRETRAINED, flip=flip)(crops), temperature)
     clips = np.repeat(crops[:, None], T, axis=1).astype(np.float32)
     out = predict({"frames": clips, "mask": np.ones((len(crops), T), np.float32)})
     return float(np.abs(np.asarray(out) - per_frame).max())
@@ -55,8 +57,11 @@ def test_synthetic_training_cannot_change_how_a_single_face_is_read(pipeline):
     assert settings["detector"] == "blazeface" and (model_dir / "face_detector").is_dir()
     bundle = ModelBundle.load(model_dir)  # what analysis runs (the exported graph)
     crops, T, flip = real_crops(bundle), bundle.n_frames, uses_flip(bundle)
-    assert reading_gap(bundle.predict_inputs, crops, T, flip) < 1e-3
-    assert reading_gap(lambda x: bundle.model.predict(x, verbose=0), crops, T, flip) < 1e-3  # the Keras model too
+    assert settings["model"]["temperature"] == bundle.temperature  # the calibration travels with the bundle
+    assert reading_gap(bundle.predict_inputs, crops, T, flip, bundle.temperature) < 1e-3
+    assert reading_gap(lambda x: bundle.model.predict(x, verbose=0), crops, T, flip) < 1e-3  # the Keras model: raw
+    if bundle.temperature != 1.0:  # calibration changes how sure it is, never what it reads
+        assert reading_gap(bundle.predict_inputs, crops, T, flip) > 1e-3
 
     # The same check fails for a head that shifts class readings: the attention head with a class
     # correction (as a real corpus may train), its correction set to favour `angry`.
@@ -104,7 +109,7 @@ def test_evaluate_faces_scores_a_users_folder_next_to_the_pretrained_network(pip
     assert rep["n"] == 5 and overall["detection_rate"] == 1.0 and len(rep["digest"]) == 64
     for system in ("model", "pretrained"):
         s = overall[system]
-        assert 0.0 <= s["accuracy"] <= 1.0 and 0.0 <= s["macro_f1"] <= 1.0
+        assert 0.0 <= s["accuracy"] <= 1.0 and 0.0 <= s["macro_f1"] <= 1.0 and 0.0 <= s["ece"] <= 1.0
         assert set(s["recall"]) == set(PHOTOS.values()) and np.array(s["confusion_matrix"]).sum() == 5
     bad = tmp_path / "bad"
     (bad / "joyful").mkdir(parents=True)
@@ -122,6 +127,7 @@ def test_evaluate_reports_real_face_figures_for_the_set_in_use(pipeline, tmp_pat
         assert 0.0 <= m[key] <= 1.0, key
     # per-frame readings: the synthetic-trained model reads each still exactly as the pretrained network
     assert m["realfaces_macro_f1"] == m["realfaces_pretrained_macro_f1"]
+    assert 0.0 < m["realfaces_log_loss"] < 10.0  # the registry's tie-break: finite, every face read
 
     # With a labelled folder (evaluate.real_faces). The stage's own run and outputs, on a plaintext copy of the
     # session's validation split as the test split: the session's test split may be under a rotated key by now.

@@ -223,7 +223,8 @@ def test_a_client_that_disconnects_stops_its_analysis_and_frees_its_slot(service
                  f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
                  .encode() + body)
     deadline = time.time() + 60
-    while not (m := re.search(r"request ([0-9a-f]{16}): analysing long\.mp4", log.read_text(errors="replace")[mark:])):
+    started = re.compile(r'request ([0-9a-f]{16}) \(key env-2\): analysing "long\.mp4"')  # named, never the key
+    while not (m := started.search(log.read_text(errors="replace")[mark:])):
         assert time.time() < deadline, "the analysis never started"
         time.sleep(0.05)
     rid = m.group(1)

@@ -103,7 +103,8 @@ def test_wrong_key_and_garbage_file_show_clear_messages(page, tmp_path, face_cli
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"definitely not a video" * 100)
     _analyse(page, junk)
-    page.wait_for_function("document.getElementById('error').textContent.includes('422')", timeout=30_000)
+    # Waits by selector: the page's policy forbids eval, which wait_for_function's polling needs.
+    page.locator("#error", has_text="422").wait_for(timeout=30_000)
     assert "cannot analyse the video" in page.inner_text("#error")
 
 
@@ -173,6 +174,39 @@ def test_recognised_speech_is_shown_under_the_chart_and_seeks(page, service, rea
     # Recognition off: no words, and the card says why.
     page.select_option("#transcribe", "off")
     page.click("#go")
-    page.wait_for_function("document.getElementById('words').hidden === true", timeout=120_000)
+    page.locator("#words[hidden]").wait_for(state="attached", timeout=120_000)
     page.wait_for_selector("#words-from[data-status=off]", timeout=120_000)
     assert page.locator("#cues .cue").count() == 0
+
+
+def test_the_page_runs_under_its_policy_and_shows_hostile_text_as_text(browser, service, face_clip, tmp_path):
+    """Served with a Content-Security-Policy (no inline script or style, nothing from elsewhere): the page
+    works without one violation, its bars get their colours and widths from CSS variables, and a transcript
+    full of markup is shown as text, never run."""
+    r = requests.get(f"{service['url']}/ui/", timeout=10)
+    policy = r.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy and "blob:" in policy
+    assert "unsafe-inline" not in policy and "style=" not in r.text
+    assert requests.get(f"{service['url']}/ui/app.js", timeout=10).headers["content-security-policy"] == policy
+    ctx = browser.new_context(viewport={"width": 1100, "height": 1400})
+    ctx.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation', "
+                        "(e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
+    page = ctx.new_page()
+    try:
+        page.goto(f"{service['url']}/ui/")
+        hostile = tmp_path / "hostile.srt"
+        # Complete tags are stripped by the transcript parser; an unclosed one reaches the page as the user's text.
+        hostile.write_text("1\n00:00:00,000 --> 00:00:02,000\nhappy & wonderful <img id=injected src=x "
+                           "onerror=window.pwned=1 \n", encoding="utf-8")
+        page.set_input_files("#transcript", str(hostile))
+        _analyse(page, face_clip)
+        page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+        assert page.locator("#injected").count() == 0
+        assert "<img id=injected" in page.inner_text("#cues") and not page.evaluate("window.pwned")
+        bar = page.locator(".dist i").first
+        assert bar.bounding_box()["width"] > 0
+        colour = page.evaluate("getComputedStyle(document.querySelector('.dist i')).backgroundColor")
+        assert colour not in ("rgba(0, 0, 0, 0)", "transparent")
+        assert page.evaluate("window.__violations") == []
+    finally:
+        ctx.close()

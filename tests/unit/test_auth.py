@@ -34,7 +34,7 @@ def test_environment_keys_and_a_corrupt_key_file(tmp_path, monkeypatch):
         auth.load_hashes()
 
 
-def _call(mw, path, headers=(), body=b"", method="POST", app=None):
+def _call(mw, path, headers=(), body=b"", method="POST", app=None, client="10.0.0.1"):
     sent = []
     reached = []
 
@@ -57,7 +57,8 @@ def _call(mw, path, headers=(), body=b"", method="POST", app=None):
     async def send(msg):
         sent.append(msg)
 
-    scope = {"type": "http", "path": path, "method": method, "headers": [(k.encode(), v.encode()) for k, v in headers]}
+    scope = {"type": "http", "path": path, "method": method, "client": (client, 50000),
+             "headers": [(k.encode(), v.encode()) for k, v in headers]}
     asyncio.run(mw(scope, receive, send))
     return sent[0]["status"], reached
 
@@ -132,8 +133,8 @@ def test_a_key_added_to_the_key_file_after_start_works_without_restart(monkeypat
     path.write_text(path.read_text().splitlines()[1] + "\n")  # alice revoked
     assert _call(mw, "/model", [("authorization", f"Bearer {first}")])[0] == 401
     assert _call(mw, "/model", [("authorization", f"Bearer {second}")])[0] == 200
-    path.write_text("garbage\n")  # a broken edit keeps the keys it had, with an error logged
-    assert _call(mw, "/model", [("authorization", f"Bearer {second}")])[0] == 200
+    path.write_text("garbage\n")  # a broken edit fails closed: every key of the file is refused
+    assert _call(mw, "/model", [("authorization", f"Bearer {second}")])[0] == 401
 
 
 def test_a_key_file_others_can_read_is_refused_with_a_clear_log_line(monkeypatch, tmp_path, caplog):

@@ -127,3 +127,15 @@ def test_evaluation_report_logs_what_selects_and_on_which_data():
     rep = evaluation_report(m, labelled, labels, test, faces)
     assert rep["real_data"].digest == "c" * 32 and rep["datasets"][1].source["set_digest"] == "c" * 64
     assert rep["confusions"]["confusion_real_faces"][0].trace() == 7 and rep["tags"]["real_face_check"] == "not run"
+
+
+def test_a_restored_model_says_where_it_came_from(monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "inert-ewes")
+    record = lineage.training_record("RUN1", "abc123")
+    assert record["run_id"] == "RUN1" and record["git_commit"] == "abc123" and record["dvc_experiment"] == "inert-ewes"
+    assert record["trained_at"].endswith("Z")
+    text = lineage.restored_model(record, "d" * 32)
+    for part in ("RUN1", "git commit abc123", "dvc experiment inert-ewes", "run cache", "deleted", "d" * 32):
+        assert part in text, part
+    # A run.json written before it kept more than the id still yields a provenance.
+    assert lineage.restored_model({"run_id": "OLD"}, "e" * 32).startswith("trained in MLflow run OLD, which")

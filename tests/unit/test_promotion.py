@@ -7,15 +7,21 @@ import pytest
 from video_emotion.modeling.promotion import (
     CHALLENGER,
     CHAMPION,
+    LABELLED_GATE,
+    TIE_METRIC,
     Candidate,
     Champion,
+    Decision,
     Gate,
     Selection,
     candidate_from,
     decide,
     describe,
+    missing_scores,
     score_key,
+    scores_of,
     selection_from,
+    version_tags,
 )
 
 SET_A, SET_B = "a" * 32, "b" * 32
@@ -40,10 +46,9 @@ def test_beats_the_champion_on_the_same_set():
     assert d.alias == CHAMPION and d.compared_with == "3" and "0.6000 > 0.5800" in d.reason
 
 
-def test_a_tie_keeps_the_champion_even_below_tag_precision():
-    assert decide(cand(0.58), champ(**{SET_A: 0.58})).alias == CHALLENGER
+def test_a_tie_is_a_tie_even_below_tag_precision():
     d = decide(cand(0.5800001), champ(**{SET_A: 0.58}))  # stored at 6 decimals: a re-evaluation is a tie
-    assert d.alias == CHALLENGER and "tie" in d.reason
+    assert "ties champion v3: realfaces_macro_f1 0.5800" in d.reason  # then broken as the tests below say
 
 
 def test_loses_to_the_champion():
@@ -138,3 +143,109 @@ def test_the_description_says_why_with_numbers_and_data():
                  "test_macro_f1 0.7000", "data/processed/test.npz.enc", "f" * 32, "clips 42", "RUN1", "abc123",
                  "exp-x"):
         assert part in text, part
+
+
+# --- A tie on the selection score: the real-face log-loss decides, then recency -----------------------------------
+
+def tied(loss_candidate, loss_champion, value=0.58) -> Decision:
+    c = Candidate(Selection("realfaces_macro_f1", value, SET_A, 0.55, tie_break=loss_candidate), PASS)
+    scores = {score_key("realfaces_macro_f1", SET_A): 0.58}
+    if loss_champion is not None:
+        scores[score_key(TIE_METRIC, SET_A)] = loss_champion
+    return decide(c, Champion("3", scores))
+
+
+def test_a_tie_is_broken_by_the_lower_real_face_log_loss():
+    d = tied(0.91, 0.95)
+    assert d.alias == CHAMPION and d.compared_with == "3"
+    assert "ties champion v3" in d.reason and f"{TIE_METRIC} 0.9100 < 0.9500" in d.reason
+    d = tied(0.97, 0.95)
+    assert d.alias == CHALLENGER and f"{TIE_METRIC} 0.9700 > 0.9500" in d.reason
+
+
+def test_a_full_tie_goes_to_the_newer_version():
+    # The same model retrained on new code: same readings, same confidence. The newer version wins.
+    d = tied(0.95, 0.95)
+    assert d.alias == CHAMPION and "newer" in d.reason
+    d = tied(0.9500001, 0.95)  # stored at 6 decimals: a re-evaluation is a full tie
+    assert d.alias == CHAMPION and "newer" in d.reason
+    # Without the second criterion on one side (an older champion), recency decides alone.
+    for cand_loss, champ_loss in ((0.5, None), (None, 0.5), (None, None)):
+        d = tied(cand_loss, champ_loss)
+        assert d.alias == CHAMPION and "newer" in d.reason and "not measured" in d.reason
+
+
+def test_the_second_criterion_never_overrides_the_first():
+    assert tied(0.10, 0.95, value=0.57).alias == CHALLENGER  # lower macro-F1 loses whatever its log-loss
+    assert tied(2.00, 0.95, value=0.59).alias == CHAMPION    # higher macro-F1 wins whatever its log-loss
+
+
+def test_selection_carries_the_real_face_log_loss():
+    real = {"realfaces_macro_f1": 0.61, "realfaces_pretrained_macro_f1": 0.60, "realfaces_log_loss": 0.93}
+    assert selection_from(real, SET_A).tie_break == 0.93
+    assert selection_from({"realface_photo_accuracy": 0.5}, SET_A).tie_break is None
+
+
+def test_log_loss_counts_a_face_not_found_as_the_uniform_reading():
+    import numpy as np
+
+    from video_emotion.inference.face_eval import log_loss
+
+    p = np.array([[0.5, 0.25, 0.25], [np.nan, np.nan, np.nan]])
+    assert log_loss(np.array([0, 1]), p) == pytest.approx((np.log(2) + np.log(3)) / 2)
+    assert log_loss(np.array([1]), np.array([[1.0, 0.0, 0.0]])) == pytest.approx(-np.log(1e-7))  # clipped, finite
+    assert log_loss(np.array([], int), np.zeros((0, 3))) is None
+
+
+# --- Real-face check disabled: the labelled folder is the gate ----------------------------------------------------
+
+LABELLED = {"realfaces_macro_f1": 0.61, "realfaces_pretrained_macro_f1": 0.60, "realfaces_accuracy": 0.70,
+            "realfaces_pretrained_accuracy": 0.69, "realfaces_digest": SET_B}
+
+
+def test_check_disabled_with_a_labelled_folder_gates_on_the_folder():
+    c = candidate_from({"macro_f1": 0.4}, LABELLED, SET_A, "dev", 0.15, check_enabled=False)
+    gate = c.gates[LABELLED_GATE]
+    assert gate.passed is True and "macro-F1 0.6100 vs 0.6000" in gate.detail
+    assert "accuracy 0.7000 vs 0.6900" in gate.detail
+    assert "real_face_check" not in c.gates and decide(c, None).alias == CHAMPION
+    worse = {**LABELLED, "realfaces_accuracy": 0.60}  # macro-F1 above the pretrained network, accuracy below
+    c = candidate_from({"macro_f1": 0.4}, worse, SET_A, "dev", 0.15, check_enabled=False)
+    assert c.gates[LABELLED_GATE].passed is False
+    d = decide(c, None)
+    assert d.alias == CHALLENGER and d.reason.startswith(f"failed gate: {LABELLED_GATE}")
+
+
+def test_check_disabled_with_a_labelled_folder_but_no_baseline_is_not_a_pass():
+    alone = {"realfaces_macro_f1": 0.61, "realfaces_accuracy": 0.70, "realfaces_digest": SET_B}
+    c = candidate_from({"macro_f1": 0.4}, alone, SET_A, "dev", 0.15, check_enabled=False)
+    assert c.gates[LABELLED_GATE].passed is None and decide(c, None).alias == CHALLENGER
+
+
+def test_check_enabled_keeps_the_check_as_the_gate():
+    real = {**LABELLED, "realface_pass": 1.0, "realface_photo_accuracy": 0.75}
+    c = candidate_from({"macro_f1": 0.4}, real, SET_A, "dev", 0.15, check_enabled=True)
+    assert set(c.gates) == {"test_floor", "real_face_check"}
+
+
+# --- What the registry must measure on the champion, and what it writes on a version ------------------------------
+
+def test_the_champion_is_measured_only_where_the_decision_needs_it():
+    sel = Selection("realfaces_macro_f1", 0.58, SET_A, 0.55, tie_break=0.9)
+    key, tie = score_key("realfaces_macro_f1", SET_A), score_key(TIE_METRIC, SET_A)
+    assert missing_scores({}, sel) == [key, tie]                      # never measured on this set
+    assert missing_scores({tie: "0.8"}, sel) == [key]
+    assert missing_scores({key: "0.580000"}, sel) == [tie]            # tied, and no tie-break yet: measure it
+    assert missing_scores({key: "0.570000"}, sel) == []               # not tied: the tie-break is not needed
+    assert missing_scores({key: "0.580000", tie: "0.8"}, sel) == []
+    assert missing_scores({key: "0.580000"}, Selection("realfaces_macro_f1", 0.58, SET_A)) == []  # none to compare
+
+
+def test_version_tags_keep_both_scores_and_every_gate():
+    c = Candidate(Selection("realfaces_macro_f1", 0.58, SET_A, 0.55, tie_break=0.9), {**PASS, "x": Gate(None)})
+    tags = version_tags(decide(c, None), c)
+    assert tags[score_key("realfaces_macro_f1", SET_A)] == "0.580000"
+    assert tags[score_key(TIE_METRIC, SET_A)] == "0.900000"
+    assert tags["gate.real_face_check"] == "pass" and tags["gate.x"] == "not run"
+    assert tags["alias_decision"].startswith("gate not run: x")
+    assert scores_of(c.selection) == {score_key("realfaces_macro_f1", SET_A): 0.58, score_key(TIE_METRIC, SET_A): 0.9}

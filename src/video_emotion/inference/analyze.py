@@ -79,12 +79,15 @@ class _Readings:
             return
         probs = self.bundle.predict_inputs(model_inputs(arrays, idx, self.bundle.modalities), batch_size=self.batch)
         for i, p in zip(idx, probs, strict=False):
-            seg = segment(windows[i], p, self.bundle.labels, self.lang)
+            seg = self._segment(windows[i], p)
             if self.audio is not None:
                 seg["audio"] = bool(arrays["has_audio"][i])
             self.timeline.append(seg)
         if self.uses_video:
             self._per_face(windows, idx, probs, arrays)
+
+    def _segment(self, w: Window, p: np.ndarray) -> dict[str, Any]:
+        return segment(w, p, self.bundle.labels, self.lang, self.bundle.temperature)
 
     def _per_face(self, windows: list[Window], idx: np.ndarray, probs: np.ndarray, arrays: dict) -> None:
         """Per-face timelines: a window with a single face reuses the main reading; only windows
@@ -96,7 +99,7 @@ class _Readings:
             live = {t: v for t, v in w.tracks.items() if v[1].any()}
             if len(live) <= 1:
                 for t in live:
-                    self.face_tracks.setdefault(t, []).append(segment(w, p, self.bundle.labels, self.lang))
+                    self.face_tracks.setdefault(t, []).append(self._segment(w, p))
                 continue
             for t, (crops, face) in live.items():
                 keys.append((w, t))
@@ -110,7 +113,7 @@ class _Readings:
         stacked = {k: np.stack(v) for k, v in extra.items() if v}
         inputs = model_inputs(stacked, slice(None), self.bundle.modalities)
         for (w, t), p in zip(keys, self.bundle.predict_inputs(inputs, batch_size=self.batch), strict=False):
-            self.face_tracks.setdefault(t, []).append(segment(w, p, self.bundle.labels, self.lang))
+            self.face_tracks.setdefault(t, []).append(self._segment(w, p))
 
 
 def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | None = None, lang: str = "en",

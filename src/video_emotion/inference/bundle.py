@@ -23,6 +23,7 @@ import numpy as np
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
 from video_emotion.features.faces import FacePath
+from video_emotion.modeling.calibration import apply_temperature
 from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, LITE_BATCH
 
 BUNDLE_MODEL = "model.keras"
@@ -157,6 +158,7 @@ class ModelBundle:
     info: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] = field(default_factory=lambda: ["video"])
     runtime: str = "auto"  # what predicts: auto (the fastest the bundle and install allow), litert, savedmodel, keras
+    temperature: float = 1.0  # model.temperature: outputs are softmax(log p / T), calibrated (modeling.calibration)
     _predictor: Any = field(default=None, init=False, repr=False)
     _shapes: dict[str, tuple[int, ...]] | None = field(default=None, init=False, repr=False)
     _keras: Any = field(default=None, init=False, repr=False)
@@ -180,7 +182,8 @@ class ModelBundle:
                      preprocess=PreprocessConfig.from_saved(settings),
                      window_s=float(settings.get("window_s", 2.0)),
                      info={**settings.get("model_info", {}), **(info or {})},
-                     modalities=list(settings.get("model", {}).get("modalities", ["video"])))
+                     modalities=list(settings.get("model", {}).get("modalities", ["video"])),
+                     temperature=float(settings.get("model", {}).get("temperature", 1.0)))
         exported = bundle.exported()
         bundle.runtime = _choose(runtime, exported)
         if bundle.runtime != "keras":
@@ -263,13 +266,15 @@ class ModelBundle:
         self.predict_inputs({name: np.zeros((1, *shape), np.float32) for name, shape in self.input_shapes.items()})
 
     def predict_inputs(self, inputs: dict[str, np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """Named model inputs (see `modeling.model.model_inputs`) -> (N, n_labels) probabilities."""
+        """Named model inputs (see `modeling.model.model_inputs`) -> (N, n_labels) probabilities, calibrated by
+        the bundle's temperature (every runtime: the exports hold the network, the bundle's settings its T)."""
         fn = self._fn()
         n = len(next(iter(inputs.values()))) if inputs else 0
-        out = []
-        for i in range(0, n, batch_size):
-            out.append(fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()}))
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+        out = [fn({k: v[i:i + batch_size].astype("float32") for k, v in inputs.items()})
+               for i in range(0, n, batch_size)]
+        if not out:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return apply_temperature(np.concatenate(out), self.temperature).astype(np.float32)
 
     def predict(self, frames: np.ndarray, mask: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """(N, T, S, S) uint8 crops and (N, T) masks -> (N, n_labels) probabilities (video models)."""

@@ -27,6 +27,7 @@ from video_emotion.features.align import flip_average
 from video_emotion.features.faces import FacePath
 from video_emotion.inference.bundle import ModelBundle
 from video_emotion.inference.windows import iter_windows
+from video_emotion.modeling.calibration import ece
 from video_emotion.modeling.metrics import class_scores, confusion_counts, macro_f1
 
 
@@ -106,15 +107,29 @@ def read_clip(bundle: ModelBundle, path: str | Path, pretrained: Callable[[np.nd
     return out
 
 
-def scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
+def scores(y: np.ndarray, pred: np.ndarray, labels: list[str], probs: np.ndarray | None = None) -> dict[str, Any]:
     """Accuracy, macro-F1 over the classes present, per-class recall, and the confusion matrix whose
-    last column counts faces that were not found (`pred == -1`: no reading, counted wrong)."""
+    last column counts faces that were not found (`pred == -1`: no reading, counted wrong); with `probs`,
+    the expected calibration error of the readings given (10 bins; NaN rows, faces not found, left out)."""
     counts = confusion_counts(y, pred, len(labels))
     _, recall, f1, support = class_scores(counts)
+    read = ~np.isnan(probs).any(1) if probs is not None else np.zeros(len(y), bool)
     return {"n": int(len(y)), "accuracy": round(float(np.mean(pred == y)) if len(y) else 0.0, 4),
             "macro_f1": round(macro_f1(f1, support), 4),
+            "ece": round(ece(probs[read], y[read]), 4) if read.any() else None,
             "recall": {lab: round(float(recall[c]), 4) for c, lab in enumerate(labels) if support[c] > 0},
             "confusion_matrix": counts.tolist()}
+
+
+def log_loss(y: np.ndarray, probs: np.ndarray, floor: float = 1e-7) -> float | None:
+    """Mean negative log-probability of the true class (lower is better: right and confidently so). A face not
+    found (a row of NaN) counts as the uniform reading, log(classes): no reading, no information."""
+    if not len(y):
+        return None
+    found = ~np.isnan(probs).any(1)
+    p_true = np.full(len(y), 1.0 / probs.shape[1])
+    p_true[found] = np.clip(probs[found][np.arange(found.sum()), y[found]], floor, 1.0)
+    return float(-np.log(p_true).mean())
 
 
 def report(y: np.ndarray, model_p: np.ndarray, pre_p: np.ndarray, detected: np.ndarray, datasets: np.ndarray,
@@ -125,20 +140,27 @@ def report(y: np.ndarray, model_p: np.ndarray, pre_p: np.ndarray, detected: np.n
     groups = {str(d): datasets == d for d in dict.fromkeys(datasets.tolist()) if d and d != "overall"}
     groups["overall"] = np.ones(len(y), bool)
     return {name: {"n": int(m.sum()), "detection_rate": round(float(detected[m].mean()), 4),
-                   "model": scores(y[m], pm[m], labels), "pretrained": scores(y[m], pp[m], labels)}
+                   "model": scores(y[m], pm[m], labels, model_p[m]),
+                   "pretrained": scores(y[m], pp[m], labels, pre_p[m]), "log_loss": log_loss(y[m], model_p[m])}
             for name, m in groups.items()}
 
 
 def flat_metrics(rep: dict[str, Any], prefix: str = "realfaces") -> dict[str, float]:
     """`realfaces_accuracy`, `realfaces_macro_f1`, `realfaces_pretrained_macro_f1`, `realfaces_detection_rate`,
-    `realfaces_recall_<label>` (overall), and `realfaces_<dataset>_...` per dataset: DVC and MLflow metrics."""
+    `realfaces_log_loss`, `realfaces_recall_<label>` (overall), and `realfaces_<dataset>_...` per dataset: DVC and
+    MLflow metrics."""
     out: dict[str, float] = {}
     for name, r in rep.items():
         p = prefix if name == "overall" else f"{prefix}_{name}"
         out.update({f"{p}_accuracy": r["model"]["accuracy"], f"{p}_macro_f1": r["model"]["macro_f1"],
+
                     f"{p}_pretrained_accuracy": r["pretrained"]["accuracy"],
                     f"{p}_pretrained_macro_f1": r["pretrained"]["macro_f1"],
                     f"{p}_detection_rate": r["detection_rate"], f"{p}_n": float(r["n"])})
+        out.update({f"{p}{who}_ece": r[system]["ece"] for who, system in (("", "model"), ("_pretrained", "pretrained"))
+                    if r[system]["ece"] is not None})
+        if r.get("log_loss") is not None:
+            out[f"{p}_log_loss"] = round(r["log_loss"], 6)
         if name == "overall":
             out.update({f"{p}_recall_{k}": v for k, v in r["model"]["recall"].items()})
     return out
@@ -147,13 +169,13 @@ def flat_metrics(rep: dict[str, Any], prefix: str = "realfaces") -> dict[str, fl
 def format_table(rep: dict[str, Any], labels: list[str], model_name: str) -> str:
     """The report as a Markdown table: one row per dataset and system."""
     short = [lab[:2].capitalize() for lab in labels]
-    head = "| set | n | faces found | system | accuracy | macro-F1 | " + " | ".join(short) + " |"
-    lines = [head, "|" + "---|" * (6 + len(labels))]
+    head = "| set | n | faces found | system | accuracy | macro-F1 | ECE | " + " | ".join(short) + " |"
+    lines = [head, "|" + "---|" * (7 + len(labels))]
     for name, r in rep.items():
         for system, s in ((model_name, r["model"]), ("pretrained network alone", r["pretrained"])):
             rec = " | ".join(f"{s['recall'][lab]:.2f}" if lab in s["recall"] else "-" for lab in labels)
             lines.append(f"| {name} | {r['n']} | {r['detection_rate']:.3f} | {system} | {s['accuracy']:.3f} | "
-                         f"{s['macro_f1']:.3f} | {rec} |")
+                         f"{s['macro_f1']:.3f} | {'-' if s['ece'] is None else format(s['ece'], '.3f')} | {rec} |")
     return "\n".join(lines)
 
 

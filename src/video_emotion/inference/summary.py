@@ -8,14 +8,21 @@ import numpy as np
 
 from video_emotion.inference.windows import Window
 from video_emotion.labels import arousal_of, polarity, translate, valence_of
+from video_emotion.modeling.calibration import apply_temperature
 
 TAG_MIN_SHARE = 0.15  # an emotion becomes a tag when it leads at least this share of the analysed time
 
 
-def segment(w: Window, p: np.ndarray, labels: list[str], lang: str) -> dict[str, Any]:
+def segment(w: Window, p: np.ndarray, labels: list[str], lang: str, temperature: float = 1.0) -> dict[str, Any]:
+    """A window's reading. `p` is calibrated by the bundle's `temperature` (how sure it is); valence, arousal and
+    sentiment come from the network's own reading (the temperature undone, exactly), so calibration changes
+    the confidence shown, never what is read: softening towards the label mix, whose mean valence is negative,
+    would otherwise turn uncertain neutral faces negative (docs/real-faces.md, Calibration)."""
     probs = {lab: round(float(v), 4) for lab, v in zip(labels, p, strict=False)}
     top = labels[int(np.argmax(p))]
-    val, aro = valence_of(probs), arousal_of(probs)
+    raw = p if temperature == 1.0 else apply_temperature(np.asarray(p)[None], 1.0 / temperature)[0]
+    reading = {lab: float(v) for lab, v in zip(labels, raw, strict=False)}
+    val, aro = valence_of(reading), arousal_of(reading)
     seg = {"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3), "emotion": top,
            "confidence": round(float(np.max(p)), 4), "probabilities": probs, "valence": round(val, 4),
            "arousal": round(aro, 4), "sentiment": polarity(val), "face_coverage": round(float(w.face.mean()), 3)}

@@ -1,4 +1,5 @@
-"""What a tracked run is and what it saw: run names and dataset references (no mlflow here).
+"""What a tracked run is and what it saw: run names, dataset references, where the store is, and where a
+model came from (no mlflow here).
 
 Run names say what a run is: the stage, the DVC experiment (or the code's commit), and the parameters
 that differ from the committed `params.yaml`, e.g. `train · exp inert-ewes · train.epochs=3`.
@@ -8,6 +9,9 @@ MD5 of its clips' (name, SHA-256, label) lines from the manifest, so it is the s
 split is re-encrypted or re-preprocessed, and differs as soon as one clip or label differs. The source
 names the DVC-tracked file and its DVC hash (the file's MD5 as DVC records it). The encrypted test split
 is described by these hashes and counts only.
+
+A trained bundle's `run.json` keeps its training run's id, commit, DVC experiment and time, so that a
+model DVC restores from its run cache without that run in the store still says where it came from.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from video_emotion.config import Params, load_params
+from video_emotion.config import Params, TrackingConfig, load_params
 from video_emotion.io_utils import file_hash, sha256_file
 
 SEP = " · "
@@ -33,6 +39,26 @@ STAGE_SECTIONS = {
 }
 ONLY_FOR = {"train.cv_folds": "crossval"}
 CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+EXPERIMENT_TAGS = {  # the experiment says what it is
+    "mlflow.experimentKind": "custom_model_development",  # what the UI's own kind selector writes
+    "mlflow.note.content": "Video emotion recognition: one run per trained model (parameters, per-epoch curves, "
+                           "train/val datasets, test and real-face metrics, the logged model), cross-validation "
+                           "runs, and re-evaluations nested under their training run. Runs are named "
+                           "`stage · DVC experiment · changed parameters`.",
+}
+
+# A user's MLFLOW_TRACKING_URI overrides params.yaml; read once, because mlflow.set_tracking_uri writes that
+# variable itself, and a later stage in the same process must still reach the store its params name.
+_USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
+    """The backend URI with a relative sqlite path resolved against the project root."""
+    uri = _USER_URI or cfg.uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        uri = prefix + str((root / uri[len(prefix):]).resolve())
+    return uri
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -169,6 +195,22 @@ def folder_ref(folder: Path, root: Path, name: str = "real_faces", context: str 
             labels = [row.get("label", "") for row in csv.DictReader(fh)]
         profile["labels"] = {lab: labels.count(lab) for lab in sorted(set(labels))}
     return DataRef(name, context, digest, {"path": _rel(folder, root)}, profile)
+
+
+def training_record(run_id: str, commit: str) -> dict[str, str]:
+    """What `run.json` keeps of the training run beside its id, so that a model restored without its run (DVC's
+    run cache, a colleague's cache) still says where it came from."""
+    return {"run_id": run_id, "git_commit": commit, "dvc_experiment": os.environ.get("DVC_EXP_NAME") or "workspace",
+            "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def restored_model(record: dict[str, Any], bundle_digest: str) -> str:
+    """The provenance of a model whose training run (`run.json`: `record`) this store does not hold."""
+    known = ", ".join(f"{k.replace('_', ' ')} {record[k]}" for k in ("git_commit", "dvc_experiment", "trained_at")
+                      if record.get(k))
+    return (f"trained in MLflow run {record.get('run_id', '?')}{f' ({known})' if known else ''}, which this "
+            "store does not hold: DVC restored stage `train` from its run cache (a colleague's pushed cache, a "
+            f"store rolled back) or the run was deleted; bundle digest {bundle_digest}")
 
 
 def as_json(d: dict[str, Any]) -> str:

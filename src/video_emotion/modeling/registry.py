@@ -4,13 +4,14 @@ model's own code, `inference/pyfunc_model.py`, is a file MLflow runs, logged by 
 A local backend store (sqlite + an artifacts folder, both created on first use) keeps every run. The
 experiment declares itself a model-training experiment, so the MLflow UI opens on its training runs.
 Runs are named by what they are (`lineage.run_name`) and carry the datasets they used as MLflow dataset
-inputs (content digest, DVC path, counts). Training and the first evaluation of a model share one run;
-a re-evaluation of the same model gets its own run, nested under the training run. Which alias a new
-version gets is decided by `promotion.decide`; this module only reads and writes the registry.
+inputs (content digest, DVC path, counts). Training and the first evaluation of a model share one run; a
+re-evaluation gets its own run, nested under the training run; a model whose training run this store lacks
+(DVC restored `train` from its run cache) gets a new run that says so. `promotion.decide` picks the alias.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -25,14 +26,7 @@ from video_emotion.modeling.lineage import DataRef
 log = logging.getLogger("video_emotion.modeling.registry")
 
 CHAMPION, CHALLENGER = promotion.CHAMPION, promotion.CHALLENGER
-GATE_TAG = {True: "pass", False: "fail", None: "not run"}  # a gate's outcome as a model-version tag
-EXPERIMENT_TAGS = {
-    "mlflow.experimentKind": "custom_model_development",  # what the UI's own kind selector writes
-    "mlflow.note.content": "Video emotion recognition: one run per trained model (parameters, per-epoch curves, "
-                           "train/val datasets, test and real-face metrics, the logged model), cross-validation "
-                           "runs, and re-evaluations nested under their training run. Runs are named "
-                           "`stage · DVC experiment · changed parameters`.",
-}
+tracking_uri = lineage.tracking_uri  # where the store is (callers read it here)
 
 
 def _mlflow():
@@ -40,20 +34,6 @@ def _mlflow():
     import mlflow
 
     return mlflow
-
-
-# A user's MLFLOW_TRACKING_URI overrides params.yaml; read once, because mlflow.set_tracking_uri writes that
-# variable itself, and a later stage in the same process must still reach the store its params name.
-_USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
-
-
-def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
-    """The backend URI with a relative sqlite path resolved against the project root."""
-    uri = _USER_URI or cfg.uri
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        uri = prefix + str((root / uri[len(prefix):]).resolve())
-    return uri
 
 
 def configure(cfg: TrackingConfig, root: Path) -> str:
@@ -64,10 +44,11 @@ def configure(cfg: TrackingConfig, root: Path) -> str:
     if exp is None:
         artifacts = (root / cfg.artifact_location).resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-        exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri(), tags=EXPERIMENT_TAGS)
+        exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri(),
+                                          tags=lineage.EXPERIMENT_TAGS)
     else:
         exp_id = exp.experiment_id
-        for key, value in EXPERIMENT_TAGS.items():  # the kind always; the description only where there is none
+        for key, value in lineage.EXPERIMENT_TAGS.items():  # the kind always; the description only where there is none
             if exp.tags.get(key) != value and (key == "mlflow.experimentKind" or not exp.tags.get(key)):
                 mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
     return exp_id
@@ -94,7 +75,7 @@ def log_datasets(run_id: str, refs: list[DataRef]) -> None:
 
 
 def start_run(params: Params, stage: str, tags: dict[str, str], datasets: list[DataRef] = (),
-              parent_run_id: str | None = None) -> str:
+              parent_run_id: str | None = None, note: str = "") -> str:
     """Open a named run with all parameters, the reproducibility tags and its datasets; return its id."""
     mlflow = _mlflow()
     exp_id = configure(params.tracking, params.root)
@@ -103,7 +84,7 @@ def start_run(params: Params, stage: str, tags: dict[str, str], datasets: list[D
     changes = lineage.changed_params(stage, params.to_flat_dict(), lineage.committed_defaults(params))
     name = lineage.unique_name(lineage.run_name(stage, experiment, commit, changes), _taken_names(exp_id))
     note = (f"Stage `{stage}` of the DVC pipeline{f', experiment `{experiment}`' if experiment else ''}. "
-            f"Parameters changed from the committed params.yaml: {', '.join(changes) or 'none'}.")
+            f"Parameters changed from the committed params.yaml: {', '.join(changes) or 'none'}.{note}")
     all_tags = {"git_commit": commit, "dvc_experiment": experiment or "workspace", "stage": stage,
                 "mlflow.note.content": note, **tags}
     with mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent_run_id,
@@ -175,14 +156,30 @@ def log_model(run_id: str, model_dir: Path) -> Any:
                                        pip_requirements=packaging.runtime_requirements())
 
 
-def evaluation_run(params: Params, train_run_id: str, datasets: list[DataRef]) -> str:
-    """The training run if it holds no evaluation yet; otherwise a new run nested under it."""
+def evaluation_run(params: Params, model_dir: Path, datasets: list[DataRef]) -> tuple[str, str]:
+    """(run id, provenance): the training run (`run.json`) if it holds no evaluation yet, else a new run nested
+    under it; where this store lacks it, a new run saying where the model came from (provenance, else '')."""
     mlflow = _mlflow()
     configure(params.tracking, params.root)
-    if "test_macro_f1" not in mlflow.MlflowClient().get_run(train_run_id).data.metrics:
+    trained = json.loads((model_dir / "run.json").read_text(encoding="utf-8"))
+    train_run_id = str(trained["run_id"])
+    try:
+        run = mlflow.MlflowClient().get_run(train_run_id)
+    except mlflow.exceptions.MlflowException:  # not in this store
+        run = None
+    if run is None or run.info.lifecycle_stage != "active":
+        provenance = lineage.restored_model(trained, lineage.folder_ref(model_dir, params.root).digest)
+        log.warning("the model was %s", provenance)
+        run_id = start_run(params, "evaluate", {"training_run_id": train_run_id, "training_run_found": "false",
+                                                "model_provenance": provenance}, datasets,
+                           note=f" The model was not trained in this run: it was {provenance}.")
+        if (model_dir / "history.json").is_file():
+            log_history(run_id, json.loads((model_dir / "history.json").read_text(encoding="utf-8")))
+        return run_id, provenance
+    if "test_macro_f1" not in run.data.metrics:
         log_datasets(train_run_id, datasets)
-        return train_run_id
-    return start_run(params, "evaluate", {"training_run_id": train_run_id}, datasets, parent_run_id=train_run_id)
+        return train_run_id, ""
+    return start_run(params, "evaluate", {"training_run_id": train_run_id}, datasets, parent_run_id=train_run_id), ""
 
 
 def _champion(client, name: str):
@@ -192,12 +189,13 @@ def _champion(client, name: str):
         return None
 
 
-def record_evaluation(params: Params, train_run_id: str, model_dir: Path, candidate: promotion.Candidate,
-                      report: dict[str, Any],
+def record_evaluation(params: Params, model_dir: Path, candidate: promotion.Candidate, report: dict[str, Any],
                       rescore: Callable[[Path], promotion.Selection] | None = None) -> dict[str, Any]:
     """Log an evaluation (datasets, the model, metrics linked to it and to their data, confusion images) and
     register the model; returns the registration with the run id."""
-    run_id = evaluation_run(params, train_run_id, report["datasets"])
+    run_id, provenance = evaluation_run(params, model_dir, report["datasets"])
+    if provenance:  # the version says it too
+        report = {**report, "tags": {**report.get("tags", {}), "model_provenance": provenance}}
     info = log_model(run_id, model_dir)
     log_metrics(run_id, report["metrics"], report["artifacts"], model_id=info.model_id, dataset=report["test_data"])
     log_metrics(run_id, report["per_class"])
@@ -212,35 +210,21 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     """Register the logged model as a new version, decide its alias and say why in its description.
 
     `rescore(bundle_dir)` measures the champion on the candidate's real-face set when the champion has no
-    score there yet, so that the two are always compared on the same data.
+    score there yet (or no tie-break where the scores tie), so that the two are always compared on the same data.
     """
     mlflow = _mlflow()
     client = mlflow.MlflowClient()
     name = params.evaluate.registered_model
     sel = candidate.selection
     current = _champion(client, name)
-    key = promotion.score_key(sel.metric, sel.data_digest)
-    if current is not None and key not in current.tags and rescore is not None and sel.value is not None:
-        try:
-            with tempfile.TemporaryDirectory(prefix="video-emotion-champion-") as tmp:
-                folder, _ = download_model(f"{name}/{current.version}", params.tracking, params.root, Path(tmp))
-                theirs = rescore(folder)
-            if theirs.value is not None and theirs.metric == sel.metric and theirs.data_digest == sel.data_digest:
-                client.set_model_version_tag(name, current.version, key, f"{theirs.value:.6f}")
-                current = client.get_model_version(name, current.version)
-                log.info("champion v%s measured on this real-face set: %s %.4f", current.version, sel.metric,
-                         theirs.value)
-        except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
-            log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
+    if current is not None and rescore is not None and sel.value is not None:
+        current = _measure_champion(params, client, current, sel, rescore)
     decision = promotion.decide(candidate,
                                 promotion.Champion.from_tags(current.version, current.tags) if current else None)
     commit = lineage.git_commit(packaging.package_dir())
     experiment = os.environ.get("DVC_EXP_NAME", "") or "workspace"
-    tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment, "alias_decision": decision.reason,
-            "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
-            **({key: f"{sel.value:.6f}"} if sel.value is not None else {}),
-            **{f"gate.{g}": GATE_TAG[v.passed] for g, v in candidate.gates.items()},
-            **{k: str(v) for k, v in report.get("tags", {}).items()}}
+    tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment,
+            **promotion.version_tags(decision, candidate), **{k: str(v) for k, v in report.get("tags", {}).items()}}
     mv = mlflow.register_model(info.model_uri, name, tags=tags)
     version = str(mv.version)
     client.update_model_version(name, version,
@@ -253,6 +237,27 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     log.info("registered %s version %s as @%s (%s)", name, version, decision.alias, decision.reason)
     return {"name": name, "version": version, "alias": decision.alias, "reason": decision.reason,
             "model_id": info.model_id}
+
+
+def _measure_champion(params: Params, client, current, sel: promotion.Selection,
+                      rescore: Callable[[Path], promotion.Selection]):
+    """The champion's version, measured on the candidate's real-face set (`rescore`, the same code) where its tags
+    lack what the decision needs (`promotion.missing_scores`). Only missing tags are written; a champion that
+    cannot be measured stays as its tags say."""
+    name, missing = params.evaluate.registered_model, promotion.missing_scores(current.tags, sel)
+    if not missing:
+        return current
+    try:
+        with tempfile.TemporaryDirectory(prefix="video-emotion-champion-") as tmp:
+            folder, _ = download_model(f"{name}/{current.version}", params.tracking, params.root, Path(tmp))
+            measured = promotion.scores_of(rescore(folder))
+    except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
+        log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
+        return current
+    for key in (k for k in missing if k in measured):
+        client.set_model_version_tag(name, current.version, key, f"{measured[key]:.6f}")
+        log.info("champion v%s measured on this real-face set: %s %.4f", current.version, key, measured[key])
+    return client.get_model_version(name, current.version)
 
 
 def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tuple[Path, dict[str, str]]:

@@ -14,7 +14,8 @@ freed only when the work has stopped (see slots.py).
 Settings (environment): VIDEO_EMOTION_BENTO_MODEL (default video-emotion:latest),
 VIDEO_EMOTION_MAX_UPLOAD_MB (200), VIDEO_EMOTION_MAX_DURATION_S (600), VIDEO_EMOTION_MAX_ANALYSIS_S
 (time budget of one analysis, 600), VIDEO_EMOTION_CONCURRENCY (analyses at once; default one per
-core), VIDEO_EMOTION_API_KEYS / VIDEO_EMOTION_API_KEY_FILE (see auth.py), VIDEO_EMOTION_WHISPER_DIR
+core), VIDEO_EMOTION_API_KEYS / VIDEO_EMOTION_API_KEY_FILE (see keystore.py), VIDEO_EMOTION_RATE_LIMIT,
+VIDEO_EMOTION_TRUSTED_PROXIES (gate.py), VIDEO_EMOTION_AUDIT_LOG (audit.py), VIDEO_EMOTION_WHISPER_DIR
 (the speech recognition model folder; default: the project's models/pretrained/whisper-base, which
 `make serve` takes from params.yaml).
 """
@@ -34,7 +35,7 @@ import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
-from video_emotion.serving.auth import OVER_LIMIT, GuardMiddleware
+from video_emotion.serving.auth import KEY_NAME, OVER_LIMIT, REQUEST_ID, GuardMiddleware
 from video_emotion.serving.forms import AnalyzeRequest, BadRequest, ClientGone, parse_fields, read_form, save_upload
 from video_emotion.serving.slots import Slots, Stop, watch_disconnect
 
@@ -47,6 +48,11 @@ MAX_ANALYSIS_S = float(os.environ.get("VIDEO_EMOTION_MAX_ANALYSIS_S", "600"))
 MIN_FRAMES = 3
 WEB_DIR = Path(__file__).parent / "web"
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+# The page runs only its own files: no inline script or style, no other origin; blob: plays the chosen clip.
+PAGE_HEADERS = {"content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                "media-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 # Beside the package source (an editable install: the repository), unless the environment says otherwise.
 DEFAULT_WHISPER_DIR = Path(__file__).resolve().parents[3] / "models" / "pretrained" / "whisper-base"
 
@@ -96,13 +102,13 @@ class VideoEmotion:
 
     @app.get("/ui/")
     async def page(self) -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
     @app.get("/ui/{name}")
     async def page_asset(self, name: str):
         if name not in WEB_FILES:  # a fixed set of files: no path ever reaches the file system
             return _error(404, "not found")
-        return FileResponse(WEB_DIR / name, media_type=WEB_FILES[name])
+        return FileResponse(WEB_DIR / name, media_type=WEB_FILES[name], headers=PAGE_HEADERS)
 
     @app.get("/model")
     async def model_info(self) -> JSONResponse:
@@ -127,7 +133,8 @@ class VideoEmotion:
         from video_emotion.inference.analyze import AnalysisStopped
         from video_emotion.text.sentiment import TranscriptError
 
-        rid = uuid.uuid4().hex[:16]
+        state = request.scope.get("state", {})
+        rid = state.get(REQUEST_ID) or uuid.uuid4().hex[:16]  # the guard's id: the audit log has it too
         tmp_path: Path | None = None
         form = None
         stop = Stop(MAX_ANALYSIS_S)
@@ -138,7 +145,8 @@ class VideoEmotion:
             await form.close()  # the parser's spooled copy is no longer needed
             watcher = asyncio.ensure_future(watch_disconnect(request.receive, stop))
             try:
-                log.info("request %s: analysing %s (%d bytes)", rid, fields.filename, tmp_path.stat().st_size)
+                log.info("request %s (key %s): analysing %s (%d bytes)", rid, state.get(KEY_NAME, "-"),
+                         json.dumps(fields.filename), tmp_path.stat().st_size)  # the client's text, escaped
                 result = await self.slots.run(partial(self._run, tmp_path, fields, stop), stop)
             finally:
                 watcher.cancel()
@@ -215,5 +223,8 @@ def _speech_model() -> tuple[Any, dict[str, Any]]:
 
 
 # The page itself (/ui) is static and public; everything it does goes through the keyed API.
+# The guard limits failed keys per socket peer: uvicorn must not swap in X-Forwarded-For on its own (by
+# default it believes it from 127.0.0.1); VIDEO_EMOTION_TRUSTED_PROXIES names the proxies to believe.
+os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 VideoEmotion.add_asgi_middleware(GuardMiddleware, max_body_bytes=MAX_UPLOAD_BYTES + (1 << 20),
                                  public_prefixes=("/ui", "/favicon.ico"))

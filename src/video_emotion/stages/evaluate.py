@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,8 @@ def body(ctx: Context) -> None:
 
     params, model_dir, processed = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir")
     faces = ctx.path("real_faces_dir")
-    labelled = ctx.path("real_faces") if ctx.path("real_faces") != faces else None  # evaluate.real_faces
+    # evaluate.real_faces, if it names another folder (resolved: a symlinked data folder is the same folder)
+    labelled = ctx.path("real_faces") if ctx.path("real_faces").resolve() != faces.resolve() else None
     ring = ctx.ring_if(is_encrypted(processed, "test"))
     result = run(params.evaluate, model_dir, processed, faces, ring, ctx.path("pretrained"), labelled)
     artifacts = write_outputs(result, ctx.path("metrics"), ctx.path("confusion"), ctx.path("report_dir"))
@@ -102,8 +102,7 @@ def body(ctx: Context) -> None:
     rescore = lambda bundle_dir: promotion.selection_from(  # noqa: E731  (the champion, on the same real faces)
         run(ev, bundle_dir, processed, faces, ring, labelled=labelled)["real_face"], faces_ref.digest,
         faces_ref.source["path"])
-    train_run = json.loads(run_file.read_text())["run_id"]
-    decision = registry.record_evaluation(params, train_run, model_dir, candidate, report, rescore)
+    decision = registry.record_evaluation(params, model_dir, candidate, report, rescore)
     write_json(ctx.path("report_dir").parent / "registry.json", decision)
 
 

@@ -59,7 +59,7 @@ def write_outputs(result: dict[str, Any], metrics_path: Path, plot_path: Path) -
 
 
 def body(ctx: Context) -> None:
-    from video_emotion.modeling import lineage, registry
+    from video_emotion.modeling import lineage, packaging, registry
 
     params, model_dir, processed = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir")
     model_cfg, design = params.model.effective(params.ingest.source)  # chosen by the corpus (model.adapt)
@@ -73,7 +73,7 @@ def body(ctx: Context) -> None:
     registry.log_history(run_id, result["history"])  # per-epoch curves: one step per epoch
     registry.log_metrics(run_id, result["metrics"])
     # Evaluate continues the same run, so one run holds training and test results.
-    write_json(model_dir / "run.json", {"run_id": run_id})
+    write_json(model_dir / "run.json", lineage.training_record(run_id, lineage.git_commit(packaging.package_dir())))
 
 
 def main(argv: list[str] | None = None) -> int:

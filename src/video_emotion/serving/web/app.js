@@ -54,8 +54,20 @@ let result = null;
 let videoURL = null;
 
 function t(key) { return (UI[$("lang").value] || UI.en)[key]; }
-function esc(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+// Builds elements from data: text always goes in as text (never parsed as HTML), so neither the server's
+// nor the user's text can add markup or script; the page's Content-Security-Policy forbids inline styles.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k === "vars") for (const [name, value] of Object.entries(v)) el.style.setProperty(name, value);
+    else if (k.startsWith("data-")) el.dataset[k.slice(5).replace(/-(\w)/g, (_, c) => c.toUpperCase())] = v;
+    else el.setAttribute(k, v);
+  }
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false).map((c) =>
+    c instanceof Node ? c : String(c)));
+  return el;
 }
 function clock(sec) { const m = Math.floor(sec / 60); return `${m}:${(sec - 60 * m).toFixed(1).padStart(4, "0")}`; }
 function labelName(label) { return (result && result.label_names && result.label_names[label]) || label; }
@@ -159,52 +171,49 @@ function chartDescription() {
 function renderSummary() {
   const s = result.summary;
   const box = $("summary");
-  box.innerHTML = "";
-  const add = (title, html, id) => {
-    const d = document.createElement("div");
-    if (id) d.id = id;
-    d.innerHTML = `<h3>${title}</h3>${html}`;
-    box.appendChild(d);
-  };
+  box.replaceChildren();
+  const add = (title, ...content) => box.appendChild(h("div", null, h("h3", null, title), ...content));
   const m = result.model;
   if (!result.faces_detected) {
-    add(t("dominant"), `<p class="big" id="dominant">—</p><p>${t("noFace")}</p>`);
+    add(t("dominant"), h("p", { class: "big", id: "dominant" }, "—"), h("p", null, t("noFace")));
   } else {
-    add(t("dominant"), `<p class="big" id="dominant" data-label="${s.dominant_emotion}">${labelName(s.dominant_emotion)}</p>`);
-    add(t("sentiment"), `<p class="big sent-${s.sentiment}" id="sentiment" data-sentiment="${s.sentiment}">${t(s.sentiment)}</p>` +
-        `<p>${t("score")} <span id="score">${s.sentiment_score.toFixed(2)}</span></p>`);
+    add(t("dominant"), h("p", { class: "big", id: "dominant", "data-label": s.dominant_emotion }, labelName(s.dominant_emotion)));
+    add(t("sentiment"), h("p", { class: `big sent-${s.sentiment}`, id: "sentiment", "data-sentiment": s.sentiment }, t(s.sentiment)),
+        h("p", null, `${t("score")} `, h("span", { id: "score" }, s.sentiment_score.toFixed(2))));
     const dist = Object.entries(s.distribution).sort((a, b) => b[1] - a[1]).map(([k, v]) =>
-      `<div><span style="width:70px">${labelName(k)}</span><i style="--c:${COLORS[k] || "#666"};width:${Math.round(120 * v)}px"></i>${Math.round(100 * v)}%</div>`).join("");
-    add(t("distribution"), `<div class="dist">${dist}</div>`);
-    add(t("tags"), `<p id="tags">${s.tags.map((x) => `<span class="tag" data-label="${x}">${labelName(x)}</span>`).join(" ")}</p>`);
+      h("div", null, h("span", { class: "dist-name" }, labelName(k)),
+        h("i", { vars: { "--c": COLORS[k] || "#666", "--w": `${Math.round(120 * v)}px` } }), `${Math.round(100 * v)}%`));
+    add(t("distribution"), h("div", { class: "dist" }, dist));
+    add(t("tags"), h("p", { id: "tags" }, s.tags.map((x) => [h("span", { class: "tag", "data-label": x }, labelName(x)), " "])));
   }
   const tr = result.transcript;
-  const combined = `<p>${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}</p>` +
-    `<p class="hint">${esc(s.sentiment_sources)}</p>`;
+  const combined = [h("p", null, `${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}`),
+    h("p", { class: "hint" }, String(s.sentiment_sources))];
   if (tr) {
     const scored = tr.score !== null && tr.score !== undefined;
-    add(t("text"), `<p id="words-from" data-source="${esc(tr.source)}">${wordsSource()}</p>` +
-        (scored ? `<p class="sent-${tr.sentiment}" id="text-sentiment" data-sentiment="${tr.sentiment}">${t(tr.sentiment)} (${tr.score.toFixed(2)})</p>`
-                : `<p class="hint">${t("noScore")}</p>`) + combined);
+    add(t("text"), h("p", { id: "words-from", "data-source": tr.source }, wordsSource()),
+        scored ? h("p", { class: `sent-${tr.sentiment}`, id: "text-sentiment", "data-sentiment": tr.sentiment },
+                   `${t(tr.sentiment)} (${tr.score.toFixed(2)})`)
+               : h("p", { class: "hint" }, t("noScore")), combined);
   } else if (result.speech) {
-    add(t("text"), `<p id="words-from" data-source="none" data-status="${esc(result.speech.status)}">` +
-        `${t("speech_" + result.speech.status) || esc(result.speech.status)}</p>` + combined);
+    add(t("text"), h("p", { id: "words-from", "data-source": "none", "data-status": result.speech.status },
+                     t("speech_" + result.speech.status) || String(result.speech.status)), combined);
   }
-  add(t("model"), `<p id="model">${m.name} v${m.version}</p>`);
+  add(t("model"), h("p", { id: "model" }, `${m.name} v${m.version}`));
 }
 
 function wordsSource() {
   const tr = result.transcript;
   if (tr.source !== "asr") return t("fromUser");
   const p = tr.language_probability;
-  return `${t("fromAsr")} (${esc(tr.language)}, ${p === null || p === undefined ? t("given") : `${t("detected")} ${Math.round(100 * p)}%`})`;
+  return `${t("fromAsr")} (${tr.language}, ${p === null || p === undefined ? t("given") : `${t("detected")} ${Math.round(100 * p)}%`})`;
 }
 
 // The transcript under the chart: one line per cue, coloured by its sentiment; a click plays from there.
 function renderWords() {
   const tr = result.transcript;
   const list = $("cues");
-  list.innerHTML = "";
+  list.replaceChildren();
   $("words").hidden = !tr;
   if (!tr) return;
   $("words-source").textContent = wordsSource();
@@ -245,28 +254,31 @@ function markCue() {
 function renderFaces() {
   const faces = result.faces || [];
   $("faces").hidden = faces.length < 2;
-  $("face-list").innerHTML = faces.map((f) => {
+  const dur = Math.max(result.duration_s, 0.001);
+  $("face-list").replaceChildren(...faces.map((f) => {
     const s = f.summary;
-    const band = f.timeline.map((seg) => `<span title="${seg.start_s.toFixed(1)}–${seg.end_s.toFixed(1)} s: ${labelName(seg.emotion)}" ` +
-      `style="display:inline-block;width:${Math.max(2, Math.round(160 * (seg.end_s - seg.start_s) / Math.max(result.duration_s, 0.001)))}px;` +
-      `height:10px;background:${COLORS[seg.emotion] || "#666"}"></span>`).join("");
-    return `<div class="face" data-track="${f.track}" data-dominant="${s.dominant_emotion}"><h4>${t("face")} ${f.track + 1}</h4>` +
-      `<p class="big">${s.dominant_emotion ? labelName(s.dominant_emotion) : "—"}</p>` +
-      `<p class="sent-${s.sentiment}">${s.sentiment ? t(s.sentiment) : ""} ${s.sentiment_score === null ? "" : s.sentiment_score.toFixed(2)}</p>` +
-      `<div aria-hidden="true">${band}</div></div>`;
-  }).join("");
+    const band = f.timeline.map((seg) => h("span", {
+      class: "band", title: `${seg.start_s.toFixed(1)}–${seg.end_s.toFixed(1)} s: ${labelName(seg.emotion)}`,
+      vars: { "--w": `${Math.max(2, Math.round(160 * (seg.end_s - seg.start_s) / dur))}px`, "--c": COLORS[seg.emotion] || "#666" } }));
+    return h("div", { class: "face", "data-track": f.track, "data-dominant": s.dominant_emotion },
+      h("h4", null, `${t("face")} ${f.track + 1}`),
+      h("p", { class: "big" }, s.dominant_emotion ? labelName(s.dominant_emotion) : "—"),
+      h("p", { class: `sent-${s.sentiment}` }, `${s.sentiment ? t(s.sentiment) : ""} ${s.sentiment_score === null ? "" : s.sentiment_score.toFixed(2)}`),
+      h("div", { "aria-hidden": "true" }, band));
+  }));
 }
 
 function renderLegend() {
-  $("legend").innerHTML = result.model.labels.map((k) => `<span style="--c:${COLORS[k] || "#666"}">${labelName(k)}</span>`).join("");
+  $("legend").replaceChildren(...result.model.labels.map((k) => h("span", { vars: { "--c": COLORS[k] || "#666" } }, labelName(k))));
 }
 
 function renderTable() {
-  $("segments").querySelector("thead").innerHTML =
-    `<tr><th>${t("start")}</th><th>${t("end")}</th><th>${t("emotion")}</th><th>${t("confidence")}</th><th>${t("sentimentCol")}</th></tr>`;
-  $("segments").querySelector("tbody").innerHTML = result.timeline.map((s) =>
-    `<tr data-emotion="${s.emotion}" data-sentiment="${s.sentiment}"><td>${s.start_s.toFixed(2)}</td><td>${s.end_s.toFixed(2)}</td>` +
-    `<td>${labelName(s.emotion)}</td><td>${(100 * s.confidence).toFixed(0)}%</td><td>${t(s.sentiment)}</td></tr>`).join("");
+  $("segments").querySelector("thead").replaceChildren(
+    h("tr", null, ["start", "end", "emotion", "confidence", "sentimentCol"].map((k) => h("th", null, t(k)))));
+  $("segments").querySelector("tbody").replaceChildren(...result.timeline.map((s) =>
+    h("tr", { "data-emotion": s.emotion, "data-sentiment": s.sentiment },
+      h("td", null, s.start_s.toFixed(2)), h("td", null, s.end_s.toFixed(2)), h("td", null, labelName(s.emotion)),
+      h("td", null, `${(100 * s.confidence).toFixed(0)}%`), h("td", null, t(s.sentiment)))));
 }
 
 const PAD = { l: 40, r: 10, t: 10, b: 50 };
