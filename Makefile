@@ -81,6 +81,7 @@ bench: assets
 	$(BIN)/python benchmarks/bench.py --repeats $(or $(REPEATS),3)
 	$(BIN)/python benchmarks/load.py   # the service under hostile load (200 requests, concurrency 8)
 	$(BIN)/python benchmarks/batch_scale.py   # `batch` local vs Ray (1, 2 workers) on 40 clips; 1M-video projection
+	$(BIN)/python benchmarks/cluster_scale.py   # `batch` on a running 2-node Ray cluster: per-node split, N-node projection
 	$(BIN)/python benchmarks/face_path.py --write   # the face path on real footage: faces found, tracking vs whole-frame
 	$(BIN)/python benchmarks/live.py   # live camera sessions over the WebSocket: readings/s, round-trip lag
 	$(BIN)/python benchmarks/face_honesty.py   # no invented faces: precision/recall on no-face, real and hard faces (fetches pinned .deb/.whl once)

@@ -47,8 +47,9 @@ def _add_batch(sub) -> None:
     bt.add_argument("input", help="folder (recursive), glob, .txt/.csv list of paths, or an fsspec URL of these")
     bt.add_argument("--out", required=True,
                     help="output folder (summary/*.parquet, timelines/*.jsonl); a rerun resumes")
-    bt.add_argument("--engine", choices=["local", "ray"], default="local",
-                    help="local: one video after the other here; ray: RAY_ADDRESS's cluster, else a local Ray")
+    bt.add_argument("--engine", choices=["auto", "local", "ray"], default="auto",
+                    help="local: one video after the other here; ray: RAY_ADDRESS's cluster, else a local Ray; "
+                         "auto (default): ray when RAY_ADDRESS is set, else local")
     bt.add_argument("--model", default="video-emotion@champion", help="as for analyze")
     bt.add_argument("--sample-fps", type=float, default=None, help="as for analyze")
     bt.add_argument("--lang", choices=["en", "zh"], default="en")
@@ -58,6 +59,8 @@ def _add_batch(sub) -> None:
                     help="ray: parallel decode tasks (default: the cluster's CPUs)")
     bt.add_argument("--actors", type=int, default=None, help="ray: model actors (default: one per 5 workers)")
     bt.add_argument("--batch-windows", type=int, default=8, help="windows per model call (default 8)")
+    bt.add_argument("--ship-model", action="store_true",
+                    help="ray: copy the model to each node through the cluster even when all share this machine")
     bt.add_argument("--retry-errors", action="store_true", help="analyse again the videos whose row has an error")
     bt.set_defaults(func=commands.cmd_batch)
 

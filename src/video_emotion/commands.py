@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -191,11 +192,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         speech_lang=args.speech_lang, speech_model=str(params.path("whisper_dir")),
                         batch_windows=args.batch_windows)
     try:
-        if args.engine == "ray":
+        if args.engine == "ray" or (args.engine == "auto" and os.environ.get("RAY_ADDRESS")):
             from video_emotion.scale.batch import RayEngine, resolve_model
 
             folder, info = resolve_model(args.model, params)
-            engine = RayEngine(folder, info, opts, args.workers, args.actors)  # starts Ray if there is work
+            engine = RayEngine(folder, info, opts, args.workers, args.actors,  # starts Ray if there is work
+                               ship_bundle=True if args.ship_model else None)
         else:
             bundle = load_bundle(args.model, params, background=True)
             info, engine = bundle.info, local_engine(bundle, opts)

@@ -103,6 +103,7 @@ def test_ray_batch_equals_analyze_and_resumes(ray_local, setup, reference, capsy
     assert "12 videos analysed" in capsys.readouterr().out
     _check_rows_and_results(setup, out, reference)
     assert set(read_summary(out)["engine"]) == {"ray"}
+    assert set(read_summary(out)["node"]) == {ray_local.get_runtime_context().get_node_id()}
 
     parts = sorted(p.name for p in (out / "summary").iterdir())
     assert _batch(setup, out, "--engine", "ray") == 0  # everything is done: nothing is analysed again
@@ -115,7 +116,8 @@ def test_local_engine_gives_the_same_rows_and_redoes_only_changed_files(setup, r
     out = tmp_path / "out-local"
     assert _batch(setup, out) == 0
     _check_rows_and_results(setup, out, reference)
-    assert set(read_summary(out)["engine"]) == {"local"}
+    assert set(read_summary(out)["engine"]) == {"local"} and set(read_summary(out)["node"]) == {"local"}
+    assert read_summary(out)["host"].notna().all()
 
     # One file's content changes: only that one is analysed again, and it keeps a single row.
     changed = setup["lib"] / "generated" / "happy.mp4"
@@ -155,7 +157,7 @@ def test_killed_model_actor_is_restarted_and_every_row_comes(ray_local, setup, r
 
     def kill_the_model_actor(row):
         if not killed:
-            pid = ray_local.get(engine.servers[0].pid.remote())
+            pid, _ = ray_local.get(engine.servers[0].where.remote())
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 

@@ -110,6 +110,26 @@ def test_orphan_timelines_of_an_uncommitted_part_are_dropped(tmp_path):
     assert not (store.timeline_dir / "part-000007.jsonl").exists()
 
 
+def test_rows_name_their_node_and_parts_from_before_the_column_still_read(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from video_emotion.inference.batch_store import SCHEMA
+
+    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    old = summary_row("a.mp4", None, 1, 1.0, None, "bad", "local", 0.1)
+    del old["node"], old["host"]  # a part written before rows said where they ran
+    schema = pa.schema([f for f in SCHEMA if f.name not in ("node", "host")])
+    pq.write_table(pa.Table.from_pylist([old], schema=schema), store.summary_dir / "part-000001.parquet")
+    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    store.add(summary_row("b.mp4", None, 1, 1.0, None, "bad", "ray", 0.1, node="abc123", host="h1"), None)
+    store.flush()
+    df = read_summary(tmp_path / "o").set_index("path")
+    assert df.loc["b.mp4", "node"] == "abc123" and df.loc["b.mp4", "host"] == "h1"
+    assert pd.isna(df.loc["a.mp4", "node"]) and set(store.index()) == {"a.mp4", "b.mp4"}
+
+
 def test_progress_line_says_done_total_rate_and_eta(capsys):
     import sys
 

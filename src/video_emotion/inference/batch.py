@@ -12,6 +12,7 @@ over the CPUs of a machine or a cluster.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -46,14 +47,17 @@ class BatchOptions:
                 "sample_fps": self.sample_fps, "lang": self.lang, "transcribe": self.transcribe}
 
 
-def analyze_source(source: Source, bundle, opts: BatchOptions, engine: str) -> tuple[dict[str, Any], str | None]:
-    """One video -> (summary row, result JSON). A file that cannot be analysed gives a row with its
-    error, never an exception; a model that cannot be loaded does raise (every video would fail)."""
+def analyze_source(source: Source, bundle, opts: BatchOptions, engine: str,
+                   node: str = "local") -> tuple[dict[str, Any], str | None]:
+    """One video -> (summary row, result JSON), the row naming the `node` (and host) it ran on. A file
+    that cannot be analysed gives a row with its error, never an exception; a model that cannot be
+    loaded does raise (every video would fail)."""
     from video_emotion.inference.analyze import analyze_video
     from video_emotion.inference.bundle import ModelLoadError
 
     t0 = time.perf_counter()
     sha = None
+    where = {"node": node, "host": socket.gethostname()}
     try:
         with open_source(source) as (path, sha):
             result = analyze_video(path, bundle, sample_fps=opts.sample_fps, lang=opts.lang,
@@ -63,12 +67,13 @@ def analyze_source(source: Source, bundle, opts: BatchOptions, engine: str) -> t
         raise
     except WorkerLost as exc:
         return summary_row(source.path, sha, source.size, source.mtime, None, str(exc), engine,
-                           time.perf_counter() - t0, status="lost"), None
+                           time.perf_counter() - t0, status="lost", **where), None
     except Exception as exc:  # a bad file is a row with its error, never a failed job
         error = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
         return summary_row(source.path, sha, source.size, source.mtime, None, error, engine,
-                           time.perf_counter() - t0), None
-    row = summary_row(source.path, sha, source.size, source.mtime, result, None, engine, time.perf_counter() - t0)
+                           time.perf_counter() - t0, **where), None
+    row = summary_row(source.path, sha, source.size, source.mtime, result, None, engine, time.perf_counter() - t0,
+                      **where)
     return row, json.dumps(result, ensure_ascii=False)
 
 

@@ -38,6 +38,8 @@ SCHEMA = pa.schema([
     ("dominant_emotion", pa.string()), ("sentiment", pa.string()), ("sentiment_score", pa.float64()),
     ("distribution", pa.map_(pa.string(), pa.float64())), ("tags", pa.list_(pa.string())),
     ("engine", pa.string()), ("seconds", pa.float64()),
+    ("node", pa.string()),  # the Ray node id that analysed it, `local` for the local engine
+    ("host", pa.string()),  # that node's host name
     ("finished_at", pa.float64()),  # Unix time the row was made (when the video's analysis ended)
 ])
 
@@ -47,10 +49,11 @@ class BatchStoreError(ValueError):
 
 
 def summary_row(path: str, sha256: str | None, size: int, mtime: float, result: dict[str, Any] | None,
-                error: str | None, engine: str, seconds: float, status: str | None = None) -> dict[str, Any]:
+                error: str | None, engine: str, seconds: float, status: str | None = None,
+                node: str | None = None, host: str | None = None) -> dict[str, Any]:
     """One summary-table row from an analysis result (or from the error that prevented one)."""
     row: dict[str, Any] = {k: None for k in SCHEMA.names}
-    row.update(path=path, sha256=sha256, size_bytes=int(size), mtime=float(mtime), engine=engine,
+    row.update(path=path, sha256=sha256, size_bytes=int(size), mtime=float(mtime), engine=engine, node=node, host=host,
                seconds=round(float(seconds), 3), error=error, status=status or ("error" if error else "ok"),
                finished_at=round(time.time(), 3))
     if result is not None:
@@ -164,7 +167,8 @@ def read_summary(out: str | Path):
     parts = sorted((Path(out) / "summary").glob("part-*.parquet"))
     if not parts:
         return pd.DataFrame(columns=SCHEMA.names)
-    df = pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()
+    # Parts written before a column existed (node, host) read as nulls in it.
+    df = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default").to_pandas()
     df["distribution"] = [dict(d) if d is not None else None for d in df["distribution"]]
     return df
 

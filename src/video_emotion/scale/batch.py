@@ -18,20 +18,17 @@ video's CPU time, hence one actor per five decode workers by default.
 
 Faults: a decode task whose worker process dies is run again, up to `DECODE_RETRIES` times; an actor
 that dies is restarted (without limit: a restart only reloads the model) and the call it was
-answering is retried, up to `MODEL_CALL_RETRIES` times. Past that the video's row says `lost` and
-the next run of the job tries it again; the job itself always completes.
+answering is retried, up to `MODEL_CALL_RETRIES` times. A node that dies (its raylet gone) takes its
+running tasks and actors with it: Ray reruns those tasks on the surviving nodes (counted as retries)
+and restarts the actors there, which fetch the bundle to their new node if it travels (`actors`).
+Past the retries the video's row says `lost` and the next run of the job tries it again; the job
+itself always completes. Each row names the Ray node (and host) that analysed it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
 import itertools
 import math
-import os
-import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +40,9 @@ from video_emotion.data.library import Source
 from video_emotion.inference.batch import BatchOptions, WorkerLost, analyze_source
 from video_emotion.inference.batch_store import summary_row
 from video_emotion.inference.bundle import ModelBundle
+from video_emotion.scale.actors import MODEL_CALL_RETRIES, ModelPool, local_bundle
 
 DECODE_RETRIES = 3
-MODEL_CALL_RETRIES = 3
 MODEL_SHARE = 0.2   # share of a video's time in the model (measured: 0.3 of 1.8 s, 20 s real clip, Keras graph)
 QUEUED_PER_WORKER = 2
 _turn = itertools.count()
@@ -61,68 +58,6 @@ def resolve_model(ref: str, params) -> tuple[Path, dict[str, Any]]:
     return cached_bundle(ref, params.tracking, params.root)
 
 
-def pack_folder(folder: Path) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(str(folder), arcname="bundle")
-    return buf.getvalue()
-
-
-def _local_bundle(holder: str, key: str) -> Path:
-    """The bundle in a node-local folder named by its content hash, fetched once per node from the
-    `BundleHolder` actor named `holder` (shared by the node's actors and tasks, kept across restarts).
-    Without a holder (a Ray on this machine only) `key` is the bundle folder itself."""
-    import ray
-
-    if not holder:
-        return Path(key)
-    dest = Path(tempfile.gettempdir()) / "video-emotion-ray-models" / key
-    if not (dest / "bundle").is_dir():
-        blob = ray.get(ray.get_actor(holder).get.remote())
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
-        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-            tar.extractall(tmp, filter="data")
-        try:
-            os.replace(tmp, dest)
-        except OSError:  # another actor of this node got there first
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest / "bundle"
-
-
-class BundleHolder:
-    """A Ray actor (no CPU) keeping the packed bundle, so that a restarted `ModelServer` on any node
-    can fetch it again (an actor's arguments in the object store would be its only copy)."""
-
-    def __init__(self, blob: bytes) -> None:
-        self.blob = blob
-
-    def get(self) -> bytes:
-        return self.blob
-
-
-class ModelServer:
-    """A Ray actor holding the model once: answers `predict_inputs` calls from the decode tasks."""
-
-    def __init__(self, holder: str, key: str, info: dict[str, Any]) -> None:
-        # Loading goes on in the background: `spec` answers at once, so decoding starts meanwhile.
-        self.bundle = ModelBundle.load(_local_bundle(holder, key), info, background=True)
-
-    def spec(self) -> dict[str, Any]:
-        return {f.name: getattr(self.bundle, f.name) for f in dataclasses.fields(self.bundle) if f.init}
-
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        return self.bundle.input_shapes
-
-    def predict(self, inputs: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
-        return self.bundle.predict_inputs(inputs, batch_size=batch_size)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-
 @dataclass
 class RemoteBundle(ModelBundle):
     """A model bundle whose predictions run in the `ModelServer` actors (what decode tasks hold)."""
@@ -134,7 +69,7 @@ class RemoteBundle(ModelBundle):
 
     def localize(self) -> RemoteBundle:
         """Point `folder` at this node's copy of the bundle (decode tasks read the face detector from it)."""
-        self.folder = _local_bundle(self.holder, self.key)
+        self.folder = local_bundle(self.holder, self.key)
         return self
 
     @property
@@ -166,23 +101,36 @@ class RemoteBundle(ModelBundle):
 def _analyze_task(source: Source, bundle: RemoteBundle, opts: BatchOptions) -> tuple[dict[str, Any], str | None]:
     """Ray task: one listed video -> (summary row, result JSON)."""
     import cv2
+    import ray
 
     cv2.setNumThreads(1)  # one CPU per task: OpenCV's own threads would only contend with the other tasks
-    return analyze_source(source, bundle.localize(), opts, "ray")
+    return analyze_source(source, bundle.localize(), opts, "ray", node=ray.get_runtime_context().get_node_id())
+
+
+def _warm_up() -> None:
+    """Ray task: only the imports of a video's task, so that the job's worker processes start (a second or
+    more each) while the driver opens the model pool; the videos' tasks then find them ready."""
+    import cv2  # noqa: F401
+
+    import video_emotion.inference.analyze  # noqa: F401
 
 
 class RayEngine:
     """`Engine` for `run_batch`. Ray starts only when there is something to do (`cluster.ray_session`: the
-    cluster of RAY_ADDRESS, a Ray this process already runs, or a local one with `workers` CPUs)."""
+    cluster of RAY_ADDRESS, a Ray this process already runs, or a local one with `workers` CPUs). On the
+    cluster of RAY_ADDRESS the model actors stay up after the job for the next one (`actors.ModelPool`)."""
 
     def __init__(self, folder: Path, info: dict[str, Any], opts: BatchOptions, workers: int | None = None,
                  actors: int | None = None, actor_cpus: float = 0.0, ship_bundle: bool | None = None) -> None:
-        """`ship_bundle`: copy the bundle to every node through the object store (default: only when the
+        """`ship_bundle`: copy the bundle to every node through the cluster (default: only when the
         cluster has nodes other than this machine)."""
         self.folder, self.info, self.opts = Path(folder), info, opts
         self.workers, self.actors, self.actor_cpus, self.ship_bundle = workers, actors, actor_cpus, ship_bundle
-        self.servers: list = []
-        self.holder = None
+        self.pool: ModelPool | None = None
+
+    @property
+    def servers(self) -> list:
+        return self.pool.servers if self.pool else []
 
     def sizes(self) -> tuple[int, int]:
         from video_emotion.scale.cluster import cluster_cpus
@@ -190,46 +138,36 @@ class RayEngine:
         workers = self.workers or cluster_cpus()
         return workers, self.actors or max(1, math.ceil(workers * MODEL_SHARE))
 
-    def start(self) -> RemoteBundle:
+    def start(self, keep: bool = False) -> RemoteBundle:
         import ray
 
-        workers, actors = self.sizes()
-        here = ray.util.get_node_ip_address()
+        _, actors = self.sizes()
         ship = self.ship_bundle
         if ship is None:
+            here = ray.util.get_node_ip_address()
             ship = not all(n["NodeManagerAddress"] == here for n in ray.nodes() if n["Alive"])
-        if not ship:
-            name, key = "", str(self.folder.resolve())  # one machine: every process reads the folder itself
-        else:
-            blob = pack_folder(self.folder)
-            key = hashlib.sha256(blob).hexdigest()[:20]
-            # Found by name: an actor handle among a restartable actor's arguments would pin it in the object store.
-            name = f"video-emotion-bundle-{key}-{os.getpid()}-{next(_turn)}"
-            self.holder = ray.remote(BundleHolder).options(num_cpus=0, name=name).remote(blob)
-        actor = ray.remote(ModelServer).options(num_cpus=self.actor_cpus, max_restarts=-1,
-                                                max_task_retries=MODEL_CALL_RETRIES, scheduling_strategy="SPREAD")
-        self.servers = [actor.remote(name, key, self.info) for _ in range(actors)]
-        return RemoteBundle(**ray.get(self.servers[0].spec.remote()), servers=self.servers, holder=name, key=key)
+        self.pool = ModelPool.open(self.folder, self.info, actors, self.actor_cpus, ship, keep)
+        spec = ray.get(self.pool.servers[0].spec.remote())
+        return RemoteBundle(**spec, servers=self.pool.servers, holder=self.pool.holder, key=self.pool.key)
 
     def stop(self) -> None:
-        import ray
-
-        for s in [*self.servers, self.holder]:
-            if s is not None:
-                ray.kill(s, no_restart=True)
-        self.servers, self.holder = [], None
+        if self.pool is not None:
+            self.pool.close()
 
     def __call__(self, todo: list[Source]) -> Iterator[tuple[dict[str, Any], str | None]]:
         from video_emotion.scale.cluster import ray_session
 
-        with ray_session(self.workers):
-            yield from self._run(todo)
+        with ray_session(self.workers, worker_env=False) as joined:
+            yield from self._run(todo, keep=joined)
 
-    def _run(self, todo: list[Source]) -> Iterator[tuple[dict[str, Any], str | None]]:
+    def _run(self, todo: list[Source], keep: bool = False) -> Iterator[tuple[dict[str, Any], str | None]]:
         import ray
 
         workers, _ = self.sizes()
-        bundle = ray.put(self.start())  # one copy for every task
+        warm = ray.remote(_warm_up).options(num_cpus=1)
+        for _ in range(min(workers, len(todo))):
+            warm.remote()
+        bundle = ray.put(self.start(keep))  # one copy for every task
         task = ray.remote(_analyze_task).options(num_cpus=1, max_retries=DECODE_RETRIES)
         rest, pending = iter(todo), {}
 

@@ -29,12 +29,13 @@ log = logging.getLogger("video_emotion.train")
 class TrainWorker:
     """One worker process of the multi-worker cluster (a Ray actor)."""
 
-    def address(self) -> tuple[str, int]:
+    def address(self) -> tuple[str, int, str]:
+        """(host, a free port, Ray node id) of this worker."""
         import ray
 
         with socket.socket() as s:
             s.bind(("", 0))
-            return ray.util.get_node_ip_address(), s.getsockname()[1]
+            return ray.util.get_node_ip_address(), s.getsockname()[1], ray.get_runtime_context().get_node_id()
 
     def train(self, tf_config: str, model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any],
               train: dict[str, np.ndarray], val: dict[str, np.ndarray], pretrained: str | None):
@@ -71,9 +72,10 @@ def fit_multiworker(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str
         try:
             addresses = ray.get([w.address.remote() for w in workers])
             here = ray.util.get_node_ip_address()
-            one_machine = all(host == here for host, _ in addresses)
-            cluster = {"worker": [f"{'127.0.0.1' if one_machine else host}:{port}" for host, port in addresses]}
+            one_machine = all(host == here for host, _, _ in addresses)
+            cluster = {"worker": [f"{'127.0.0.1' if one_machine else host}:{port}" for host, port, _ in addresses]}
             log.info("multiworker training on %d workers: %s", len(workers), ", ".join(cluster["worker"]))
+            log.info("multiworker nodes: %s", json.dumps([node for _, _, node in addresses]))
             data = ray.put(train), ray.put(val)
             results = ray.get([w.train.remote(json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
                                               model_cfg, cfg, settings, *data, str(pretrained) if pretrained else None)

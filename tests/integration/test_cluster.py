@@ -1,0 +1,226 @@
+"""A real Ray cluster of two nodes on this machine (head and one more node, one CPU each, started and stopped
+here on unusual ports with token authentication): `video-emotion batch` with `RAY_ADDRESS` set spreads the
+videos over both nodes and keeps its model actors for the next job; preprocessing and multi-worker training
+run across the two nodes and give what they give on one; and with the second node's raylet killed once two
+videos are done, the job still ends with an `ok` row for every clip, `error` for the broken file, none `lost`.
+
+Every driver is its own process (as a user's command is), joining the cluster through `RAY_ADDRESS`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, tiny_params_dict
+from tests.ray_cluster import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+# Runs `video-emotion batch` in this process as the CLI does; with a raylet pid, kills that raylet once two
+# videos are done. Prints the exit code and the model actors left on the cluster (name -> [pid, node]).
+DRIVER = """
+import json, os, signal, sys
+import video_emotion.inference.batch as batch
+from video_emotion import cli
+
+args, kill = json.loads(sys.argv[1]), int(sys.argv[2])
+real = batch.run_batch
+def run_batch(*a, **kw):
+    done = []
+    def on_row(row):
+        done.append(row)
+        if kill and len(done) == 2:
+            os.kill(kill, signal.SIGKILL)
+    return real(*a, on_row=on_row, **kw)
+batch.run_batch = run_batch
+rc = cli.main(args)
+import ray
+ray.init(namespace="video-emotion", logging_level="WARNING")
+names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "video-emotion"]
+where = {n: ray.get(ray.get_actor(n).where.remote()) for n in names if n.startswith("video-emotion-model-")}
+print(json.dumps({"rc": rc, "actors": where}))
+"""
+
+
+def _cut(src: Path, out: Path, start: float, seconds: float, width: int = 320) -> None:
+    """A re-encoded H.264 cut of a real clip (the ffmpeg of the imageio-ffmpeg wheel)."""
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", f"{start:.2f}", "-t",
+                    f"{seconds:.2f}", "-i", str(src), "-vf", f"scale={width}:-2", "-an", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, pretrained, real_faces):
+    """A small bundle, params, a folder of 16 real clips and a broken file, and 4 other real clips."""
+    from video_emotion.config import ModelConfig
+    from video_emotion.labels import LABELS
+    from video_emotion.modeling.model import build_model
+
+    tmp = tmp_path_factory.mktemp("cluster")
+    bundle = tmp / "bundle"
+    bundle.mkdir()
+    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(bundle / "model.keras")
+    (bundle / "preprocessing.json").write_text(json.dumps(
+        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
+         "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict(tmp)))
+    lib, other = tmp / "library", tmp / "other"
+    lib.mkdir()
+    other.mkdir()
+    for k in range(12):
+        _cut(real_faces / "cry_then_laugh.mp4", lib / f"cut_{k:02d}.mp4", 0.8 * k, 1.5)
+    for k in range(2):
+        shutil.copy(real_faces / "single_face.mp4", lib / f"single_face_{k}.mp4")
+        shutil.copy(real_faces / "no_face.mp4", lib / f"no_face_{k}.mp4")
+    (lib / "broken.mp4").write_bytes(b"not a video at all " * 40)
+    for k in range(4):
+        _cut(real_faces / "cry_then_laugh.mp4", other / f"other_{k}.mp4", 1.3 + 2.1 * k, 1.5)
+    return {"tmp": tmp, "bundle": bundle, "params": params, "lib": lib, "other": other}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Head and a second node, one CPU each; their workers' temp files (node-local bundle copies) go
+    under the test's folder."""
+    root = tmp_path_factory.mktemp("ray-cluster")
+    (root / "tmp").mkdir()
+    c = LocalCluster(root, nodes=2, cpus=1, env={"TMPDIR": str(root / "tmp"), "TF_ENABLE_ONEDNN_OPTS": "0",
+                                                  "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def _drive(cluster: LocalCluster, code: str, *argv: str, timeout: int = 300) -> dict:
+    env = {**cluster.env, "RAY_ADDRESS": cluster.address, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    res = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return {**json.loads(res.stdout.strip().splitlines()[-1]), "stderr": res.stderr}
+
+
+def _batch(cluster: LocalCluster, setup: dict, folder: Path, out: Path, *extra: str, kill: int = 0) -> dict:
+    args = ["--params", str(setup["params"]), "batch", str(folder), "--out", str(out), "--model",
+            str(setup["bundle"]), "--transcribe", "off", *extra]
+    return _drive(cluster, DRIVER, json.dumps(args), str(kill))
+
+
+def test_batch_names_both_nodes_and_a_second_job_reuses_the_model_actors(cluster, setup):
+    from video_emotion.inference.batch_store import read_summary
+
+    first = _batch(cluster, setup, setup["lib"], setup["tmp"] / "out-1")
+    assert first["rc"] == 0
+    df = read_summary(setup["tmp"] / "out-1").set_index("path")
+    assert len(df) == 17 and set(df["engine"]) == {"ray"}
+    assert set(df["node"]) == set(cluster.node_ids)  # both nodes analysed videos
+    assert df["host"].notna().all()
+    broken = df.loc[str(setup["lib"] / "broken.mp4")]
+    assert broken["status"] == "error" and "not a readable video" in broken["error"]
+    assert (df.drop(str(setup["lib"] / "broken.mp4"))["status"] == "ok").all()
+    assert first["actors"], "the model actors stay on the cluster after the job"
+
+    second = _batch(cluster, setup, setup["other"], setup["tmp"] / "out-2")
+    assert second["rc"] == 0 and (read_summary(setup["tmp"] / "out-2")["status"] == "ok").sum() == 4
+    assert second["actors"] == first["actors"]  # the same processes: the second job loaded no model
+
+
+PREPROCESS = """
+import dataclasses, json, logging, sys
+from pathlib import Path
+import numpy as np
+from video_emotion import security
+from video_emotion.config import load_params
+from video_emotion.data.processed import load_split
+from video_emotion.stages import ingest, preprocess
+
+logging.basicConfig(level=logging.INFO)
+tmp = Path(sys.argv[1])
+assert ingest.main(["--params", str(tmp / "params.yaml")]) == 0
+params = load_params(tmp / "params.yaml")
+ring = security.load_keyring(params.secure.key_file)
+manifest = params.path("manifest")
+local = preprocess.run(params.preprocess, manifest, tmp / "local", ["test"], ring)
+ray_cfg = dataclasses.replace(params.preprocess, engine="ray")
+on_ray = preprocess.run(ray_cfg, manifest, tmp / "ray", ["test"], ring)
+same = local["splits"] == on_ray["splits"]
+for split in ("train", "val", "test"):
+    a, b = load_split(tmp / "local", split, ring), load_split(tmp / "ray", split, ring)
+    same = same and sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a) and a["face"].any()
+print(json.dumps({"same": bool(same)}))
+"""
+
+
+def test_preprocess_runs_across_both_nodes_and_writes_the_same_arrays(cluster, tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(tmp_path)))
+    res = _drive(cluster, PREPROCESS, str(tmp_path))
+    assert res["same"]
+    nodes = json.loads(res["stderr"].split("crop tasks per node: ", 1)[1].splitlines()[0])
+    assert set(nodes) == set(cluster.node_ids)
+
+
+TRAIN = """
+import dataclasses, json, logging, sys
+from pathlib import Path
+import numpy as np
+from tests.integration.test_multiworker import _split
+from video_emotion.config import ModelConfig, TrainConfig
+from video_emotion.inference.bundle import ModelBundle
+from video_emotion.labels import LABELS
+from video_emotion.stages import train
+
+logging.basicConfig(level=logging.INFO)
+tmp = Path(sys.argv[1])
+processed = tmp / "processed"
+processed.mkdir()
+rng = np.random.default_rng(0)
+np.savez(processed / "train.npz", **_split(28, rng))
+np.savez(processed / "val.npz", **_split(14, rng))
+settings = {"labels": list(LABELS), "n_frames": 6, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2,
+            "detect_every": 1, "denoise": False, "equalize": False, "audio": False, "window_s": 1.0}
+(processed / "preprocessing.json").write_text(json.dumps(settings))
+cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=8, strategy="multiworker", workers=2)
+result = train.run(ModelConfig(init="scratch", lstm_units=8, bidirectional=False), cfg, processed, tmp / "model", None)
+probs = ModelBundle.load(tmp / "model").predict(_split(4, rng)["X"], np.ones((4, 6), np.float32))
+print(json.dumps({"metrics": result["metrics"], "loss": result["history"]["val_loss"],
+                  "sums": probs.sum(1).tolist()}))
+"""
+
+
+def test_multiworker_training_has_one_worker_on_each_node(cluster, tmp_path):
+    res = _drive(cluster, TRAIN, str(tmp_path))
+    assert res["metrics"]["workers"] == 2 and res["metrics"]["epochs_run"] == 1
+    nodes = json.loads(res["stderr"].split("multiworker nodes: ", 1)[1].splitlines()[0])
+    assert sorted(nodes) == sorted(cluster.node_ids)  # one worker per node
+    assert all(abs(s - 1) < 1e-4 for s in res["sums"]) and all(v == v for v in res["loss"])
+
+
+def test_a_node_lost_mid_job_loses_no_video(cluster, setup):
+    """The first job again, into a fresh folder, with the bundle shipped to each node (the path separate
+    machines take); the second node's raylet is killed once two videos are done."""
+    from video_emotion.inference.batch_store import read_summary
+
+    out = setup["tmp"] / "out-kill"
+    res = _batch(cluster, setup, setup["lib"], out, "--ship-model", kill=cluster.raylet_pid(1))
+    assert res["rc"] == 0
+    assert cluster.alive_nodes() == cluster.node_ids[:1]  # the second node is really gone
+    df = read_summary(out).set_index("path")
+    assert len(df) == 17 and (df["status"] != "lost").all()
+    assert df.loc[str(setup["lib"] / "broken.mp4"), "status"] == "error"
+    assert (df.drop(str(setup["lib"] / "broken.mp4"))["status"] == "ok").all()
+    # Every model actor now runs on the head, from the head's own copy of the shipped bundle.
+    ship = {n: w for n, w in res["actors"].items() if "-ship" in n}
+    assert ship and {node for _, node in ship.values()} == {cluster.node_ids[0]}
+    copies = list((cluster.root / "tmp" / "video-emotion-ray-models").glob("*/*/bundle/model.keras"))
+    assert cluster.node_ids[0][:16] in {c.parent.parent.name for c in copies}
