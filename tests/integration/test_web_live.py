@@ -66,6 +66,17 @@ def open_page(camera_browser, service):
         ctx.close()
 
 
+def _wait(page, expression: str, timeout_ms: int) -> None:
+    """Poll `expression` in the page until it is truthy. Playwright's wait_for_function evaluates its
+    string with eval inside the page, which the page's Content-Security-Policy (script-src 'self')
+    forbids; page.evaluate goes through the DevTools protocol and is not subject to it."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true within {timeout_ms} ms: {expression}")
+        time.sleep(0.1)
+
+
 def _start(page, key: str = GOOD) -> None:
     page.fill("#key", key)
     page.click("#mode-camera")
@@ -80,9 +91,9 @@ def test_the_camera_is_read_live_and_the_session_downloads(open_page):
     assert page.evaluate("document.getElementById('live-video').srcObject") is None  # no camera until asked
     page.evaluate(RECORD_LAGS)
     _start(page)
-    page.wait_for_function("document.getElementById('live-state').dataset.label === 'happy'", timeout=15_000)
+    _wait(page, "document.getElementById('live-state').dataset.label === 'happy'", 15_000)
     assert page.inner_text("#live-state") == "happy" and page.get_attribute("#live-status", "data-state") == "live"
-    page.wait_for_function("window.lags.filter((x) => /^[0-9]+$/.test(x)).length >= 21", timeout=60_000)
+    _wait(page, "window.lags.filter((x) => /^[0-9]+$/.test(x)).length >= 21", 60_000)
     lags = [int(x) for x in page.evaluate("window.lags") if x.isdigit()]  # "—" only before the first reading
     assert len(set(lags)) > 1 and all(x > 0 for x in lags)  # a number that changes with every reading
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -96,9 +107,9 @@ def test_the_camera_is_read_live_and_the_session_downloads(open_page):
     assert int(page.get_attribute("#live-chart", "data-points")) > 5
     page.screenshot(path=str(ARTIFACTS / "web-page-live.png"), full_page=True)
     page.select_option("#lang", "zh")  # the state in the page's language
-    page.wait_for_function("document.getElementById('live-state').textContent === '高兴'", timeout=10_000)
+    _wait(page, "document.getElementById('live-state').textContent === '高兴'", 10_000)
     page.click("#live-stop")
-    page.wait_for_function("document.getElementById('live-status').dataset.state === 'stopped'", timeout=30_000)
+    _wait(page, "document.getElementById('live-status').dataset.state === 'stopped'", 30_000)
     assert page.evaluate("document.getElementById('live-video').srcObject") is None  # the camera is released
     with page.expect_download() as dl:
         page.click("#live-dl-json")
@@ -114,7 +125,7 @@ def test_the_camera_is_read_live_and_the_session_downloads(open_page):
 def test_a_wrong_key_is_refused_with_its_reason_and_no_reading(open_page):
     page = open_page()
     _start(page, key="not-the-key")
-    page.wait_for_function("document.getElementById('live-status').dataset.state === 'refused'", timeout=15_000)
+    _wait(page, "document.getElementById('live-status').dataset.state === 'refused'", 15_000)
     assert "invalid API key" in page.inner_text("#live-status")
     assert page.inner_text("#live-latency") == "—" and page.inner_text("#live-state") == "—"
     assert page.evaluate("document.getElementById('live-video').srcObject") is None
@@ -124,9 +135,9 @@ def test_a_third_page_is_told_busy_and_a_closed_tab_frees_its_session(open_page,
     first, second, third = open_page(), open_page(), open_page()
     for page in (first, second):
         _start(page)
-        page.wait_for_function("document.getElementById('live-latency').textContent !== '—'", timeout=30_000)
+        _wait(page, "document.getElementById('live-latency').textContent !== '—'", 30_000)
     _start(third)
-    third.wait_for_function("document.getElementById('live-status').dataset.state === 'refused'", timeout=15_000)
+    _wait(third, "document.getElementById('live-status').dataset.state === 'refused'", 15_000)
     assert "busy" in third.inner_text("#live-status")
     first.close()  # a closed tab: its session ends with it, and its slot is free at once
     deadline = time.time() + 2
@@ -135,5 +146,5 @@ def test_a_third_page_is_told_busy_and_a_closed_tab_frees_its_session(open_page,
         assert time.time() < deadline, "the closed tab's session kept its slot"
         time.sleep(0.05)
     third.click("#live-start")
-    third.wait_for_function("document.getElementById('live-latency').textContent !== '—'", timeout=30_000)
+    _wait(third, "document.getElementById('live-latency').textContent !== '—'", 30_000)
     assert third.get_attribute("#live-status", "data-state") == "live"
