@@ -37,6 +37,23 @@ def write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_private(target: str | Path, text: str) -> None:
+    """Replace `target` with `text` atomically, readable by its owner only (0600 from the first byte) and
+    synced to disk before the rename: for secrets (key rings, key files) that a crash must not lose."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 

@@ -10,9 +10,10 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from video_emotion.io_utils import write_private
 
 ENV_KEY = "VIDEO_EMOTION_DATA_KEY"
 
@@ -87,17 +88,7 @@ def save_keyring(ring: KeyRing, key_file: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = json.dumps({"current": ring.current.hex(),
                        "keys": [base64.b64encode(k).decode() for k in ring.keys.values()]})
-    fd, tmp = tempfile.mkstemp(prefix=".key.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, data)
 
 
 def new_key() -> bytes:

@@ -15,11 +15,12 @@ import fcntl
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+from video_emotion.io_utils import write_private
 
 PREFIX = "ve_"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -100,17 +101,7 @@ def read_records(path: Path) -> list[KeyRecord]:
 
 def write_records(path: Path, records: list[KeyRecord]) -> None:
     """Replace the key file atomically (a reader sees the old or the new file, never half of one), 0600."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(r.line() + "\n" for r in records))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, "".join(r.line() + "\n" for r in records))
 
 
 @contextlib.contextmanager
