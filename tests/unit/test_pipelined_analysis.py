@@ -16,8 +16,7 @@ import pytest
 from video_emotion.features.audio import ffmpeg_exe
 from video_emotion.features.blazeface import BlazeFaceDetector
 from video_emotion.inference.analyze import AnalysisStopped, ModelBundle, analyze_video
-from video_emotion.inference.bundle import _Lite
-from video_emotion.inference.lite_parts import LiteParts, distinct
+from video_emotion.inference.lite_parts import LiteGraph, LiteParts, distinct
 from video_emotion.inference.windows import iter_windows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +123,7 @@ def test_the_model_in_two_parts_reads_every_window_as_the_whole_graph(bundle, re
     (at 4 fps each crop appears twice in a window, at 24 fps interleaved windows share crops)."""
     windows = list(iter_windows(real_faces / "cry_then_laugh.mp4", bundle, sample_fps))[:12]
     inputs = {"frames": np.stack([w.crops for w in windows]), "mask": np.stack([w.face for w in windows]).astype("f4")}
-    whole = _Lite(bundle.folder / "model.tflite", 4)(inputs)
+    whole = LiteGraph(bundle.folder / "model.tflite", 4)(inputs)
     parts = bundle._predictor(inputs)
     assert parts.shape == whole.shape and np.abs(parts - whole).max() <= 1e-5
     unique, inverse = distinct(inputs["frames"].reshape(-1, 112, 112))

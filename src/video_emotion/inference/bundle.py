@@ -11,7 +11,6 @@ SavedModel in `graph/` (written where the TFLite conversion fails) on plain Tens
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import numpy as np
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
 from video_emotion.features.faces import FacePath
-from video_emotion.inference.lite_parts import LiteParts
+from video_emotion.inference.lite_parts import LiteGraph, LiteParts
 from video_emotion.modeling.calibration import apply_temperature
 from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, LITE_BATCH
 
@@ -59,36 +58,6 @@ def import_tensorflow():
 
 class ModelLoadError(RuntimeError):
     """The bundle's model could not be loaded (raised where prediction first needs it)."""
-
-
-class _Lite:
-    """`model.tflite` on the LiteRT interpreter: a fixed batch of windows per call, the last one
-    padded. One interpreter is not re-entrant, so calls are serialised."""
-
-    def __init__(self, path: Path, batch: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._it = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
-        self._it.allocate_tensors()
-        self._inputs = {d["name"].split(":")[0].removeprefix("serving_default_"): (d["index"], tuple(d["shape"]))
-                        for d in self._it.get_input_details()}
-        self._output = self._it.get_output_details()[0]["index"]
-        self.batch = batch
-        self._lock = threading.Lock()
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(inputs.values())))
-        out = []
-        with self._lock:
-            for i in range(0, n, self.batch):
-                m = min(self.batch, n - i)
-                for name, (index, shape) in self._inputs.items():
-                    chunk = np.zeros(shape, np.float32)
-                    chunk[:m] = inputs[name][i:i + m]
-                    self._it.set_tensor(index, chunk)
-                self._it.invoke()
-                out.append(self._it.get_tensor(self._output)[:m].copy())
-        return np.concatenate(out)
 
 
 class _Graph:
@@ -208,12 +177,17 @@ class ModelBundle:
             exported = self.exported()
             parts = exported.get("parts")  # the CNN once per distinct crop (inference.lite_parts)
             self._predictor = LiteParts(self.folder, parts) if parts else \
-                _Lite(self.folder / exported["lite"], int(exported.get("lite_batch", LITE_BATCH)))
+                LiteGraph(self.folder / exported["lite"], int(exported.get("lite_batch", LITE_BATCH)))
         elif self.runtime == "savedmodel":
             self._predictor = _Graph(self.folder / self.exported()["graph"])
         else:
             self._keras = _keras_model(self.folder)
             self._shapes = _keras_shapes(self._keras)
+
+    def lite_parts(self) -> LiteParts | None:
+        """The model's two LiteRT graphs (per-frame CNN, head) where this bundle runs on them, else None."""
+        self.wait()
+        return self._predictor if isinstance(self._predictor, LiteParts) else None
 
     def _load_quietly(self) -> None:
         try:
@@ -274,7 +248,7 @@ class ModelBundle:
         fn = self._fn()
         n = len(next(iter(inputs.values()))) if inputs else 0
         # LiteRT copies each call's windows into its float input: no float32 copy of the whole batch (13 MB)
-        cast = (lambda v: v) if isinstance(fn, _Lite | LiteParts) else (lambda v: v.astype("float32"))
+        cast = (lambda v: v) if isinstance(fn, LiteGraph | LiteParts) else (lambda v: v.astype("float32"))
         out = [fn({k: cast(v[i:i + batch_size]) for k, v in inputs.items()}) for i in range(0, n, batch_size)]
         if not out:
             return np.zeros((0, len(self.labels)), np.float32)

@@ -1,4 +1,5 @@
-"""The model in two LiteRT graphs (`modeling.export.export_parts`: `frame.tflite`, one crop -> its features;
+"""The model's exported graphs on the LiteRT interpreter: the whole graph (`LiteGraph`, `model.tflite`), and
+the model in two LiteRT graphs (`modeling.export.export_parts`: `frame.tflite`, one crop -> its features;
 `head.tflite`, a window's features and mask -> probabilities): the per-frame CNN run once per distinct
 crop, then the temporal head over each window's features. Live sessions use the same two graphs.
 
@@ -28,6 +29,30 @@ def _interpreter(path: Path, threads: int):
     return it, inputs, it.get_output_details()[0]["index"]
 
 
+class LiteGraph:
+    """`model.tflite` on the LiteRT interpreter: a fixed batch of windows per call, the last one padded.
+    One interpreter is not re-entrant, so calls are serialised."""
+
+    def __init__(self, path: Path, batch: int | None = None) -> None:
+        self._it, self._inputs, self._output = _interpreter(path, os.cpu_count() or 1)
+        self.batch = batch or next(iter(self._inputs.values()))[1][0]  # default: the graph's own batch
+        self._lock = threading.Lock()
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(inputs.values())))
+        out = []
+        with self._lock:
+            for i in range(0, n, self.batch):
+                m = min(self.batch, n - i)
+                for name, (index, shape) in self._inputs.items():
+                    chunk = np.zeros(shape, np.float32)
+                    chunk[:m] = inputs[name][i:i + m]
+                    self._it.set_tensor(index, chunk)
+                self._it.invoke()
+                out.append(self._it.get_tensor(self._output)[:m].copy())
+        return np.concatenate(out)
+
+
 def distinct(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct crops in order of first appearance, the index of each crop among them)."""
     seen: dict[bytes, int] = {}
@@ -42,42 +67,21 @@ def distinct(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class LiteParts:
     """`frame.tflite` + `head.tflite`: named inputs {"frames": (N, T, S, S), "mask": (N, T)} -> (N, labels).
-    One interpreter each is not re-entrant, so calls are serialised (as for the whole graph)."""
+    Each is a `LiteGraph` (calls to one graph are serialised)."""
 
     def __init__(self, folder: Path, parts: dict[str, str]) -> None:
-        threads = os.cpu_count() or 1
-        self._cnn, cnn_in, self._cnn_out = _interpreter(folder / parts["frame"], threads)
-        (self._cnn_index, self._cnn_shape), = cnn_in.values()
-        self._head, self._head_in, self._head_out = _interpreter(folder / parts["head"], threads)
-        self.batch = next(iter(self._head_in.values()))[1][0]
-        self._lock = threading.Lock()
+        self._cnn, self._head = LiteGraph(folder / parts["frame"]), LiteGraph(folder / parts["head"])
 
-    def _features(self, crops: np.ndarray) -> np.ndarray:
-        """Per-crop features of (n, S, S) crops, the graph's batch of crops per call (the last one padded)."""
-        per = int(self._cnn_shape[0])
-        out = []
-        for i in range(0, len(crops), per):
-            chunk = np.zeros(self._cnn_shape, np.float32)
-            part = crops[i:i + per]
-            chunk[:len(part)] = part
-            self._cnn.set_tensor(self._cnn_index, chunk)
-            self._cnn.invoke()
-            out.append(self._cnn.get_tensor(self._cnn_out).reshape(per, -1)[:len(part)].copy())
-        return np.concatenate(out)
+    def features(self, crops: np.ndarray) -> np.ndarray:
+        """(n, F) per-frame features of (n, S, S) crops (a live session keeps them per track)."""
+        return self._cnn({"crop": crops})
+
+    def head(self, feats: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(N, labels) probabilities of N windows' features (N, T, F) and masks (N, T)."""
+        return self._head({"frame_features": feats, "mask": mask})
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         frames, mask = inputs["frames"], inputs["mask"]
         n, t = frames.shape[:2]
-        with self._lock:
-            unique, inverse = distinct(frames.reshape(n * t, *frames.shape[2:]))
-            feats = self._features(unique)[inverse].reshape(n, t, -1)
-            out = []
-            for i in range(0, n, self.batch):
-                m = min(self.batch, n - i)
-                for name, (index, shape) in self._head_in.items():
-                    chunk = np.zeros(shape, np.float32)
-                    chunk[:m] = (feats if name == "frame_features" else mask)[i:i + m]
-                    self._head.set_tensor(index, chunk)
-                self._head.invoke()
-                out.append(self._head.get_tensor(self._head_out)[:m].copy())
-        return np.concatenate(out)
+        unique, inverse = distinct(frames.reshape(n * t, *frames.shape[2:]))
+        return self.head(self.features(unique)[inverse].reshape(n, t, -1), mask)

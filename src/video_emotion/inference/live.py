@@ -15,17 +15,15 @@ bundles run the whole window through `model.tflite` for every frame.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from video_emotion.features.quality import face_quality as quality_of
 from video_emotion.features.tracking import FaceTracker
-from video_emotion.inference.bundle import ModelBundle, _Lite, _litert_installed
+from video_emotion.inference.bundle import ModelBundle
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import Window
 from video_emotion.labels import TRANSLATIONS, polarity, translate, valence_of
@@ -34,32 +32,6 @@ from video_emotion.modeling.inputs import model_inputs
 
 SMOOTH_S = 3.0   # the smoothed state is the mean reading of the primary face over this many seconds
 MAX_GAP = 8      # frames a track's box is carried over detector misses (about 1 s at a camera's 8 fps)
-_PARTS: dict[Path, FrameParts] = {}
-_PARTS_LOCK = threading.Lock()
-
-
-class FrameParts:
-    """The bundle's model split at the per-frame readings (LiteRT, batch 1; shared by every session)."""
-
-    def __init__(self, folder: Path, names: dict[str, str]) -> None:
-        self.frame, self.head = _Lite(folder / names["frame"], 1), _Lite(folder / names["head"], 1)
-
-    @classmethod
-    def of(cls, bundle: ModelBundle) -> FrameParts | None:
-        """The bundle's parts, loaded once per process; None when it has none (or LiteRT is missing)."""
-        names = bundle.exported().get("parts")
-        if not names or not _litert_installed():
-            return None
-        with _PARTS_LOCK:
-            if bundle.folder not in _PARTS:
-                _PARTS[bundle.folder] = cls(bundle.folder, names)
-            return _PARTS[bundle.folder]
-
-    def features(self, crops: np.ndarray) -> np.ndarray:
-        return self.frame({"crop": crops.astype(np.float32)})
-
-    def probabilities(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.head({"frame_features": features.astype(np.float32), "mask": mask.astype(np.float32)})
 
 
 def face_quality(face: Any, crop: np.ndarray) -> tuple[dict[str, Any], bool]:
@@ -90,7 +62,7 @@ class LiveReader:
         self.tracker = FaceTracker(bundle.face_path(), every=1, max_gap=MAX_GAP, track=True)
         self.T, self.window_s = bundle.n_frames, bundle.window_s
         self.size = bundle.preprocess.image_size
-        self.parts = FrameParts.of(bundle)
+        self.parts = bundle.lite_parts()  # the same interpreters as the bundle's analyses
         self.history: dict[int, deque[tuple[float, np.ndarray]]] = {}
         self.recent: deque[tuple[float, np.ndarray]] = deque()  # (t, probabilities) of the primary face
         self.timeline: list[dict[str, Any]] = []
@@ -130,7 +102,7 @@ class LiveReader:
         windows = [self._window(tid, t) for tid in tracks]
         arrays = {"X": np.stack([w[0] for w in windows]), "face": np.stack([w[1] for w in windows])}
         if self.parts is not None:  # calibrated with the bundle's temperature, as predict_inputs does
-            probs = apply_temperature(self.parts.probabilities(arrays["X"], arrays["face"]), self.bundle.temperature)
+            probs = apply_temperature(self.parts.head(arrays["X"], arrays["face"]), self.bundle.temperature)
             return probs.astype(np.float32), arrays["X"], arrays["face"]
         if "audio" in self.bundle.modalities:  # a camera session has no sound: flagged, as a silent clip is
             shape = self.bundle.input_shapes["audio"]
