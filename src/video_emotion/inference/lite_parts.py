@@ -8,18 +8,24 @@ window of 16 frames holds each sampled crop twice), and interleaved windows shar
 of the model's cost, so each distinct crop of a call goes through it once (crops are compared byte for
 byte) and its features are reused. The CNN reads each crop on its own, so the probabilities are the
 whole graph's (bit for bit on the bundles measured: docs/speed.md).
+
+Each graph runs on one thread (`LITE_THREADS`): in an analysis the decoder and the face work keep the
+other core busy, and a second XNNPACK thread there costs about 40% more CPU per crop (2.5 ms against
+1.8 ms for the per-frame CNN on the 2-core machine) for no gain in time; the service runs one analysis
+per core anyway. The outputs do not depend on the thread count (docs/speed.md).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
+LITE_THREADS = 1
 
-def _interpreter(path: Path, threads: int):
+
+def _interpreter(path: Path, threads: int = LITE_THREADS):
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=str(path), num_threads=threads)
@@ -34,7 +40,7 @@ class LiteGraph:
     One interpreter is not re-entrant, so calls are serialised."""
 
     def __init__(self, path: Path, batch: int | None = None) -> None:
-        self._it, self._inputs, self._output = _interpreter(path, os.cpu_count() or 1)
+        self._it, self._inputs, self._output = _interpreter(path)
         self.batch = batch or next(iter(self._inputs.values()))[1][0]  # default: the graph's own batch
         self._lock = threading.Lock()
 
