@@ -5,6 +5,10 @@ Detection and crops come from the face path (`features.faces.FacePath`), the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from typing import Any
+
 import numpy as np
 
 from video_emotion.features.boxes import iou_xywh as _iou
@@ -25,7 +29,8 @@ class FaceTracker:
     `track=False`: a whole-frame search at every detection step and nothing else (the reference path).
     A face that no track follows must pass the face path's new-face gate (`FacePath.is_face`) to start one;
     a followed face is kept at the detector's own threshold (hysteresis: a face turning away stays a face).
-    After each call, `quality` holds the primary face's `FaceQuality` (None without a face)."""
+    After each call, `quality` holds the primary face's `FaceQuality` (None without a face).
+    `ahead` runs the whole-frame searches the tracker is sure to make, ahead of it (another pipeline stage)."""
 
     def __init__(self, path: FacePath, every: int, max_gap: int, track: bool = True) -> None:
         self.path, self.every, self.max_gap, self.track = path, max(1, every), max_gap, track
@@ -39,9 +44,19 @@ class FaceTracker:
     def _set(self, t: int, face, shape) -> None:
         self.tracks[t] = {"face": face, "box": box_of(face, shape[1], shape[0]), "age": 0}
 
-    def _whole_frame(self, frame: np.ndarray) -> None:
+    def ahead(self, frames: Iterable[tuple[Any, np.ndarray]]) -> Iterator[tuple[Any, np.ndarray, list | None]]:
+        """`(item, frame, faces)` for each `(item, frame)` of a stream that this tracker will then read in
+        the same order, `faces` being the whole-frame search it is sure to make on that frame (BlazeFace:
+        every `every`-th frame), else None (made by the tracker itself if it needs one). A search is a pure
+        function of the frame, so running it on another thread, ahead, changes nothing."""
+        sure = not self.path.near_first
+        with closing(iter(frames)) as stream:  # closing this generator closes the stream (and its thread)
+            for i, (item, frame) in enumerate(stream, start=self.k):
+                yield item, frame, self.path.detect(frame) if sure and i % self.every == 0 else None
+
+    def _whole_frame(self, frame: np.ndarray, found: list | None = None) -> None:
         free = set(self.tracks)
-        for face in self.path.detect(frame):  # largest first
+        for face in self.path.detect(frame) if found is None else found:  # largest first
             box = box_of(face, frame.shape[1], frame.shape[0])
             best = max(free, key=lambda t: _iou(self.tracks[t]["box"], box), default=None)
             if best is not None and _iou(self.tracks[best]["box"], box) >= 0.3:
@@ -69,12 +84,12 @@ class FaceTracker:
         live = [t for t, v in self.tracks.items() if v["age"] <= self.max_gap]
         return max(live, key=lambda t: self.tracks[t]["box"][2] * self.tracks[t]["box"][3], default=None)
 
-    def _detect(self, frame: np.ndarray) -> None:
+    def _detect(self, frame: np.ndarray, found: list | None) -> None:
         primary = self._primary()
         if not self.track or primary is None:
-            self._whole_frame(frame)
+            self._whole_frame(frame, found)
         elif not self.path.near_first:  # every track is at least one frame old here: a match sets 0
-            self._whole_frame(frame)
+            self._whole_frame(frame, found)
             self._near(frame, only_lost=True)
         elif self.k % self.full_every:
             self._near(frame, only_lost=False)
@@ -89,10 +104,11 @@ class FaceTracker:
         on that frame (False: the box is carried over a miss)."""
         return {t: (v["box"], v["face"], v["age"] == 1) for t, v in self.tracks.items()}
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, bool, dict[int, np.ndarray]]:
-        """(primary crop, primary face flag, {track id: crop} of every live track) for one frame."""
+    def __call__(self, frame: np.ndarray, found: list | None = None) -> tuple[np.ndarray, bool, dict[int, np.ndarray]]:
+        """(primary crop, primary face flag, {track id: crop} of every live track) for one frame; `found`:
+        this frame's whole-frame search when made already (`ahead`)."""
         if self.k % self.every == 0 or self._primary() is None:
-            self._detect(frame)
+            self._detect(frame, found)
         self.k += 1
         for t in [t for t, v in self.tracks.items() if v["age"] > self.max_gap]:
             self.ended[t] = self.tracks.pop(t)  # kept a while: the same face found again keeps its id

@@ -20,6 +20,7 @@ from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe
 from video_emotion.inference.bundle import ModelBundle
 
 DECODE_AHEAD = 4  # decoded frames waiting for the face work (a few MB even at 1080p)
+DETECT_AHEAD = 4  # frames searched for faces, waiting for the tracker
 DETECT_INTERVAL_S = 0.125  # serving looks for the face at most 8 times a second (mostly near the last box)
 
 
@@ -54,8 +55,9 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     Frames are placed by their own timestamps as they arrive (variable frame rates, files whose
     header has no duration); the header's frame count is never used. `clock` (optional) is left
     holding the decoded frame count and the measured duration; the last window ends there.
-    `pipeline`: the video is decoded on its own thread, a few frames ahead of the face work (the same
-    frames in the same order; False decodes in turn). `decoder`: see `features.video.iter_grid`.
+    `pipeline`: the video is decoded on its own thread, a few frames ahead of the face search, which runs
+    on its own thread a few frames ahead of the tracker and the crops (`FaceTracker.ahead`: the same frames
+    and searches in the same order; False runs each in turn). `decoder`: see `features.video.iter_grid`.
     """
     info = info or probe(path)
     k, grid_rate = _grid(bundle, sample_fps, info.fps)
@@ -66,8 +68,9 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     per_window = max(1, int(round(bundle.window_s * grid_rate)))
     T = bundle.n_frames
     layout = _Consecutive(T, per_window, grid_rate) if k == 1 else _Interleaved(T, k, grid_rate)
-    with closing(prefetched(iter_grid(path, grid_rate, clock, decoder), DECODE_AHEAD, "decode", pipeline)) as grid:
-        yield from _windows(grid, track, layout, clock)
+    frames = prefetched(iter_grid(path, grid_rate, clock, decoder), DECODE_AHEAD, "decode", pipeline)
+    with closing(prefetched(track.ahead(frames), DETECT_AHEAD, "detect", pipeline)) as found:
+        yield from _windows(found, track, layout, clock)
 
 
 def _grid(bundle: ModelBundle, sample_fps: float | None, fps: float) -> tuple[int, float]:
@@ -81,8 +84,8 @@ def _grid(bundle: ModelBundle, sample_fps: float | None, fps: float) -> tuple[in
     return max(1, int(round(grid_rate / model_rate))), grid_rate
 
 
-def _windows(grid: Iterator[tuple[list[int], np.ndarray]], track: FaceTracker, layout: _Consecutive | _Interleaved,
-             clock: FrameClock) -> Iterator[Window]:
+def _windows(grid: Iterator[tuple[list[int], np.ndarray, list | None]], track: FaceTracker,
+             layout: _Consecutive | _Interleaved, clock: FrameClock) -> Iterator[Window]:
     """The windows of the layout as the grid's frames arrive, each holding only the crops it needs."""
     crops: dict[int, np.ndarray] = {}
     has_face: dict[int, bool] = {}
@@ -90,8 +93,8 @@ def _windows(grid: Iterator[tuple[list[int], np.ndarray]], track: FaceTracker, l
     quality: dict[int, object] = {}  # grid index -> the primary face's FaceQuality
     held: _Spec | None = None  # held back until the next window is complete: the last one ends at the clip's end
     fresh = served = 0
-    for points, frame in grid:
-        crop, face, others = track(frame)
+    for points, frame, found in grid:
+        crop, face, others = track(frame, found)
         for g in points:
             crops[g], has_face[g], per_track[g], quality[g] = crop, face, others, track.quality
         fresh += len(points)
