@@ -92,6 +92,24 @@ def test_tracking_reads_the_same_faces_as_whole_frame_search_on_real_footage(bla
     assert same / len(frames) >= 0.95
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_searching_faces_ahead_of_the_tracker_changes_nothing(blaze, every):
+    """`FaceTracker.ahead` (the pipeline's face-search stage) hands the tracker the whole-frame searches it
+    would make itself: the crops, flags, tracks and qualities are those of the tracker alone, frame by frame;
+    with `every` > 1 only every `every`-th frame is searched ahead."""
+    clip = REAL_FACES / "cry_then_laugh.mp4"
+    frames = list(iter_frames(clip, uniform_indices(probe(clip).n_frames, 60)))
+    alone, ahead = FaceTracker(blaze, every, max_gap=8), FaceTracker(blaze, every, max_gap=8)
+    searched = 0
+    for k, ((_, frame), (_, frame2, found)) in enumerate(zip(frames, ahead.ahead(iter(frames)), strict=True)):
+        assert frame2 is frame and (found is not None) == (k % every == 0)
+        searched += found is not None
+        (a, fa, ta), (b, fb, tb) = alone(frame), ahead(frame, found)
+        assert np.array_equal(a, b) and fa == fb and ta.keys() == tb.keys()
+        assert all(np.array_equal(ta[t], tb[t]) for t in ta) and alone.quality == ahead.quality
+    assert searched == -(-len(frames) // every)
+
+
 def test_a_training_sequence_and_the_tracker_crop_the_same_face(blaze):
     clip = REAL_FACES / "single_face.mp4"
     ff, info = blaze.clip(clip, n_frames=8)
@@ -162,3 +180,22 @@ def test_a_blazeface_bundle_carries_its_detector(tmp_path):
     assert all(f.read_bytes() == (MODELS / f.name).read_bytes() for f in files)
     assert save_face_models(PreprocessConfig(detector="haar"), MODELS, tmp_path / "haar") == []
     assert not Path(tmp_path / "haar").exists()
+
+
+def test_a_colour_frame_is_cropped_as_its_grey_conversion_whole(blaze):
+    """`crop_square` converts only the part of a colour frame its warp reads: bit for bit the crop of the
+    whole frame converted to grey, for squares inside the frame, across its edges and outside it, level or
+    turned, small or large, on real footage at two sizes."""
+    from video_emotion.features.align import crop_square
+
+    clip = REAL_FACES / "cry_then_laugh.mp4"
+    frames = [f for _, f in iter_frames(clip, [10, 200])]
+    frames.append(cv2.resize(frames[0], (1280, 720)))
+    rng = np.random.default_rng(0)
+    for frame in frames:
+        gray, (H, W) = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), frame.shape[:2]
+        for _ in range(150):
+            centre = (rng.uniform(-0.3, 1.3) * W, rng.uniform(-0.3, 1.3) * H)
+            side, angle = rng.uniform(3, 1.2 * W), float(rng.choice([0.0, rng.uniform(-45, 45)]))
+            a, b = crop_square(frame, centre, side, angle, 112), crop_square(gray, centre, side, angle, 112)
+            assert np.array_equal(a, b)

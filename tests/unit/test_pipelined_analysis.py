@@ -113,7 +113,7 @@ def test_a_stopped_analysis_leaves_no_pipeline_thread_behind(bundle, real_faces)
 
     with pytest.raises(AnalysisStopped):
         _analyze(real_faces / "cry_then_laugh.mp4", bundle, sample_fps=8.0, should_stop=stop)
-    assert not [t for t in threading.enumerate() if t.name in ("decode", "faces")]
+    assert not [t for t in threading.enumerate() if t.name in ("decode", "detect", "faces")]
 
 
 @pytest.mark.slow

@@ -45,6 +45,23 @@ def _to_gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
+def _sampled(frame: np.ndarray, inverse: np.ndarray, native: int) -> tuple[np.ndarray, np.ndarray]:
+    """The grey part of `frame` that a warp reads (the box of the square's corners in the frame, 2 px wider,
+    inside the frame), and the warp's inverse map moved onto it: a colour frame is converted there only, not
+    whole (a 1080p frame is 40x the pixels of a face's box). The warp reads the same pixels at the same
+    positions: the map moves by whole pixels, and every pixel it samples (the frame's edge, where it
+    replicates the border) lies in the part."""
+    if frame.ndim == 2:
+        return frame, inverse
+    H, W = frame.shape[:2]
+    ends = inverse @ np.array([[0, native - 1, 0, native - 1], [0, 0, native - 1, native - 1], [1, 1, 1, 1]], float)
+    x0, y0 = (int(np.clip(np.floor(ends[i].min()) - 2, 0, n - 1)) for i, n in ((0, W), (1, H)))
+    x1, y1 = (int(np.clip(np.ceil(ends[i].max()) + 3, lo + 1, n)) for i, n, lo in ((0, W, x0), (1, H, y0)))
+    inverse = inverse.copy()
+    inverse[:, 2] -= (x0, y0)  # exact: x0, y0 are whole numbers between 0 and the map's own offsets
+    return cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), inverse
+
+
 def crop_square(gray: np.ndarray, center: tuple[float, float], side: float, angle_deg: float = 0.0,
                 size: int = 64) -> np.ndarray:
     """A square of `side` frame pixels centred on `center` (x, y), turned by `angle_deg`, as size x size uint8.
@@ -54,14 +71,15 @@ def crop_square(gray: np.ndarray, center: tuple[float, float], side: float, angl
     (as the Haar crop does). The square is sampled at its own resolution and then shrunk with
     INTER_AREA, so a large face is averaged, not aliased.
     """
-    gray = _to_gray(gray)
     side = max(float(side), 2.0)
     native = int(max(size, min(round(side), 8 * size)))
     s = native / side
     cx, cy = center
     M = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle_deg), s)
     M[:, 2] += ((native - 1) / 2.0 - cx, (native - 1) / 2.0 - cy)
-    patch = cv2.warpAffine(gray, M, (native, native), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    source, inverse = _sampled(gray, cv2.invertAffineTransform(M), native)
+    patch = cv2.warpAffine(source, inverse, (native, native), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
     if native != size:
         patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return patch

@@ -6,7 +6,6 @@ Detection and crops come from the face path (`features.faces.FacePath`), the sam
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -49,10 +48,12 @@ class FaceTracker:
         the same order, `faces` being the whole-frame search it is sure to make on that frame (BlazeFace:
         every `every`-th frame), else None (made by the tracker itself if it needs one). A search is a pure
         function of the frame, so running it on another thread, ahead, changes nothing."""
-        sure = not self.path.near_first
-        with closing(iter(frames)) as stream:  # closing this generator closes the stream (and its thread)
+        sure, stream = not self.path.near_first, iter(frames)
+        try:
             for i, (item, frame) in enumerate(stream, start=self.k):
                 yield item, frame, self.path.detect(frame) if sure and i % self.every == 0 else None
+        finally:  # closing this generator closes the stream (a pipeline stage: its thread stops)
+            getattr(stream, "close", lambda: None)()
 
     def _whole_frame(self, frame: np.ndarray, found: list | None = None) -> None:
         free = set(self.tracks)
