@@ -251,7 +251,8 @@ def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | No
     """Read params.yaml into frozen dataclasses; `overrides` maps `section.key` to a value."""
     path = Path(path)
     with path.open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+        # libyaml's parser (PyYAML's own types and resolver): 1.4 ms against 15 ms, paid by every command
+        raw = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: top level must be a mapping")
     for dotted, value in (overrides or {}).items():
