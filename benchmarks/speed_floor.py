@@ -224,7 +224,8 @@ def main() -> int:
     res = previous | {label: measure_clip(clip, [k for k in kinds if k != "fer" or fer_py], args.model, fer_py, n, env,
                                           rate, every) for label, clip, kinds, n, rate, every in plan}
     lines = [SECTION, "", f"Machine: {bench.machine()}.", "",
-             f"Command: `.venv/bin/python benchmarks/speed_floor.py{' --long' if args.long else ''} --repeats "
+             f"Command: `.venv/bin/python benchmarks/speed_floor.py{' --long' if args.long else ''}"
+             f"{' --skip-fer' if fer_py is None else ''} --repeats "
              f"{args.repeats}` (`make bench`), {started}"
              + (" (the 1080p rows; the others from the run before, `--long-only`)" if args.long_only else
                 " (the 1080p rows from an earlier `--long-only` run)" if previous else "")

@@ -1,11 +1,11 @@
 """Pipelined streams: an iterator run on its own thread, handing items over through a bounded queue.
 
-The analysis is a chain of stages (decode -> faces -> model). Run one after the other, a 2-core machine
-does one thing at a time; with each stage on its own thread, decoding (FFmpeg, libjpeg), face detection
-(OpenCV DNN) and the network (LiteRT) run side by side, since all three release the GIL while they
-work. The queue between two stages holds at most `depth` items, so memory stays flat whatever the
-video's length, and the consumer sees exactly the items, in exactly the order, the source yields:
-results do not depend on the threads. An exception in the source is raised in the consumer, and
+The analysis is a chain of stages (decode -> face search -> tracking and crops -> model). Run one after the
+other, a 2-core machine does one thing at a time; with each stage on its own thread, decoding (FFmpeg,
+libjpeg), face detection (LiteRT), the crops (OpenCV) and the network (LiteRT) run side by side, since they
+release the GIL while they work. The queue between two stages holds at most `depth` items, so memory stays
+flat whatever the video's length, and the consumer sees exactly the items, in exactly the order, the source
+yields: results do not depend on the threads. An exception in the source is raised in the consumer, and
 closing the stream (early exit, a client that left) stops the source at its next item and closes it
 on its own thread (a generator's `finally` releases its video there).
 """
