@@ -112,3 +112,20 @@ def test_rotated_motion_jpeg_falls_back_to_ffmpeg(mjpeg, tmp_path):
     (_, frame), *_ = iter_grid(rotated, 4.0)
     ref = cv2.VideoCapture(str(mjpeg)).read()[1]
     assert frame.shape[:2] == ref.shape[1::-1]  # upright: width and height swapped
+
+
+def test_h264_is_decoded_with_the_threads_left_and_gives_ffmpegs_own_frames(monkeypatch):
+    """FFmpeg decodes an analysis's H.264 with `decode_threads()` threads (the cores the other stages leave),
+    set when the file is opened; the frames, times and count are those of FFmpeg's default threading."""
+    from video_emotion.features import video
+
+    cap, _ = video._reader(REAL, "auto")
+    assert cap.get(cv2.CAP_PROP_N_THREADS) == video.decode_threads() >= 1
+    cap.release()
+    ours_clock, default_clock = FrameClock(), FrameClock()
+    ours = list(iter_grid(REAL, 4.0, ours_clock))
+    monkeypatch.setattr(video, "decode_threads", lambda: 0)  # 0: FFmpeg's default, one thread per core
+    default = list(iter_grid(REAL, 4.0, default_clock))
+    assert (ours_clock.frames, ours_clock.duration_s) == (default_clock.frames, default_clock.duration_s)
+    assert [p for p, _ in ours] == [p for p, _ in default] and len(ours) >= 70
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ours, default, strict=True))
