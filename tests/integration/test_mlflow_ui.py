@@ -13,18 +13,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from tests import servers
 from video_emotion.stages import evaluate, train
 
 pytestmark = pytest.mark.slow
@@ -169,45 +167,11 @@ def test_every_version_says_why_it_got_its_alias(store):
         assert store["second"]["reason"].startswith(compared + ("failed gate", "gate not run"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(args: list[str], ready: str, log: Path, env: dict | None = None, timeout: float = 240):
-    """Start a server in its own process group and wait until `ready` answers 200."""
-    out = open(log, "wb")
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                            start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{args[:3]} exited:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(ready, timeout=5).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    _stop(proc)
-    raise AssertionError(f"{args[:3]} not ready:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def test_mlflow_ui_serves_the_runs(store):
-    port = _free_port()
+    port = servers.free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _serve([MLFLOW, "ui", "--backend-store-uri", store["uri"], "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1"],
-                  f"{url}/health", store["tmp"] / "ui.log")
+    proc, log = servers.start([MLFLOW, "ui", "--backend-store-uri", store["uri"], "--host", "127.0.0.1", "--port",
+                               str(port), "--workers", "1"], f"{url}/health", dict(os.environ), store["tmp"] / "ui.log")
     try:
         page = requests.get(f"{url}/", timeout=30)
         assert page.status_code == 200 and "<html" in page.text.lower()
@@ -221,7 +185,7 @@ def test_mlflow_ui_serves_the_runs(store):
         with_data = [r for r in runs.json()["runs"] if r.get("inputs", {}).get("dataset_inputs")]
         assert len(with_data) >= 2
     finally:
-        _stop(proc)
+        servers.stop(proc, log)
 
 
 @pytest.fixture(scope="module")
@@ -248,12 +212,12 @@ def real_clip(real_faces, tmp_path_factory) -> Path:
 def test_mlflow_models_serve_answers_for_the_champion(store, real_clip):
     champion = _alias(store["client"], "champion")
     assert champion is not None, "the pipeline registered no champion"
-    port = _free_port()
+    port = servers.free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _serve([MLFLOW, "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager", "local",
-                   "-h", "127.0.0.1", "-p", str(port)], f"{url}/ping", store["tmp"] / "serve.log",
-                  env={"MLFLOW_TRACKING_URI": store["uri"],  # the scoring server is the venv's uvicorn
-                       "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"],  # the scoring server is the venv's uvicorn
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc, log = servers.start([MLFLOW, "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], f"{url}/ping", env, store["tmp"] / "serve.log")
     try:
         r = requests.post(f"{url}/invocations", timeout=300,
                           json={"dataframe_split": {"columns": ["video"], "data": [[str(real_clip)]]}})
@@ -262,7 +226,7 @@ def test_mlflow_models_serve_answers_for_the_champion(store, real_clip):
         assert CONTRACT_KEYS <= set(result) and result["faces_detected"] is True and result["timeline"]
         assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
     finally:
-        _stop(proc)
+        servers.stop(proc, log)
 
 
 ISOLATED = r"""
