@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,14 +69,15 @@ def setup(tmp_path_factory, fer_model, real_faces):
     lib, other = tmp / "library", tmp / "other"
     lib.mkdir()
     other.mkdir()
-    for k in range(12):
-        _cut(real_faces / "cry_then_laugh.mp4", lib / f"cut_{k:02d}.mp4", 0.8 * k, 1.5)
+    src = real_faces / "cry_then_laugh.mp4"
+    cuts = [(lib / f"cut_{k:02d}.mp4", 0.8 * k) for k in range(12)]
+    cuts += [(other / f"other_{k}.mp4", 1.3 + 2.1 * k) for k in range(4)]
+    with ThreadPoolExecutor(2) as pool:  # two ffmpeg processes at a time: one per core
+        list(pool.map(lambda cut: _cut(src, cut[0], cut[1], 1.5), cuts))
     for k in range(2):
         shutil.copy(real_faces / "single_face.mp4", lib / f"single_face_{k}.mp4")
         shutil.copy(real_faces / "no_face.mp4", lib / f"no_face_{k}.mp4")
     (lib / "broken.mp4").write_bytes(b"not a video at all " * 40)
-    for k in range(4):
-        _cut(real_faces / "cry_then_laugh.mp4", other / f"other_{k}.mp4", 1.3 + 2.1 * k, 1.5)
     return {"tmp": tmp, "bundle": bundle, "params": params, "lib": lib, "other": other}
 
 
