@@ -43,13 +43,21 @@ def wait_ready(proc: subprocess.Popen, url: str, log: Path | None, timeout_s: fl
         time.sleep(POLL_S)
 
 
-def start(args: list[str], ready: str, env: dict[str, str], log: Path | None = None, cwd: Path = ROOT,
-          timeout_s: float = 240) -> tuple[subprocess.Popen, IO[bytes] | None]:
-    """Start `args` in its own process group (output to `log`, or nowhere) and wait until `ready` (a URL) answers
-    200. Returns the process and the open log file, for `stop`; a server that fails to start is stopped."""
+def launch(args: list[str], env: dict[str, str], log: Path | None = None, cwd: Path = ROOT
+           ) -> tuple[subprocess.Popen, IO[bytes] | None]:
+    """Start `args` in its own process group, output to `log` (or nowhere), without waiting: two servers can
+    start at once (`wait_ready` each before use, `stop` each after)."""
     out = open(log, "wb") if log else None
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out or subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    return proc, out
+
+
+def start(args: list[str], ready: str, env: dict[str, str], log: Path | None = None, cwd: Path = ROOT,
+          timeout_s: float = 240) -> tuple[subprocess.Popen, IO[bytes] | None]:
+    """`launch`, then wait until `ready` (a URL) answers 200. Returns the process and the open log file, for
+    `stop`; a server that fails to start is stopped."""
+    proc, out = launch(args, env, log, cwd)
     try:
         wait_ready(proc, ready, log, timeout_s)
     except BaseException:

@@ -75,8 +75,27 @@ def store(pipeline, tmp_path_factory):
         mp.undo()
     second = json.loads((tmp / "reports" / "registry.json").read_text())
     exp = client.get_experiment_by_name(params["tracking"]["experiment"])
-    return {"tmp": tmp, "uri": uri, "client": client, "exp": exp, "first": first, "second": second,
-            "champion_before": champion_before, "held": held if champion_before else {}}
+    # `mlflow ui` and `mlflow models serve` of the champion start now, side by side (each takes seconds), and
+    # only read the store; their tests wait until each answers.
+    ports = {servers.free_port()}
+    while len(ports) < 2:
+        ports.add(servers.free_port())
+    ui, serve = (f"http://127.0.0.1:{port}" for port in sorted(ports))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,  # the scoring server is the venv's uvicorn
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    started = {"ui": servers.launch([MLFLOW, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port",
+                                     ui.rsplit(":", 1)[1], "--workers", "1"], dict(os.environ), tmp / "ui.log"),
+               "serve": servers.launch([MLFLOW, "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager",
+                                        "local", "-h", "127.0.0.1", "-p", serve.rsplit(":", 1)[1]], env,
+                                       tmp / "serve.log")}
+    try:
+        yield {"tmp": tmp, "uri": uri, "client": client, "exp": exp, "first": first, "second": second,
+               "champion_before": champion_before, "held": held if champion_before else {},
+               "ui": {"url": ui, "proc": started["ui"][0], "log": tmp / "ui.log"},
+               "serve": {"url": serve, "proc": started["serve"][0], "log": tmp / "serve.log"}}
+    finally:
+        for proc, out in started.values():
+            servers.stop(proc, out)
 
 
 def _alias(client, alias):
@@ -168,24 +187,19 @@ def test_every_version_says_why_it_got_its_alias(store):
 
 
 def test_mlflow_ui_serves_the_runs(store):
-    port = servers.free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc, log = servers.start([MLFLOW, "ui", "--backend-store-uri", store["uri"], "--host", "127.0.0.1", "--port",
-                               str(port), "--workers", "1"], f"{url}/health", dict(os.environ), store["tmp"] / "ui.log")
-    try:
-        page = requests.get(f"{url}/", timeout=30)
-        assert page.status_code == 200 and "<html" in page.text.lower()
-        exp_id = store["exp"].experiment_id
-        exp = requests.get(f"{url}/ajax-api/2.0/mlflow/experiments/get", params={"experiment_id": exp_id}, timeout=30)
-        tags = {t["key"]: t["value"] for t in exp.json()["experiment"]["tags"]}
-        assert tags["mlflow.experimentKind"] == "custom_model_development"
-        runs = requests.post(f"{url}/ajax-api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id]}, timeout=30)
-        names = [r["info"]["run_name"] for r in runs.json()["runs"]]
-        assert f"train · exp {EXP} · train.epochs=1" in names and len(names) == len(set(names))
-        with_data = [r for r in runs.json()["runs"] if r.get("inputs", {}).get("dataset_inputs")]
-        assert len(with_data) >= 2
-    finally:
-        servers.stop(proc, log)
+    url = store["ui"]["url"]
+    servers.wait_ready(store["ui"]["proc"], f"{url}/health", store["ui"]["log"], 240)
+    page = requests.get(f"{url}/", timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    exp_id = store["exp"].experiment_id
+    exp = requests.get(f"{url}/ajax-api/2.0/mlflow/experiments/get", params={"experiment_id": exp_id}, timeout=30)
+    tags = {t["key"]: t["value"] for t in exp.json()["experiment"]["tags"]}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = requests.post(f"{url}/ajax-api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id]}, timeout=30)
+    names = [r["info"]["run_name"] for r in runs.json()["runs"]]
+    assert f"train · exp {EXP} · train.epochs=1" in names and len(names) == len(set(names))
+    with_data = [r for r in runs.json()["runs"] if r.get("inputs", {}).get("dataset_inputs")]
+    assert len(with_data) >= 2
 
 
 @pytest.fixture(scope="module")
@@ -212,21 +226,14 @@ def real_clip(real_faces, tmp_path_factory) -> Path:
 def test_mlflow_models_serve_answers_for_the_champion(store, real_clip):
     champion = _alias(store["client"], "champion")
     assert champion is not None, "the pipeline registered no champion"
-    port = servers.free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"],  # the scoring server is the venv's uvicorn
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc, log = servers.start([MLFLOW, "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager", "local",
-                               "-h", "127.0.0.1", "-p", str(port)], f"{url}/ping", env, store["tmp"] / "serve.log")
-    try:
-        r = requests.post(f"{url}/invocations", timeout=300,
-                          json={"dataframe_split": {"columns": ["video"], "data": [[str(real_clip)]]}})
-        assert r.status_code == 200, r.text[:2000]
-        result = json.loads(r.json()["predictions"][0])
-        assert CONTRACT_KEYS <= set(result) and result["faces_detected"] is True and result["timeline"]
-        assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
-    finally:
-        servers.stop(proc, log)
+    url = store["serve"]["url"]
+    servers.wait_ready(store["serve"]["proc"], f"{url}/ping", store["serve"]["log"], 240)
+    r = requests.post(f"{url}/invocations", timeout=300,
+                      json={"dataframe_split": {"columns": ["video"], "data": [[str(real_clip)]]}})
+    assert r.status_code == 200, r.text[:2000]
+    result = json.loads(r.json()["predictions"][0])
+    assert CONTRACT_KEYS <= set(result) and result["faces_detected"] is True and result["timeline"]
+    assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
 
 
 ISOLATED = r"""
