@@ -4,16 +4,14 @@ their own section of RESULTS.md. Imported by the scripts in this folder (run as 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `tests.servers` (scripts here run as `python benchmarks/x.py`)
+    sys.path.append(str(ROOT))
 
 
 @contextlib.contextmanager
@@ -21,37 +19,15 @@ def bentoml_service(model: str | Path, env: dict[str, str], log_path: Path | Non
                     timeout_s: float = 240) -> Iterator[tuple[subprocess.Popen, str]]:
     """`video-emotion bento-import --model MODEL`, then `bentoml serve` on 127.0.0.1 at a free port, ready
     (`/readyz` answers 200); yields the server process and its URL and stops the server afterwards."""
-    import requests
+    from tests import servers  # the tests' own server helper: one readiness loop for both
 
     subprocess.run([sys.executable, "-m", "video_emotion.cli", "bento-import", "--model", str(model)], env=env,
                    cwd=ROOT, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(log_path, "wb") if log_path else None  # closed when the server stops
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=log or subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT if log else subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    proc, url, log = servers.start_bentoml(env, log_path, timeout_s)
     try:
-        deadline = time.time() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited (log: {log_path or 'not kept'})")
-            if time.time() > deadline:
-                raise RuntimeError(f"bentoml serve was not ready within {timeout_s:.0f} s")
-            try:
-                if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
         yield proc, url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-        if log:
-            log.close()
+        servers.stop(proc, log, timeout_s=60)
 
 
 def p95(latencies: list[float]) -> float:

@@ -12,24 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))  # tests.servers: the tests' own server helper
+
+from tests import servers  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _api(url: str, path: str, body: dict | None = None) -> dict:
@@ -38,20 +32,6 @@ def _api(url: str, path: str, body: dict | None = None) -> dict:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("mlflow ui exited early")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise SystemExit("mlflow ui did not start")
 
 
 def _settle(page, text: str) -> None:
@@ -150,19 +130,16 @@ def main() -> int:
     ap.add_argument("--experiment", default="video-emotion")
     ap.add_argument("--model", default="video-emotion")
     args = ap.parse_args()
-    port = _free_port()
+    port = servers.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", args.store,
-                             "--host", "127.0.0.1", "--port", str(port)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, _ = servers.start([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", args.store,
+                             "--host", "127.0.0.1", "--port", str(port)], f"{url}/health", env, timeout_s=120)
     try:
-        _wait(url, proc)
         for path in shoot(url, args.out, args.experiment, args.model):
             print(path)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        servers.stop(proc)
     return 0
 
 

@@ -7,7 +7,9 @@ rather than skip and quietly test less.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -123,6 +125,56 @@ def fer_weights() -> Path:
 def real_faces() -> Path:
     require_assets()
     return REAL_FACES
+
+
+# The preprocessing.json of a small FER-style bundle (8 frames per 1 s window, OpenCV face path); tests
+# override what they exercise (a smaller minimum face, the BlazeFace path).
+FER_BUNDLE_SETTINGS = {"labels": None, "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
+                       "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}
+
+
+@pytest.fixture(scope="session")
+def fer_model(tmp_path_factory, pretrained) -> Path:
+    """The small bundle's network, built once for the session (the pretrained CNN, an 8-unit attention head, no
+    correction, so a clip's reading is a weighted mean of the pretrained CNN's): a saved model.keras that
+    `fer_bundle` copies into each test's own folder (a build costs seconds; a copy, milliseconds)."""
+    from video_emotion.config import ModelConfig
+    from video_emotion.modeling.model import build_model
+
+    path = tmp_path_factory.mktemp("fer-model") / "model.keras"
+    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(path)
+    path.chmod(0o444)  # shared: a test changes its own copy, never this file
+    return path
+
+
+def fer_bundle(fer_model: Path, folder: Path, **settings) -> Path:
+    """A bundle folder of its own (created if need be): a copy of the session's `fer_model` and a
+    preprocessing.json of `FER_BUNDLE_SETTINGS` with `settings` over them."""
+    from video_emotion.labels import LABELS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(fer_model, folder / "model.keras")
+    (folder / "preprocessing.json").write_text(json.dumps({**FER_BUNDLE_SETTINGS, "labels": list(LABELS), **settings}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory, pretrained) -> Path:
+    """The default design at 16 frames a window (the pretrained CNN, an 8-unit attention head, no correction)
+    saved and exported as training writes it (model.tflite, the frame and head parts, export.json), once for
+    the session: a bundle copies the folder (`shutil.copytree`) and adds its own settings and face models."""
+    from video_emotion.config import ModelConfig
+    from video_emotion.modeling.export import export_inference
+    from video_emotion.modeling.model import build_model
+
+    d = tmp_path_factory.mktemp("exported-model") / "model"
+    d.mkdir()
+    cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
+    model = build_model(cfg, 16, 112, pretrained)
+    model.save(d / "model.keras")
+    info = export_inference(model, d, cfg=cfg)
+    assert info["lite"] and info["parts"], info
+    return d
 
 
 @pytest.fixture

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
+from tests import servers
 from tests.conftest import ROOT
 
 GOOD = "test-key-good"
@@ -63,12 +60,6 @@ def ray_local():
     ray.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def service(tmp_path_factory, pipeline):
     """The pipeline's registered champion, imported into a private BentoML store and served."""
@@ -95,39 +86,8 @@ def service(tmp_path_factory, pipeline):
 
 def start_server(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen, str, Any]:
     """`bentoml serve` on a free port of 127.0.0.1 with `env`, logging to tmp/serve.log; waits until ready."""
-    port = _free_port()
-    log = open(tmp / "serve.log", "wb")
-    proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(proc, url, tmp)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGTERM)  # never leave a server behind
-        log.close()
-        raise
-    return proc, url, log
+    return servers.start_bentoml(env, tmp / "serve.log", timeout_s=180)
 
 
 def stop_server(proc: subprocess.Popen, log: Any) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, tmp: Path) -> None:
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("bentoml serve exited:\n" + (tmp / "serve.log").read_text()[-3000:])
-        try:
-            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    else:
-        raise RuntimeError("bentoml serve did not become ready:\n" + (tmp / "serve.log").read_text()[-3000:])
+    servers.stop(proc, log)

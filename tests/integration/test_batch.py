@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import tiny_params_dict, write_video
+from tests.conftest import fer_bundle, tiny_params_dict, write_video
 from video_emotion import cli
 from video_emotion.inference.batch_store import read_results, read_summary
 
@@ -25,20 +25,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, pretrained, real_faces):
+def setup(tmp_path_factory, fer_model, real_faces):
     """A bundle (FER-initialised, 8 frames per 1 s window), params, and a library of 12 files."""
-    from video_emotion.config import ModelConfig
     from video_emotion.data.synthetic import make_actors, write_clip
-    from video_emotion.labels import LABELS
-    from video_emotion.modeling.model import build_model
 
     tmp = tmp_path_factory.mktemp("batch")
-    bundle = tmp / "bundle"
-    bundle.mkdir()
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(bundle / "model.keras")
-    (bundle / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
-         "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
+    bundle = fer_bundle(fer_model, tmp / "bundle")
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params_dict(tmp)))
 

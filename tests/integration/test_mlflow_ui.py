@@ -13,18 +13,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from tests import servers
 from video_emotion.stages import evaluate, train
 
 pytestmark = pytest.mark.slow
@@ -77,8 +75,27 @@ def store(pipeline, tmp_path_factory):
         mp.undo()
     second = json.loads((tmp / "reports" / "registry.json").read_text())
     exp = client.get_experiment_by_name(params["tracking"]["experiment"])
-    return {"tmp": tmp, "uri": uri, "client": client, "exp": exp, "first": first, "second": second,
-            "champion_before": champion_before, "held": held if champion_before else {}}
+    # `mlflow ui` and `mlflow models serve` of the champion start now, side by side (each takes seconds), and
+    # only read the store; their tests wait until each answers.
+    ports = {servers.free_port()}
+    while len(ports) < 2:
+        ports.add(servers.free_port())
+    ui, serve = (f"http://127.0.0.1:{port}" for port in sorted(ports))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,  # the scoring server is the venv's uvicorn
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    started = {"ui": servers.launch([MLFLOW, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port",
+                                     ui.rsplit(":", 1)[1], "--workers", "1"], dict(os.environ), tmp / "ui.log"),
+               "serve": servers.launch([MLFLOW, "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager",
+                                        "local", "-h", "127.0.0.1", "-p", serve.rsplit(":", 1)[1]], env,
+                                       tmp / "serve.log")}
+    try:
+        yield {"tmp": tmp, "uri": uri, "client": client, "exp": exp, "first": first, "second": second,
+               "champion_before": champion_before, "held": held if champion_before else {},
+               "ui": {"url": ui, "proc": started["ui"][0], "log": tmp / "ui.log"},
+               "serve": {"url": serve, "proc": started["serve"][0], "log": tmp / "serve.log"}}
+    finally:
+        for proc, out in started.values():
+            servers.stop(proc, out)
 
 
 def _alias(client, alias):
@@ -169,59 +186,20 @@ def test_every_version_says_why_it_got_its_alias(store):
         assert store["second"]["reason"].startswith(compared + ("failed gate", "gate not run"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(args: list[str], ready: str, log: Path, env: dict | None = None, timeout: float = 240):
-    """Start a server in its own process group and wait until `ready` answers 200."""
-    out = open(log, "wb")
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                            start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{args[:3]} exited:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(ready, timeout=5).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    _stop(proc)
-    raise AssertionError(f"{args[:3]} not ready:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def test_mlflow_ui_serves_the_runs(store):
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = _serve([MLFLOW, "ui", "--backend-store-uri", store["uri"], "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1"],
-                  f"{url}/health", store["tmp"] / "ui.log")
-    try:
-        page = requests.get(f"{url}/", timeout=30)
-        assert page.status_code == 200 and "<html" in page.text.lower()
-        exp_id = store["exp"].experiment_id
-        exp = requests.get(f"{url}/ajax-api/2.0/mlflow/experiments/get", params={"experiment_id": exp_id}, timeout=30)
-        tags = {t["key"]: t["value"] for t in exp.json()["experiment"]["tags"]}
-        assert tags["mlflow.experimentKind"] == "custom_model_development"
-        runs = requests.post(f"{url}/ajax-api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id]}, timeout=30)
-        names = [r["info"]["run_name"] for r in runs.json()["runs"]]
-        assert f"train · exp {EXP} · train.epochs=1" in names and len(names) == len(set(names))
-        with_data = [r for r in runs.json()["runs"] if r.get("inputs", {}).get("dataset_inputs")]
-        assert len(with_data) >= 2
-    finally:
-        _stop(proc)
+    url = store["ui"]["url"]
+    servers.wait_ready(store["ui"]["proc"], f"{url}/health", store["ui"]["log"], 240)
+    page = requests.get(f"{url}/", timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    exp_id = store["exp"].experiment_id
+    exp = requests.get(f"{url}/ajax-api/2.0/mlflow/experiments/get", params={"experiment_id": exp_id}, timeout=30)
+    tags = {t["key"]: t["value"] for t in exp.json()["experiment"]["tags"]}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = requests.post(f"{url}/ajax-api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id]}, timeout=30)
+    names = [r["info"]["run_name"] for r in runs.json()["runs"]]
+    assert f"train · exp {EXP} · train.epochs=1" in names and len(names) == len(set(names))
+    with_data = [r for r in runs.json()["runs"] if r.get("inputs", {}).get("dataset_inputs")]
+    assert len(with_data) >= 2
 
 
 @pytest.fixture(scope="module")
@@ -248,21 +226,14 @@ def real_clip(real_faces, tmp_path_factory) -> Path:
 def test_mlflow_models_serve_answers_for_the_champion(store, real_clip):
     champion = _alias(store["client"], "champion")
     assert champion is not None, "the pipeline registered no champion"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = _serve([MLFLOW, "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager", "local",
-                   "-h", "127.0.0.1", "-p", str(port)], f"{url}/ping", store["tmp"] / "serve.log",
-                  env={"MLFLOW_TRACKING_URI": store["uri"],  # the scoring server is the venv's uvicorn
-                       "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
-    try:
-        r = requests.post(f"{url}/invocations", timeout=300,
-                          json={"dataframe_split": {"columns": ["video"], "data": [[str(real_clip)]]}})
-        assert r.status_code == 200, r.text[:2000]
-        result = json.loads(r.json()["predictions"][0])
-        assert CONTRACT_KEYS <= set(result) and result["faces_detected"] is True and result["timeline"]
-        assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
-    finally:
-        _stop(proc)
+    url = store["serve"]["url"]
+    servers.wait_ready(store["serve"]["proc"], f"{url}/ping", store["serve"]["log"], 240)
+    r = requests.post(f"{url}/invocations", timeout=300,
+                      json={"dataframe_split": {"columns": ["video"], "data": [[str(real_clip)]]}})
+    assert r.status_code == 200, r.text[:2000]
+    result = json.loads(r.json()["predictions"][0])
+    assert CONTRACT_KEYS <= set(result) and result["faces_detected"] is True and result["timeline"]
+    assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
 
 
 ISOLATED = r"""

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fer_bundle
 from tests.integration.conftest import GOOD
 from tests.speech_media import (
     NEGATIVE,
@@ -32,18 +32,9 @@ AUTH = {"Authorization": f"Bearer {GOOD}"}
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory, pretrained) -> Path:
+def bundle_dir(tmp_path_factory, fer_model) -> Path:
     """A FER-initialised bundle: the clip output is a weighted mean of the pretrained CNN's readings."""
-    from video_emotion.config import ModelConfig
-    from video_emotion.labels import LABELS
-    from video_emotion.modeling.model import build_model
-
-    folder = tmp_path_factory.mktemp("speech-bundle")
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(folder / "model.keras")
-    (folder / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
-         "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
-    return folder
+    return fer_bundle(fer_model, tmp_path_factory.mktemp("speech-bundle"))
 
 
 @pytest.fixture(scope="module")

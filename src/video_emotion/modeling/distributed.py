@@ -12,8 +12,8 @@ Keras 3.15 with TensorFlow 2.21 cannot run `Model.fit` under MultiWorkerMirrored
    collective strategy the scalars are averaged with `axis=None`, which is what the reduction means.
 
 Both are applied only under a multi-worker strategy; single-process training is untouched. They are
-tied to keras==3.15.1 (pinned); `tests/integration/test_multiworker.py` fails if a Keras upgrade
-changes the internals they touch. Remove them when Keras fixes #20585.
+tied to keras==3.15.1 (pinned); the multi-worker test of `tests/integration/test_cluster.py` fails if a
+Keras upgrade changes the internals they touch. Remove them when Keras fixes #20585.
 """
 
 from __future__ import annotations
