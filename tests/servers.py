@@ -28,7 +28,9 @@ def wait_ready(proc: subprocess.Popen, url: str, log: Path | None, timeout_s: fl
     """Until `url` answers 200; RuntimeError (with the log's tail) if the server exits or is not ready in time."""
     import requests
 
-    tail = lambda: log.read_text(errors="replace")[-3000:] if log else "(no log kept)"  # noqa: E731
+    def tail() -> str:
+        return log.read_text(errors="replace")[-3000:] if log else "(no log kept)"
+
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:

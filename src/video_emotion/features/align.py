@@ -39,12 +39,6 @@ class CropSpec:
 DEFAULT_CROP = CropSpec()
 
 
-def _to_gray(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return frame
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-
-
 def _sampled(frame: np.ndarray, inverse: np.ndarray, native: int) -> tuple[np.ndarray, np.ndarray]:
     """The grey part of `frame` that a warp reads (the box of the square's corners in the frame, 2 px wider,
     inside the frame), and the warp's inverse map moved onto it: a colour frame is converted there only, not
