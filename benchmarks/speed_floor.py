@@ -79,7 +79,7 @@ STAGE_OUT = ROOT / ".bench" / "speed_floor_stage.json"
 
 def stage(which: str, clip: str, model: str, rate: float | None) -> None:
     """Runs one stage in this process and writes its JSON to STAGE_OUT (the `--stage` mode)."""
-    from video_emotion.features.video import iter_grid
+    from video_emotion.features.sampling import iter_grid
     from video_emotion.inference.analyze import ModelBundle, analyze_video
     from video_emotion.inference.windows import iter_windows
 

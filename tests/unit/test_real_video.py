@@ -19,7 +19,8 @@ import pytest
 from tests.conftest import fer_bundle
 from video_emotion.features import audio as audio_mod
 from video_emotion.features.audio import AudioError, ffmpeg_exe, has_audio, load_audio
-from video_emotion.features.video import FrameClock, iter_grid, probe
+from video_emotion.features.sampling import iter_grid
+from video_emotion.features.video import FrameClock, probe
 
 FPS, N = 30, 72          # the browser clip: 2.4 s
 W, H = 160, 120

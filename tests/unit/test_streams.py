@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from video_emotion.features.audio import ffmpeg_exe
+from video_emotion.features.sampling import _jpeg_packets, iter_grid
 from video_emotion.features.streams import Prefetch, prefetched
-from video_emotion.features.video import FrameClock, _jpeg_packets, iter_grid
+from video_emotion.features.video import FrameClock
 
 REAL = Path(__file__).resolve().parents[2] / "data" / "external" / "real_faces" / "cry_then_laugh.mp4"
 
@@ -117,14 +118,14 @@ def test_rotated_motion_jpeg_falls_back_to_ffmpeg(mjpeg, tmp_path):
 def test_h264_is_decoded_with_the_threads_left_and_gives_ffmpegs_own_frames(monkeypatch):
     """FFmpeg decodes an analysis's H.264 with `decode_threads()` threads (the cores the other stages leave),
     set when the file is opened; the frames, times and count are those of FFmpeg's default threading."""
-    from video_emotion.features import video
+    from video_emotion.features import sampling
 
-    cap, _ = video._reader(REAL, "auto")
-    assert cap.get(cv2.CAP_PROP_N_THREADS) == video.decode_threads() >= 1
+    cap, _ = sampling._reader(REAL, "auto")
+    assert cap.get(cv2.CAP_PROP_N_THREADS) == sampling.decode_threads() >= 1
     cap.release()
     ours_clock, default_clock = FrameClock(), FrameClock()
     ours = list(iter_grid(REAL, 4.0, ours_clock))
-    monkeypatch.setattr(video, "decode_threads", lambda: 0)  # 0: FFmpeg's default, one thread per core
+    monkeypatch.setattr(sampling, "decode_threads", lambda: 0)  # 0: FFmpeg's default, one thread per core
     default = list(iter_grid(REAL, 4.0, default_clock))
     assert (ours_clock.frames, ours_clock.duration_s) == (default_clock.frames, default_clock.duration_s)
     assert [p for p, _ in ours] == [p for p, _ in default] and len(ours) >= 70

@@ -37,6 +37,21 @@ def test_corrupt_and_missing_files_raise_video_error(tmp_path, face_clip):
         probe(truncated)
 
 
+def test_an_encrypted_file_is_refused_as_such_whatever_its_random_bytes_look_like(tmp_path):
+    """FFmpeg takes some random byte strings for a raw H.263 stream and "decodes" a frame of noise from them
+    (this made a test of the encrypted split fail one run in a few): the store's files are known by their magic."""
+    from video_emotion.security import MAGIC
+
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        enc = tmp_path / f"clip{i}.mp4.enc"
+        enc.write_bytes(MAGIC + rng.bytes(4096))
+        with pytest.raises(VideoError, match="encrypted store file"):
+            probe(enc)
+        with pytest.raises(VideoError, match="encrypted store file"):
+            list(iter_frames(enc, [0]))
+
+
 def test_synthetic_face_is_found_and_cropped(face_clip):
     cfg = PreprocessConfig(n_frames=8)
     ff, info = clip_faces(face_clip, cfg, FaceDetector(cfg.min_face_frac))

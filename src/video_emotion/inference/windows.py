@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from video_emotion.features.faces import FacePath
+from video_emotion.features.sampling import iter_grid
 from video_emotion.features.streams import prefetched
 from video_emotion.features.tracking import FaceTracker
-from video_emotion.features.video import FrameClock, VideoInfo, iter_grid, probe, uniform_indices
+from video_emotion.features.video import FrameClock, VideoInfo, probe, uniform_indices
 from video_emotion.inference.bundle import ModelBundle
 
 DECODE_AHEAD = 4  # decoded frames waiting for the face work (a few MB even at 1080p)
@@ -57,7 +58,7 @@ def iter_windows(path: str | Path, bundle: ModelBundle, sample_fps: float | None
     holding the decoded frame count and the measured duration; the last window ends there.
     `pipeline`: the video is decoded on its own thread, a few frames ahead of the face search, which runs
     on its own thread a few frames ahead of the tracker and the crops (`FaceTracker.ahead`: the same frames
-    and searches in the same order; False runs each in turn). `decoder`: see `features.video.iter_grid`.
+    and searches in the same order; False runs each in turn). `decoder`: see `features.sampling.iter_grid`.
     """
     info = info or probe(path)
     k, grid_rate = _grid(bundle, sample_fps, info.fps)
