@@ -53,7 +53,7 @@ speech:
 	else echo "espeak-ng missing and not root: install it (apt-get install espeak-ng) or the speech tests fail"; fi; }
 
 test: assets browser speech
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2) --dist loadgroup
 
 # ruff (pinned in the lock, configured in pyproject.toml) over src/, tests/ and benchmarks/.
 lint: install

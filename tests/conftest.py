@@ -33,6 +33,40 @@ FER_WEIGHTS = ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5"
 REAL_FACES = ROOT / "data" / "external" / "real_faces"
 
 
+# `make test` runs the suite on two xdist workers. A module runs whole on one worker (its module fixtures are built
+# once); these modules share one: those that use the session's trained `pipeline` (the service serves its model),
+# so it is trained once, and the Ray modules, so that two Ray clusters never compete on one machine.
+SHARED_WORKER = {
+    "pipeline": ("test_live_service", "test_mlflow_ui", "test_pipeline", "test_real_faces", "test_service",
+                 "test_service_keys", "test_service_real_video", "test_speech_analysis", "test_web", "test_web_live"),
+    "ray": ("test_batch", "test_cluster"),
+}
+GROUP_OF = {module: group for group, modules in SHARED_WORKER.items() for module in modules}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup` with the groups above. (xdist 3.8's own loadgroup tags node ids in a way pytest 9.2
+    no longer reads, so its groups are silently ignored; a scheduler that groups by module name is not.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedWorker(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return GROUP_OF.get(Path(module).stem, module)
+
+    return SharedWorker(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A module that uses `pipeline` outside its group would train the pipeline again on another worker."""
+    stray = {Path(str(t.path)).stem for t in items if "pipeline" in t.fixturenames} - set(SHARED_WORKER["pipeline"])
+    if stray:
+        raise pytest.UsageError(f"{sorted(stray)} use the `pipeline` fixture: add them to SHARED_WORKER['pipeline']")
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 12.0, fourcc: str = "mp4v") -> Path:
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
@@ -217,3 +251,4 @@ def make_two_face_clip(path: Path) -> Path:
 @pytest.fixture
 def two_face_clip(tmp_path: Path) -> Path:
     return make_two_face_clip(tmp_path / "two.mp4")
+

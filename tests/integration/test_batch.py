@@ -21,7 +21,7 @@ from tests.conftest import fer_bundle, tiny_params_dict, write_video
 from video_emotion import cli
 from video_emotion.inference.batch_store import read_results, read_summary
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster at a time
 
 
 @pytest.fixture(scope="module")

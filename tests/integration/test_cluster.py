@@ -22,7 +22,7 @@ import yaml
 from tests.conftest import ROOT, fer_bundle, tiny_params_dict
 from tests.ray_cluster import LocalCluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster at a time
 
 # Runs `video-emotion batch` in this process as the CLI does; with a raylet pid, kills that raylet once two
 # videos are done. Prints the exit code and the model actors left on the cluster (name -> [pid, node]).
