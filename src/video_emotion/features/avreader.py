@@ -117,11 +117,11 @@ class SkippingReader:
             i = int(np.searchsorted(self._order, packet.pts)) if packet.pts is not None else len(self._order)
             if i >= len(self._order) or self._order[i] != packet.pts or self._state[i] != UNKNOWN:
                 raise _Unsure
-            if self._may_skip is not None:
+            if self._may_skip is not None and self._may_skip[i]:
                 free = disposable(memoryview(packet), self._nal_size, self._pps)
-                if free is None:
+                if free is None:  # a parameter set: the stream's decoding may change; nothing more is skipped
                     self._may_skip = None
-                elif free and self._may_skip[i]:
+                elif free:
                     self._state[i], self.skipped = SKIPPED, self.skipped + 1
                     return True
             self._state[i] = SENT
