@@ -1,7 +1,8 @@
-"""The H.264 reader that leaves unsampled non-reference frames undecoded (`features.avreader`) against
+"""The H.264/HEVC reader that leaves unsampled non-reference frames undecoded (`features.avreader`) against
 OpenCV's FFmpeg decoding every frame (`decoder="ffmpeg"`, the reference): the same sampled frames, pixel
-for pixel, the same times, the same frame count, on real footage encoded with B-frames, with a variable
-frame rate, rotated, and with corrupt packets; and OpenCV where the reader cannot vouch for a file."""
+for pixel, the same times, the same frame count, on real footage encoded with B-frames (H.264 and HEVC),
+with a variable frame rate, rotated, and with corrupt packets; and OpenCV where the reader cannot vouch for
+a file."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from video_emotion.features import avreader, sampling
 from video_emotion.features.audio import ffmpeg_exe
-from video_emotion.features.h264 import avcc, disposable
+from video_emotion.features.nal import Layout, disposable, layout, new_parameter_sets
 from video_emotion.features.sampling import iter_grid
 from video_emotion.features.video import FrameClock
 
@@ -33,13 +34,15 @@ def _ffmpeg(*args: str) -> None:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     """6 s of the real footage as H.264 with up to 3 B-frames (pyramid), the same at a variable frame rate,
-    and the first rotated by metadata (OpenCV reports 270 and 90 degrees)."""
+    the first rotated by metadata (OpenCV reports 270 and 90 degrees), and as HEVC (x265's B-frames)."""
     d = tmp_path_factory.mktemp("h264")
-    out = {name: d / f"{name}.mp4" for name in ("bframes", "vfr", "rot90", "rot270")}
+    out = {name: d / f"{name}.mp4" for name in ("bframes", "vfr", "rot90", "rot270", "hevc")}
     _ffmpeg("-i", str(REAL), "-t", "6", *X264, str(out["bframes"]))
     _ffmpeg("-i", str(REAL), "-t", "6", "-vf", VFR, "-fps_mode", "vfr", *X264, str(out["vfr"]))
     _ffmpeg("-display_rotation", "90", "-i", str(out["bframes"]), "-c", "copy", str(out["rot90"]))
     _ffmpeg("-display_rotation", "-90", "-i", str(out["bframes"]), "-c", "copy", str(out["rot270"]))
+    _ffmpeg("-i", str(REAL), "-t", "6", "-an", "-c:v", "libx265", "-preset", "veryfast", "-x265-params",
+            "log-level=error", str(out["hevc"]))
     return out
 
 
@@ -68,19 +71,19 @@ def assert_same_as_ffmpeg(path: Path, rate: float) -> list:
     return ours
 
 
-@pytest.mark.parametrize("name", ["bframes", "vfr", "rot90", "rot270"])
+@pytest.mark.parametrize("name", ["bframes", "vfr", "rot90", "rot270", "hevc"])
 @pytest.mark.parametrize("rate", [4.0, 7.0, 30.0])
 def test_sampled_frames_and_clock_are_those_of_the_full_decode(clips, readers, name, rate):
     frames = assert_same_as_ffmpeg(clips[name], rate)
     (reader,) = readers
     assert isinstance(reader, avreader.SkippingReader) and reader._cv is None  # never handed over
     if rate < 10:
-        assert reader.skipped >= 20  # of 144 frames (of 111 at the variable rate), ~40% non-reference
+        assert reader.skipped >= 20  # of 144 frames (of 111 at the variable rate), 40-60% non-reference
     if name.startswith("rot"):
         assert frames[0][1].shape[:2] == (640, 360)  # upright, as OpenCV turns it
 
 
-@pytest.mark.parametrize("name", ["bframes", "vfr"])
+@pytest.mark.parametrize("name", ["bframes", "vfr", "hevc"])
 def test_every_frames_time_is_opencvs_including_the_undecoded(clips, name):
     """Frame by frame, skipped or not, CAP_PROP_POS_MSEC as OpenCV reports it, and as many frames."""
     reader, _ = sampling._reader(clips[name], "auto", 4.0, FrameClock().interval)
@@ -104,8 +107,8 @@ def _corrupt(src: Path, dst: Path) -> tuple[int, int]:
     data = bytearray(src.read_bytes())
     with av.open(str(src)) as c:
         stream = c.streams.video[0]
-        size, pps = avcc(stream.codec_context.extradata)
-        packets = [(p.pos, p.size, disposable(bytes(p), size, pps), p.is_keyframe) for p in c.demux(stream) if p.size]
+        lay = layout("h264", stream.codec_context.extradata)
+        packets = [(p.pos, p.size, disposable(bytes(p), lay), p.is_keyframe) for p in c.demux(stream) if p.size]
     nonref = next(i for i, p in enumerate(packets) if i > 30 and p[2])
     ref = next(i for i, p in enumerate(packets) if i > 60 and not p[2] and not p[3])
     rng = np.random.default_rng(7)
@@ -149,19 +152,25 @@ def test_unsupported_cases_fall_back_to_opencv(clips, readers, tmp_path, monkeyp
     assert readers[-1] is None
 
 
-def test_h264_packet_facts():
-    """Non-reference slices (nal_ref_idc 0) are disposable; a reference slice, a parameter set, broken
-    lengths or an unknown picture parameter set are not."""
-    ue = "1" + "1" + "010"  # first_mb 0, slice_type 0 (P), pps_id 1
+def test_packet_facts():
+    """Non-reference slices (H.264 nal_ref_idc 0, HEVC TRAIL_N) are disposable; a reference slice, broken
+    lengths or an unknown picture parameter set are not; a parameter set not in the record is new."""
+    ue = "1" + "1" + "010"  # H.264: first_mb 0, slice_type 0 (P), pps_id 1
     header = int(ue.ljust(8, "0"), 2).to_bytes(1, "big")
 
-    def nal(head: int, body: bytes = header + b"\x80\x00") -> bytes:
-        return (1 + len(body)).to_bytes(4, "big") + bytes([head]) + body
+    def nal(head: bytes, body: bytes = header + b"\x80\x00") -> bytes:
+        return (len(head) + len(body)).to_bytes(4, "big") + head + body
 
-    assert disposable(nal(0x01), 4, frozenset({1})) is True
-    assert disposable(nal(0x09, b"\x10") + nal(0x01), 4, frozenset({1})) is True  # after a delimiter
-    assert disposable(nal(0x21), 4, frozenset({1})) is False  # nal_ref_idc 1
-    assert disposable(nal(0x01), 4, frozenset({0})) is False  # unknown PPS
-    assert disposable(nal(0x01)[:-1], 4, frozenset({1})) is False  # lengths do not add up
-    assert disposable(nal(0x68) + nal(0x01), 4, frozenset({1})) is None  # a PPS: stop skipping
-    assert avcc(b"\x00\x01") is None and avcc(None) is None
+    avc = Layout(False, 4, frozenset({1}), frozenset({b"\x68\xee\x3c\x80"}))
+    assert disposable(nal(b"\x01"), avc) is True
+    assert disposable(nal(b"\x09", b"\x10") + nal(b"\x01"), avc) is True  # after a delimiter
+    assert disposable(nal(b"\x21"), avc) is False  # nal_ref_idc 1
+    assert disposable(nal(b"\x01"), avc._replace(pps=frozenset({0}))) is False  # unknown PPS
+    assert disposable(nal(b"\x01")[:-1], avc) is False  # lengths do not add up
+    assert not new_parameter_sets(nal(b"\x68", b"\xee\x3c\x80") + nal(b"\x01"), avc)  # the record's own PPS
+    assert new_parameter_sets(nal(b"\x68", b"\xee\x3c\x81"), avc)
+    hevc = avc._replace(hevc=True, pps=frozenset({0}))
+    assert disposable(nal(b"\x00\x01", b"\xc0\x00"), hevc) is True  # TRAIL_N, first slice, pps 0
+    assert disposable(nal(b"\x02\x01", b"\xc0\x00"), hevc) is False  # TRAIL_R
+    assert disposable(nal(b"\x00\x02", b"\xc0\x00"), hevc) is False  # temporal sub-layer 1
+    assert layout("vp9", b"\x01" * 30) is None and layout("h264", None) is None and layout("h264", b"\x00\x01") is None

@@ -1,6 +1,7 @@
-"""H.264 read by PyAV, leaving undecoded the non-reference frames that no grid point can take.
+"""H.264 and HEVC read by PyAV, leaving undecoded the non-reference frames that no grid point can take.
 
-No frame refers to a non-reference frame (`nal_ref_idc` 0), so not decoding one changes no other frame.
+No frame refers to a non-reference frame (H.264 `nal_ref_idc` 0; HEVC sub-layer non-reference pictures
+of a stream with one temporal layer), so not decoding one changes no other frame.
 Which frames a grid takes depends only on the frames' times, and those are known from the packets before
 anything is decoded: the packets are scanned once (~0.05 s for 200 s of video), their times laid out in
 presentation order exactly as OpenCV's FFmpeg reports them, and a non-reference frame is left undecoded
@@ -21,11 +22,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from video_emotion.features.h264 import avcc, disposable
+from video_emotion.features.nal import Layout, disposable, layout, new_parameter_sets
 from video_emotion.features.video import MAX_ORIGIN_S, open_capture
 
 MARGIN_S = 1e-3      # a frame is decoded if a grid point falls within this of the span it could be taken for
-MAX_REORDER = 16     # H.264's largest decoded picture buffer: reordering deeper than this is not believed
+MAX_REORDER = 16     # H.264's and HEVC's largest decoded picture buffer: reordering deeper than this is not believed
 UNKNOWN, SENT, SKIPPED = 0, 1, 2
 # OpenCV's rotation (CAP_PROP_ORIENTATION_META, degrees) and how its ORIENTATION_AUTO turns the frame.
 ROTATIONS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
@@ -38,7 +39,7 @@ class _Unsure(Exception):
 def scan(container: Any, stream: Any) -> tuple[np.ndarray, int] | None:
     """The frames' timestamps in presentation order and the stream's deepest reordering, from its packets;
     None where a timestamp is missing or repeated, decode timestamps run backwards or reordering is deeper
-    than H.264 allows."""
+    than H.264 or HEVC allow."""
     pts, dts = [], []
     for packet in container.demux(stream):
         if packet.size == 0 or packet.is_discard:  # discarded packets are decoded but never shown
@@ -79,16 +80,16 @@ def plan(times_s: np.ndarray, rate: float, first_interval: float) -> np.ndarray:
 
 
 class SkippingReader:
-    """An H.264 stream read in presentation order with OpenCV's `grab`, `get(CAP_PROP_POS_MSEC)`, `retrieve`
+    """An H.264 or HEVC stream read in presentation order with OpenCV's `grab`, `get(CAP_PROP_POS_MSEC)`, `retrieve`
     and `release`, for `iter_grid`; a grabbed frame that no grid point can take may be left undecoded
     (`retrieve` never asked for it). Hands over to OpenCV on anything it cannot vouch for."""
 
     def __init__(self, path: str | Path, rate: float, first_interval: float, rotation: int, threads: int,
-                 opened: tuple[Any, Any, np.ndarray, int, tuple[int, frozenset[int]]]) -> None:
+                 opened: tuple[Any, Any, np.ndarray, int, Layout]) -> None:
         from av.video.reformatter import VideoReformatter
 
         self._path, self._rate, self._first_interval, self._threads = path, rate, first_interval, threads
-        self._container, stream, self._order, self._depth, (self._nal_size, self._pps) = opened
+        self._container, stream, self._order, self._depth, self._layout = opened
         self._codec = stream.codec_context
         self._codec.thread_count, self._codec.thread_type = threads, "AUTO"  # as OpenCV opens it
         self._start, self._tb = stream.start_time, float(stream.time_base.numerator / stream.time_base.denominator)
@@ -117,11 +118,11 @@ class SkippingReader:
             i = int(np.searchsorted(self._order, packet.pts)) if packet.pts is not None else len(self._order)
             if i >= len(self._order) or self._order[i] != packet.pts or self._state[i] != UNKNOWN:
                 raise _Unsure
-            if self._may_skip is not None and self._may_skip[i]:
-                free = disposable(memoryview(packet), self._nal_size, self._pps)
-                if free is None:  # a parameter set: the stream's decoding may change; nothing more is skipped
+            if self._may_skip is not None:
+                data = memoryview(packet)
+                if new_parameter_sets(data, self._layout):  # the stream's decoding may change: no more skips
                     self._may_skip = None
-                elif free:
+                elif self._may_skip[i] and disposable(data, self._layout):
                     self._state[i], self.skipped = SKIPPED, self.skipped + 1
                     return True
             self._state[i] = SENT
@@ -207,8 +208,8 @@ class SkippingReader:
 
 def open_skipping(path: str | Path, rate: float, first_interval: float, rotation: int,
                   threads: int) -> SkippingReader | None:
-    """A `SkippingReader` for an H.264 file with one video stream, length-prefixed NAL units (MP4, MOV,
-    Matroska), a rotation OpenCV turns, sane timestamps and PyAV installed; None otherwise."""
+    """A `SkippingReader` for an H.264 or HEVC file with one video stream, length-prefixed NAL units (MP4,
+    MOV, Matroska), a rotation OpenCV turns, sane timestamps and PyAV installed; None otherwise."""
     if rotation not in ROTATIONS:
         return None
     try:
@@ -221,8 +222,8 @@ def open_skipping(path: str | Path, rate: float, first_interval: float, rotation
         return None
     try:
         videos = container.streams.video
-        layout = avcc(videos[0].codec_context.extradata) if len(videos) == 1 else None
-        if layout is None or videos[0].codec_context.name != "h264" or videos[0].start_time is None:
+        lay = layout(videos[0].codec_context.name, videos[0].codec_context.extradata) if len(videos) == 1 else None
+        if lay is None or videos[0].start_time is None:
             raise _Unsure
         scanned = scan(container, videos[0])
         if scanned is None:
@@ -232,5 +233,5 @@ def open_skipping(path: str | Path, rate: float, first_interval: float, rotation
     finally:
         container.close()
     container = av.open(str(path))  # afresh: the packets read again from the start, as OpenCV would
-    opened = (container, container.streams.video[0], *scanned, layout)
+    opened = (container, container.streams.video[0], *scanned, lay)
     return SkippingReader(path, rate, first_interval, rotation, threads, opened)

@@ -1,9 +1,9 @@
 """Sampling a video on a time grid, and the frame readers behind it.
 
 `iter_grid` decodes a video as a stream and converts only the frames on screen at its grid points.
-Motion JPEG is read as packets and only the sampled ones are decoded (by libjpeg); H.264 is read by PyAV,
-which leaves undecoded the non-reference frames no grid point can take (`features.avreader`); every other
-codec is decoded by FFmpeg frame by frame.
+Motion JPEG is read as packets and only the sampled ones are decoded (by libjpeg); H.264 and HEVC are
+read by PyAV, which leaves undecoded the non-reference frames no grid point can take (`features.avreader`);
+every other codec is decoded by FFmpeg frame by frame.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def decode_threads() -> int:
 
 # Intra-only Motion JPEG (AVI `MJPG`, QuickTime `jpeg`/`mjpa`, Avid): every packet is a whole JPEG image.
 MOTION_JPEG = frozenset({"MJPG", "mjpg", "jpeg", "mjpa", "AVRn", "AVDJ", "dmb1"})
-H264 = frozenset({"h264", "H264", "avc1", "AVC1", "avc3", "x264", "X264"})  # as OpenCV reports H.264
+# H.264 and HEVC as OpenCV reports them: read by PyAV, unsampled non-reference frames left undecoded.
+INTER_CODED = frozenset({"h264", "H264", "avc1", "AVC1", "avc3", "x264", "X264", "hevc", "HEVC", "hvc1", "hev1", "H265",
+                         "h265", "x265"})
 DECODERS = ("auto", "ffmpeg")
 
 
@@ -64,7 +66,7 @@ def _reader(path: str | Path, decoder: str, rate: float = 0.0,
     Motion JPEG (with `decoder="auto"`): frames are read as packets, never decoded unless converted, and
     a converted one is decoded by libjpeg (`cv2.imdecode`), about 5x faster than decoding every frame.
     libjpeg and FFmpeg's decoder round differently (pixels within a few levels; docs/speed.md).
-    H.264 (with `decoder="auto"` and a grid `rate`): read by PyAV, the non-reference frames that no grid
+    H.264 and HEVC (with `decoder="auto"` and a grid `rate`): read by PyAV, the non-reference frames that no grid
     point can take left undecoded (`features.avreader`; frames and times those of the full decode).
     Every other codec, or where those readers cannot vouch for a file: FFmpeg decodes each frame on
     `grab()`, `retrieve()` converts it.
@@ -80,7 +82,7 @@ def _reader(path: str | Path, decoder: str, rate: float = 0.0,
         else:
             probe.release()
             skipping = open_skipping(path, rate, first_interval, rotation, decode_threads()) \
-                if fourcc in H264 and rate > 0 else None
+                if fourcc in INTER_CODED and rate > 0 else None
             if skipping is not None:
                 return skipping, skipping.retrieve
     if cap is None:
