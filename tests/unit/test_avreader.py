@@ -83,6 +83,15 @@ def test_sampled_frames_and_clock_are_those_of_the_full_decode(clips, readers, n
         assert frames[0][1].shape[:2] == (640, 360)  # upright, as OpenCV turns it
 
 
+@pytest.mark.parametrize("name", ["bframes", "hevc"])
+def test_frame_threaded_decoding_gives_the_same_result(clips, readers, monkeypatch, name):
+    """On machines with more cores FFmpeg decodes on several threads (frame threading delays its output):
+    still the reference's frames and clock."""
+    monkeypatch.setattr(sampling, "decode_threads", lambda: 3)
+    assert_same_as_ffmpeg(clips[name], 4.0)
+    assert readers[0].skipped > 0 and readers[0]._cv is None
+
+
 @pytest.mark.parametrize("name", ["bframes", "vfr", "hevc"])
 def test_every_frames_time_is_opencvs_including_the_undecoded(clips, name):
     """Frame by frame, skipped or not, CAP_PROP_POS_MSEC as OpenCV reports it, and as many frames."""

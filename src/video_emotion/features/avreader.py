@@ -109,7 +109,10 @@ class SkippingReader:
         """Send the next packet to the decoder, or leave it undecoded; False when the stream is spent."""
         from av.error import FFmpegError
 
-        packet = None if self._done else next(self._packets, None)
+        try:
+            packet = None if self._done else next(self._packets, None)
+        except FFmpegError as e:  # a damaged container: OpenCV reads it its own way
+            raise _Unsure from e
         if packet is None or packet.size == 0:
             if self._done:
                 return False
@@ -232,6 +235,9 @@ def open_skipping(path: str | Path, rate: float, first_interval: float, rotation
         return None
     finally:
         container.close()
-    container = av.open(str(path))  # afresh: the packets read again from the start, as OpenCV would
+    try:
+        container = av.open(str(path))  # afresh: the packets read again from the start, as OpenCV would
+    except (av.error.FFmpegError, OSError):
+        return None
     opened = (container, container.streams.video[0], *scanned, lay)
     return SkippingReader(path, rate, first_interval, rotation, threads, opened)
