@@ -15,6 +15,7 @@ stands: OpenCV decodes from the start, passes over the frames already given and 
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def scan(container: Any, stream: Any) -> tuple[np.ndarray, int] | None:
     """The frames' timestamps in presentation order and the stream's deepest reordering, from its packets;
     None where a timestamp is missing or repeated, decode timestamps run backwards or reordering is deeper
     than H.264 or HEVC allow."""
-    pts, dts = [], []
+    pts, dts = array("q"), array("q")  # 8 bytes a frame while scanning
     for packet in container.demux(stream):
         if packet.size == 0 or packet.is_discard:  # discarded packets are decoded but never shown
             continue
@@ -50,8 +51,9 @@ def scan(container: Any, stream: Any) -> tuple[np.ndarray, int] | None:
         dts.append(packet.dts)
     if not pts:
         return None
-    decode_order, order = np.array(pts, np.int64), np.sort(np.array(pts, np.int64))
-    if np.any(np.diff(order) <= 0) or np.any(np.diff(np.array(dts, np.int64)) <= 0):
+    decode_order = np.frombuffer(pts, np.int64)
+    order = np.sort(decode_order)
+    if np.any(np.diff(order) <= 0) or np.any(np.diff(np.frombuffer(dts, np.int64)) <= 0):
         return None
     depth = np.zeros(len(pts), np.int64)  # earlier packets shown later, looked for among the last MAX_REORDER
     for lag in range(1, min(MAX_REORDER, len(pts) - 1) + 1):
