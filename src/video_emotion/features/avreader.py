@@ -16,6 +16,7 @@ stands: OpenCV decodes from the start, passes over the frames already given and 
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,13 @@ class SkippingReader:
 
         self._path, self._rate, self._first_interval, self._threads = path, rate, first_interval, threads
         self._container, stream, self._order, self._depth, self._layout = opened
+        self._keys = array("q", self._order.tobytes())  # the same timestamps, for quick lookups per packet
         self._codec = stream.codec_context
         self._codec.thread_count, self._codec.thread_type = threads, "AUTO"  # as OpenCV opens it
         self._start, self._tb = stream.start_time, float(stream.time_base.numerator / stream.time_base.denominator)
         self._packets = self._container.demux(stream)
-        self._state = np.zeros(len(self._order), np.int8)
-        self._may_skip: np.ndarray | None = None  # set once the first frame is out
+        self._state = bytearray(len(self._order))
+        self._may_skip: bytes | None = None  # set once the first frame is out
         self._decoded: deque[Any] = deque()
         self._done, self._given, self._frame, self._msec = False, 0, None, 0.0
         self._rotation, self._reformat = ROTATIONS[rotation], VideoReformatter()
@@ -120,8 +122,8 @@ class SkippingReader:
                 return False
             self._done = True  # flush the decoder's delayed frames
         elif not packet.is_discard:
-            i = int(np.searchsorted(self._order, packet.pts)) if packet.pts is not None else len(self._order)
-            if i >= len(self._order) or self._order[i] != packet.pts or self._state[i] != UNKNOWN:
+            i = bisect_left(self._keys, packet.pts) if packet.pts is not None else len(self._keys)
+            if i >= len(self._keys) or self._keys[i] != packet.pts or self._state[i] != UNKNOWN:
                 raise _Unsure
             if self._may_skip is not None:
                 data = memoryview(packet)
@@ -138,9 +140,9 @@ class SkippingReader:
         return True
 
     def _next(self) -> bool:
-        if self._given >= len(self._order):
+        if self._given >= len(self._keys):
             return False
-        k, pts = self._given, int(self._order[self._given])
+        k, pts = self._given, self._keys[self._given]
         while self._state[k] == UNKNOWN or (self._state[k] == SENT and not self._decoded):
             if not self._feed():
                 raise _Unsure
@@ -165,8 +167,8 @@ class SkippingReader:
         raw[0] = self._msec / 1000.0
         origin = 0.0 if 0.0 <= raw[0] <= MAX_ORIGIN_S else raw[0]  # FrameClock's rule
         times = raw - origin
-        if np.all(np.diff(times) > 0):
-            self._may_skip = ~plan(times, self._rate, self._first_interval)
+        if np.all(np.diff(times) > 0):  # a pts of 0 is timed by a dts only decoding gives: never skipped
+            self._may_skip = (~plan(times, self._rate, self._first_interval) & (self._order != 0)).tobytes()
 
     def _hand_over(self, frames: int) -> cv2.VideoCapture:
         """OpenCV from the start, `frames` frames passed over; it reads the rest."""
