@@ -34,13 +34,17 @@ def _ffmpeg(*args: str) -> None:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     """6 s of the real footage as H.264 with up to 3 B-frames (pyramid), the same at a variable frame rate,
-    the first rotated by metadata (OpenCV reports 270 and 90 degrees), and as HEVC (x265's B-frames)."""
+    the first rotated by metadata (OpenCV reports 270 and 90 degrees), as HEVC (x265's B-frames), and 3 s
+    tagged BT.709 and full range (the conversion to BGR follows the tags as OpenCV's does)."""
     d = tmp_path_factory.mktemp("h264")
-    out = {name: d / f"{name}.mp4" for name in ("bframes", "vfr", "rot90", "rot270", "hevc")}
+    out = {name: d / f"{name}.mp4" for name in ("bframes", "vfr", "rot90", "rot270", "hevc", "bt709", "full")}
     _ffmpeg("-i", str(REAL), "-t", "6", *X264, str(out["bframes"]))
     _ffmpeg("-i", str(REAL), "-t", "6", "-vf", VFR, "-fps_mode", "vfr", *X264, str(out["vfr"]))
     _ffmpeg("-display_rotation", "90", "-i", str(out["bframes"]), "-c", "copy", str(out["rot90"]))
     _ffmpeg("-display_rotation", "-90", "-i", str(out["bframes"]), "-c", "copy", str(out["rot270"]))
+    _ffmpeg("-i", str(REAL), "-t", "3", *X264, "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc",
+            "bt709", str(out["bt709"]))
+    _ffmpeg("-i", str(REAL), "-t", "3", *X264, "-color_range", "pc", str(out["full"]))
     _ffmpeg("-i", str(REAL), "-t", "6", "-an", "-c:v", "libx265", "-preset", "veryfast", "-x265-params",
             "log-level=error", str(out["hevc"]))
     return out
@@ -81,6 +85,12 @@ def test_sampled_frames_and_clock_are_those_of_the_full_decode(clips, readers, n
         assert reader.skipped >= 20  # of 144 frames (of 111 at the variable rate), 40-60% non-reference
     if name.startswith("rot"):
         assert frames[0][1].shape[:2] == (640, 360)  # upright, as OpenCV turns it
+
+
+@pytest.mark.parametrize("name", ["bt709", "full"])
+def test_colour_tags_convert_as_opencv_converts(clips, readers, name):
+    assert_same_as_ffmpeg(clips[name], 8.0)
+    assert readers[0].skipped > 0
 
 
 @pytest.mark.parametrize("name", ["bframes", "hevc"])
