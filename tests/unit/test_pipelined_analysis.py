@@ -1,6 +1,7 @@
 """The pipelined analysis against the sequential one, on real footage: every field of the result is the
 same. Where the decoder path differs (Motion JPEG read as packets and decoded by libjpeg) or the face
-detector's runtime does (LiteRT against OpenCV DNN), the stated tolerances of docs/speed.md hold."""
+detector's runtime does (LiteRT against OpenCV DNN), the stated tolerances of docs/speed.md hold; H.264 with
+its unsampled non-reference frames left undecoded gives the full decode's result, field for field."""
 
 from __future__ import annotations
 
@@ -84,6 +85,17 @@ def test_motion_jpeg_read_as_packets_stays_within_the_stated_tolerance(bundle, m
              for a, b in zip(fast["timeline"], ref["timeline"], strict=True) for k in a["probabilities"]]
     assert max(diffs) <= MJPEG_PROB_TOL
     assert len(fast["faces"]) == len(ref["faces"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cry_then_laugh.mp4", "single_face.mp4", "no_face.mp4"])
+@pytest.mark.parametrize("sample_fps", [None, 4.0])
+def test_h264_with_unsampled_frames_left_undecoded_is_the_full_decodes_result(bundle, real_faces, name, sample_fps):
+    """PyAV leaving the unsampled non-reference frames undecoded (`features.avreader`): every field equal."""
+    clip = real_faces / name
+    fast = _analyze(clip, bundle, sample_fps=sample_fps, decoder="auto")
+    assert fast == _analyze(clip, bundle, sample_fps=sample_fps, decoder="ffmpeg")
+    assert fast["frames_analysed"] > 0
 
 
 def test_blazeface_on_litert_finds_what_opencv_dnn_finds(real_faces):

@@ -124,9 +124,9 @@ def test_h264_is_decoded_with_the_threads_left_and_gives_ffmpegs_own_frames(monk
     assert cap.get(cv2.CAP_PROP_N_THREADS) == sampling.decode_threads() >= 1
     cap.release()
     ours_clock, default_clock = FrameClock(), FrameClock()
-    ours = list(iter_grid(REAL, 4.0, ours_clock))
+    ours = list(iter_grid(REAL, 4.0, ours_clock, decoder="ffmpeg"))
     monkeypatch.setattr(sampling, "decode_threads", lambda: 0)  # 0: FFmpeg's default, one thread per core
-    default = list(iter_grid(REAL, 4.0, default_clock))
+    default = list(iter_grid(REAL, 4.0, default_clock, decoder="ffmpeg"))
     assert (ours_clock.frames, ours_clock.duration_s) == (default_clock.frames, default_clock.duration_s)
     assert [p for p, _ in ours] == [p for p, _ in default] and len(ours) >= 70
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ours, default, strict=True))

@@ -1,8 +1,9 @@
 """Sampling a video on a time grid, and the frame readers behind it.
 
 `iter_grid` decodes a video as a stream and converts only the frames on screen at its grid points.
-Motion JPEG is read as packets and only the sampled ones are decoded (by libjpeg); every other codec
-is decoded by FFmpeg frame by frame.
+Motion JPEG is read as packets and only the sampled ones are decoded (by libjpeg); H.264 and HEVC are
+read by PyAV, which leaves undecoded the non-reference frames no grid point can take (`features.avreader`);
+every other codec is decoded by FFmpeg frame by frame.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from video_emotion.features.avreader import open_skipping
 from video_emotion.features.video import FrameClock, open_capture
 
 
@@ -26,6 +29,9 @@ def decode_threads() -> int:
 
 # Intra-only Motion JPEG (AVI `MJPG`, QuickTime `jpeg`/`mjpa`, Avid): every packet is a whole JPEG image.
 MOTION_JPEG = frozenset({"MJPG", "mjpg", "jpeg", "mjpa", "AVRn", "AVDJ", "dmb1"})
+# H.264 and HEVC as OpenCV reports them: read by PyAV, unsampled non-reference frames left undecoded.
+INTER_CODED = frozenset({"h264", "H264", "avc1", "AVC1", "avc3", "x264", "X264", "hevc", "HEVC", "hvc1", "hev1", "H265",
+                         "h265", "x265"})
 DECODERS = ("auto", "ffmpeg")
 
 
@@ -33,11 +39,12 @@ def _fourcc(cap: cv2.VideoCapture) -> str:
     return int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1")
 
 
-def _jpeg_packets(path: str | Path) -> cv2.VideoCapture | None:
+def _jpeg_packets(path: str | Path, cap: cv2.VideoCapture | None = None) -> cv2.VideoCapture | None:
     """A capture that hands over Motion JPEG packets undecoded, or None where that is not safe: another
     codec, rotation metadata (raw packets are not turned upright) or a first packet that libjpeg does not
-    decode to the stream's size (interlaced fields, an odd variant): those are decoded by FFmpeg as before."""
-    cap = open_capture(path)
+    decode to the stream's size (interlaced fields, an odd variant): those are decoded by FFmpeg as before.
+    `cap` (optional): a fresh capture of the file, used here and released."""
+    cap = cap or open_capture(path)
     size = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
     ok = _fourcc(cap) in MOTION_JPEG and not cap.get(cv2.CAP_PROP_ORIENTATION_META) and cap.set(cv2.CAP_PROP_FORMAT, -1)
     if ok and cap.grab():
@@ -52,17 +59,32 @@ def _jpeg_packets(path: str | Path) -> cv2.VideoCapture | None:
     return cap
 
 
-def _reader(path: str | Path, decoder: str) -> tuple[cv2.VideoCapture, Callable[[], np.ndarray | None]]:
+def _reader(path: str | Path, decoder: str, rate: float = 0.0,
+            first_interval: float = 0.0) -> tuple[Any, Callable[[], np.ndarray | None]]:
     """A capture to `grab()` frame by frame and a function that returns the grabbed frame as BGR.
 
     Motion JPEG (with `decoder="auto"`): frames are read as packets, never decoded unless converted, and
     a converted one is decoded by libjpeg (`cv2.imdecode`), about 5x faster than decoding every frame.
     libjpeg and FFmpeg's decoder round differently (pixels within a few levels; docs/speed.md).
-    Every other codec: FFmpeg decodes each frame on `grab()`, `retrieve()` converts it.
+    H.264 and HEVC (with `decoder="auto"` and a grid `rate`): read by PyAV, the non-reference frames that no grid
+    point can take left undecoded (`features.avreader`; frames and times those of the full decode).
+    Every other codec, or where those readers cannot vouch for a file: FFmpeg decodes each frame on
+    `grab()`, `retrieve()` converts it.
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-    cap = _jpeg_packets(path) if decoder == "auto" else None
+    cap = None
+    if decoder == "auto":
+        probe = open_capture(path)
+        fourcc, rotation = _fourcc(probe), int(probe.get(cv2.CAP_PROP_ORIENTATION_META))
+        if fourcc in MOTION_JPEG:
+            cap = _jpeg_packets(path, probe)
+        else:
+            probe.release()
+            skipping = open_skipping(path, rate, first_interval, rotation, decode_threads()) \
+                if fourcc in INTER_CODED and rate > 0 else None
+            if skipping is not None:
+                return skipping, skipping.retrieve
     if cap is None:
         cap = open_capture(path, decode_threads())
         return cap, lambda: cap.retrieve()[1]
@@ -91,7 +113,7 @@ def iter_grid(path: str | Path, rate: float, clock: FrameClock | None = None,
     if not rate > 0:
         raise ValueError(f"sampling rate must be positive, got {rate}")
     clock = clock or FrameClock()
-    cap, retrieve = _reader(path, decoder)
+    cap, retrieve = _reader(path, decoder, rate, clock.interval)
     g = 0
     first: np.ndarray | None = None  # kept only until a point is served (for clips shorter than one point)
     try:
