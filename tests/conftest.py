@@ -167,18 +167,38 @@ FER_BUNDLE_SETTINGS = {"labels": None, "n_frames": 8, "image_size": 112, "face_m
                        "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder `build(folder)` fills once for the whole run and tests only read: under xdist the workers share
+    it (the first to need it builds it under a file lock while the others wait), instead of each building its own."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's base, above each worker's own
+    folder = root / f"built-{name}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def fer_model(tmp_path_factory, pretrained) -> Path:
     """The small bundle's network, built once for the session (the pretrained CNN, an 8-unit attention head, no
     correction, so a clip's reading is a weighted mean of the pretrained CNN's): a saved model.keras that
     `fer_bundle` copies into each test's own folder (a build costs seconds; a copy, milliseconds)."""
-    from video_emotion.config import ModelConfig
-    from video_emotion.modeling.model import build_model
 
-    path = tmp_path_factory.mktemp("fer-model") / "model.keras"
-    build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(path)
-    path.chmod(0o444)  # shared: a test changes its own copy, never this file
-    return path
+    def build(folder: Path) -> None:
+        from video_emotion.config import ModelConfig
+        from video_emotion.modeling.model import build_model
+
+        build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(folder / "model.keras")
+        (folder / "model.keras").chmod(0o444)  # shared: a test changes its own copy, never this file
+
+    return built_once(tmp_path_factory, "fer-model", build) / "model.keras"
 
 
 def fer_bundle(fer_model: Path, folder: Path, **settings) -> Path:
@@ -197,18 +217,21 @@ def exported_model(tmp_path_factory, pretrained) -> Path:
     """The default design at 16 frames a window (the pretrained CNN, an 8-unit attention head, no correction)
     saved and exported as training writes it (model.tflite, the frame and head parts, export.json), once for
     the session: a bundle copies the folder (`shutil.copytree`) and adds its own settings and face models."""
-    from video_emotion.config import ModelConfig
-    from video_emotion.modeling.export import export_inference
-    from video_emotion.modeling.model import build_model
 
-    d = tmp_path_factory.mktemp("exported-model") / "model"
-    d.mkdir()
-    cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
-    model = build_model(cfg, 16, 112, pretrained)
-    model.save(d / "model.keras")
-    info = export_inference(model, d, cfg=cfg)
-    assert info["lite"] and info["parts"], info
-    return d
+    def build(folder: Path) -> None:
+        from video_emotion.config import ModelConfig
+        from video_emotion.modeling.export import export_inference
+        from video_emotion.modeling.model import build_model
+
+        d = folder / "model"
+        d.mkdir()
+        cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
+        model = build_model(cfg, 16, 112, pretrained)
+        model.save(d / "model.keras")
+        info = export_inference(model, d, cfg=cfg)
+        assert info["lite"] and info["parts"], info
+
+    return built_once(tmp_path_factory, "exported-model", build) / "model"
 
 
 @pytest.fixture
