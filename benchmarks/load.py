@@ -29,7 +29,6 @@ from pathlib import Path
 
 import common
 import requests
-import requests.adapters
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / ".bench"
@@ -123,18 +122,6 @@ def _multipart(name: str, data: bytes) -> tuple[bytes, str]:
 WRONG_KEY_TURN = itertools.count()
 
 
-class SourceAddress(requests.adapters.HTTPAdapter):
-    """Connections from a chosen local address (all of 127.0.0.0/8 is loopback)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.address, 0)
-        return super().init_poolmanager(*args, **kwargs)
-
-
 class Client:
     def __init__(self, url: str, clip: bytes) -> None:
         self.url, self.clip = url, clip
@@ -175,8 +162,9 @@ class Client:
         """A wrong key from one of 8 other loopback addresses in turn: 2 each, under the 10 failed keys a
         minute after which an address is refused (429) for a while (that limit has its own test)."""
         address = f"127.0.0.{2 + next(WRONG_KEY_TURN) % 8}"
-        with requests.Session() as session:
-            session.mount("http://", SourceAddress(address))
+        from tests import servers  # importable once `common` is: it puts the checkout on sys.path
+
+        with servers.session_from(address) as session:
             return session.post(f"{self.url}/analyze", files={"video": ("clip.mp4", self.clip)}, timeout=300,
                                 headers={"Authorization": "Bearer not-a-key"}).status_code
 

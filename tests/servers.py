@@ -93,3 +93,19 @@ def start_bentoml(env: dict[str, str], log: Path | None = None, timeout_s: float
     proc, out = start([str(BIN / "bentoml"), "serve", "--host", "127.0.0.1", "--port", str(port)], f"{url}/readyz",
                       env, log, timeout_s=timeout_s)
     return proc, url, out
+
+
+def session_from(address: str):
+    """A `requests.Session` whose connections leave from `address`: all of 127.0.0.0/8 is loopback, so a client
+    bound to 127.0.0.2 is another client address to a server on 127.0.0.1 (per-address limits)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class SourceAddress(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["source_address"] = (address, 0)
+            return super().init_poolmanager(*args, **kwargs)
+
+    session = requests.Session()
+    session.mount("http://", SourceAddress())
+    return session

@@ -11,30 +11,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
+from tests import servers
 from tests.conftest import ROOT
 from tests.integration.conftest import BIN, start_server, stop_server
 
 pytestmark = pytest.mark.slow
-
-
-class SourceAddress(HTTPAdapter):
-    """Connections from a chosen local address."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.address, 0)
-        return super().init_poolmanager(*args, **kwargs)
-
-
-def client(address: str) -> requests.Session:
-    s = requests.Session()
-    s.mount("http://", SourceAddress(address))
-    return s
 
 
 def apikey(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -61,7 +43,8 @@ def keyed(service, tmp_path_factory):
 def get(keyed, address: str, key: str | None, path: str = "/model", **headers) -> requests.Response:
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
-    return client(address).get(keyed["url"] + path, headers=headers, timeout=10)
+    with servers.session_from(address) as session:
+        return session.get(keyed["url"] + path, headers=headers, timeout=10)
 
 
 def until(status: int, call, seconds: float = 5.0) -> float:
