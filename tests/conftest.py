@@ -62,7 +62,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A module that uses `pipeline` outside its group would train the pipeline again on another worker."""
-    stray = {Path(str(t.path)).stem for t in items if "pipeline" in t.fixturenames} - set(SHARED_WORKER["pipeline"])
+    stray = {t.path.stem for t in items if "pipeline" in t.fixturenames} - set(SHARED_WORKER["pipeline"])
     if stray:
         raise pytest.UsageError(f"{sorted(stray)} use the `pipeline` fixture: add them to SHARED_WORKER['pipeline']")
 

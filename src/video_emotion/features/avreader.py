@@ -163,6 +163,7 @@ class SkippingReader:
         """Once the first frame is out (its time sets the clock's origin) and the decoder's delay is known."""
         if self._depth > self._codec.reorder_depth:  # the decoder would reorder by guesswork: not vouched for
             raise _Unsure
+        # Milliseconds then seconds, as OpenCV reports a time and FrameClock reads it: the same float rounding.
         raw = (self._order - self._start).astype(np.float64) * self._tb * 1000.0 / 1000.0
         raw[0] = self._msec / 1000.0
         origin = 0.0 if 0.0 <= raw[0] <= MAX_ORIGIN_S else raw[0]  # FrameClock's rule
