@@ -81,7 +81,7 @@ def test_model_config_rejects_a_non_positive_temperature():
 def raw_bundle(tmp_path_factory):
     from tests.unit.test_export import make_bundle
 
-    return make_bundle(tmp_path_factory.mktemp("calibration") / "raw")  # what training writes: model.tflite
+    return make_bundle(tmp_path_factory.mktemp("calibration") / "raw")  # no design settings: model.tflite
 
 
 def with_temperature(raw, folder, t: float):

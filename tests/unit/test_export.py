@@ -19,21 +19,23 @@ from video_emotion.labels import LABELS
 N_FRAMES, SIZE = 5, 16
 
 
-def make_bundle(folder: Path, n_frames: int = N_FRAMES, seed: int = 0, formats: tuple[str, ...] | None = None) -> Path:
-    """A real (untrained, seeded) CNN + BiLSTM + attention bundle, small enough to build in seconds."""
+def make_bundle(folder: Path, n_frames: int = N_FRAMES, seed: int = 0, formats: tuple[str, ...] | None = None,
+                cfg: ModelConfig | None = None) -> Path:
+    """A real (untrained, seeded) CNN + BiLSTM + attention bundle, small enough to build in seconds. With
+    `cfg` (the design's settings) exported as training exports it, which may split it into parts."""
     import keras
 
     from video_emotion.modeling.export import export_inference
     from video_emotion.modeling.model import build_model
 
     keras.utils.set_random_seed(seed)
-    model = build_model(ModelConfig(init="scratch", lstm_units=4), n_frames, SIZE)
+    model = build_model(cfg or ModelConfig(init="scratch", lstm_units=4), n_frames, SIZE)
     folder.mkdir(parents=True)
     model.save(folder / "model.keras")
     settings = {"labels": list(LABELS), "n_frames": n_frames, "image_size": SIZE, "window_s": 1.0,
                 "model": {"modalities": ["video"]}}
     (folder / "preprocessing.json").write_text(json.dumps(settings))
-    export_inference(model, folder, formats)  # None: what training writes
+    export_inference(model, folder, formats, cfg=cfg)  # None: what training writes
     return folder
 
 
@@ -56,6 +58,29 @@ def test_export_writes_the_graphs_asked_for(bundle_dir):
     assert info["inputs"] == {"frames": [N_FRAMES, SIZE, SIZE], "mask": [N_FRAMES]}
     assert (bundle_dir / "model.tflite").stat().st_size > 10_000
     assert (bundle_dir / "graph" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("flip_average", [False, True])
+def test_training_writes_the_parts_where_the_model_splits_and_the_whole_graph_where_not(tmp_path, flip_average):
+    """A design read frame by frame gets `frame.tflite` + `head.tflite` and no whole graph (nothing would read
+    it); mirror averaging cannot be split, so that design gets `model.tflite`. Either predicts what Keras does."""
+    from video_emotion.inference.bundle import ModelBundle
+    from video_emotion.inference.lite_parts import LiteGraph, LiteParts
+
+    cfg = ModelConfig(init="scratch", lstm_units=4, flip_average=flip_average)
+    folder = make_bundle(tmp_path / "bundle", cfg=cfg)
+    info = json.loads((folder / "export.json").read_text())
+    assert info["graph"] is None and not (folder / "graph").exists()
+    if flip_average:
+        assert info["parts"] is None and info["lite"] == "model.tflite" and not (folder / "frame.tflite").exists()
+    else:
+        assert info["lite"] is None and not (folder / "model.tflite").exists()
+        assert info["parts"]["frame"] == "frame.tflite" and (folder / "head.tflite").is_file()
+    x = inputs(6)
+    bundle = ModelBundle.load(folder)
+    assert bundle.runtime == "litert" and isinstance(bundle._predictor, LiteGraph if flip_average else LiteParts)
+    np.testing.assert_allclose(bundle.predict_inputs(x), ModelBundle.load(folder, runtime="keras").predict_inputs(x),
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("runtime", ["litert", "savedmodel"])

@@ -86,7 +86,7 @@ def test_frame_by_frame_parts_read_what_the_whole_window_reads(bundle, real_face
 
     frames = _frames(real_faces / "cry_then_laugh.mp4", 2.0, 20)
     fast, whole = LiveReader(bundle), LiveReader(bundle)
-    whole.parts = None  # every frame's window through model.tflite, as a bundle without the parts export
+    whole.parts = None  # every frame's whole window through the model at each reading, no features kept
     for k, f in enumerate(frames):
         a, b = fast.read(f, k / 8), whole.read(f, k / 8)
         pa, pb = a["faces"][0]["probabilities"], b["faces"][0]["probabilities"]

@@ -44,7 +44,7 @@ def _n_frames(folder: Path) -> int:
     return json.loads((folder / "preprocessing.json").read_text())["n_frames"]
 
 
-def test_training_exports_tflite_and_skips_the_savedmodel_when_tflite_converts(bundles):
+def test_the_whole_graph_export_skips_the_savedmodel_when_tflite_converts(bundles):
     for folder in bundles.values():
         info = json.loads((folder / "export.json").read_text())
         assert info["lite"] == "model.tflite" and info["graph"] is None and not (folder / "graph").exists()

@@ -17,7 +17,7 @@ import pytest
 from video_emotion.features.audio import ffmpeg_exe
 from video_emotion.features.blazeface import BlazeFaceDetector
 from video_emotion.inference.analyze import AnalysisStopped, ModelBundle, analyze_video
-from video_emotion.inference.lite_parts import LiteGraph, LiteParts, distinct
+from video_emotion.inference.lite_parts import LiteParts, distinct
 from video_emotion.inference.windows import iter_windows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ MJPEG_PROB_TOL = 0.1
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, exported_model) -> ModelBundle:
     """The default design (face-api.js network, attention head, 16 frames per 2 s window) with BlazeFace,
-    with the exports training writes (the whole graph, and the per-frame CNN and the head apart)."""
+    with the exports training writes (the per-frame CNN and the head apart; no whole graph)."""
     import shutil
 
     from video_emotion.config import PreprocessConfig
@@ -128,11 +128,11 @@ def test_a_stopped_analysis_leaves_no_pipeline_thread_behind(bundle, real_faces)
 @pytest.mark.slow
 @pytest.mark.parametrize("sample_fps", [4.0, 8.0, 24.0])
 def test_the_model_in_two_parts_reads_every_window_as_the_whole_graph(bundle, real_faces, sample_fps):
-    """The CNN once per distinct crop, then the head: the whole graph's probabilities on real windows
+    """The CNN once per distinct crop, then the head: the whole Keras model's probabilities on real windows
     (at 4 fps each crop appears twice in a window, at 24 fps interleaved windows share crops)."""
     windows = list(iter_windows(real_faces / "cry_then_laugh.mp4", bundle, sample_fps))[:12]
     inputs = {"frames": np.stack([w.crops for w in windows]), "mask": np.stack([w.face for w in windows]).astype("f4")}
-    whole = LiteGraph(bundle.folder / "model.tflite", 4)(inputs)
+    whole = bundle.model.predict(inputs, batch_size=len(windows), verbose=0)  # the Keras model, whole windows
     parts = bundle._predictor(inputs)
     assert parts.shape == whole.shape and np.abs(parts - whole).max() <= 1e-5
     unique, inverse = distinct(inputs["frames"].reshape(-1, 112, 112))

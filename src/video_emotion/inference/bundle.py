@@ -2,10 +2,11 @@
 
 The bundle carries its own labels and preprocessing settings (`preprocessing.json` beside
 `model.keras`); nothing that serves it hardcodes them. Bundles trained since the inference export
-(see `modeling.export`) also hold the model's traced graph: prediction then runs `model.tflite` on
-the LiteRT interpreter (no TensorFlow, no Keras, no tracing: the first window runs at once), or the
-SavedModel in `graph/` (written where the TFLite conversion fails) on plain TensorFlow. Older bundles are served from
-`model.keras` as before. Exactly one of them is loaded for prediction.
+(see `modeling.export`) also hold the model's traced graphs: prediction then runs `frame.tflite` and
+`head.tflite` (or, for a design that cannot be split, `model.tflite`) on the LiteRT interpreter (no
+TensorFlow, no Keras, no tracing: the first window runs at once), or the SavedModel in `graph/` (written
+where the TFLite conversion fails) on plain TensorFlow. Older bundles are served from `model.keras` as
+before. Exactly one of them is loaded for prediction.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def _litert_installed() -> bool:
 
 def _choose(runtime: str, exported: dict[str, Any]) -> str:
     """The runtime asked for, or for `auto` the fastest one the bundle has exports for."""
-    available = [name for name, ok in (("litert", bool(exported.get("lite")) and _litert_installed()),
+    lite = bool(exported.get("lite") or exported.get("parts"))
+    available = [name for name, ok in (("litert", lite and _litert_installed()),
                                        ("savedmodel", bool(exported.get("graph"))), ("keras", True)) if ok]
     if runtime == "auto":
         return available[0]

@@ -13,8 +13,11 @@ bundle also carries the model's inference graph, traced once here:
   again as the TFLite one.
 
 - `frame.tflite` and `head.tflite` (`parts`): the same model split at the per-frame readings (one face crop
-  -> its features; T features and the mask -> the clip's probabilities), batch 1, for live camera sessions,
-  which read each new frame once and keep its features instead of running the whole window again.
+  -> its features; T features and the mask -> the clip's probabilities), batch 1. Analysis runs the CNN once
+  per distinct crop on them, and live camera sessions keep each frame's features instead of running the
+  whole window again. Where the model splits, training writes these two and no `model.tflite` (nothing
+  reads the whole graph where the parts exist, and its conversion was the longest of the three: 14 s of the
+  default model's `train` stage); a design that cannot be split gets `model.tflite` as before.
 
 `export.json` names what was written and the model's inputs. `model.keras` stays the model for
 everything else (training, fine-tuning, inspection); the exports are only for prediction.
@@ -93,28 +96,33 @@ def export_parts(model: Any, cfg: Any, bundle_dir: Path) -> dict[str, Any] | Non
 
 def export_inference(model: Any, bundle_dir: str | Path, formats: tuple[str, ...] | None = None,
                      cfg: Any = None) -> dict[str, Any]:
-    """Write the exports into `bundle_dir` and `export.json` saying which exist. `formats` (of "lite",
-    "graph"): by default the TFLite graph, and the SavedModel only if that conversion fails. A model
-    whose inputs are not named, or exports that all fail, leave the bundle served from `model.keras`.
-    With the model's settings (`cfg`, a `ModelConfig`) the frame-by-frame parts are written too."""
+    """Write the exports into `bundle_dir` and `export.json` saying which exist.
+
+    By default (`formats` None: what training writes) the frame-by-frame parts when the model's settings
+    (`cfg`, a `ModelConfig`) say it splits, else the whole TFLite graph, and the SavedModel only if that
+    conversion fails too. `formats` (of "lite", "graph") asks for those whole-graph exports explicitly (with
+    `cfg` and "lite", the parts as well). A model whose inputs are not named, or exports that all fail,
+    leave the bundle served from `model.keras`."""
     bundle_dir = Path(bundle_dir)
     shapes = input_shapes(model)
     info: dict[str, Any] = {"inputs": shapes, "graph": None, "lite": None, "lite_batch": LITE_BATCH, "parts": None}
     if not shapes:
         log.warning("model inputs are not named: nothing exported, the bundle is served from model.keras")
         return info
+    if cfg is not None and (formats is None or "lite" in formats):
+        try:
+            info["parts"] = export_parts(model, cfg, bundle_dir)
+        except Exception as exc:  # the whole graph serves instead (analysis and live read whole windows)
+            log.warning("no frame-by-frame export (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:300])
     for key, name, export in (("lite", LITE_MODEL, export_lite), ("graph", GRAPH_DIR, export_graph)):
-        if (formats is None and key == "graph" and info["lite"]) or (formats is not None and key not in formats):
+        if formats is None and (info["parts"] or (key == "graph" and info["lite"])):
+            continue
+        if formats is not None and key not in formats:
             continue
         try:
             export(model, bundle_dir / name, shapes)
             info[key] = name
         except Exception as exc:  # an op the format lacks: that export is skipped, the others serve
             log.warning("no %s export (%s: %s)", key, type(exc).__name__, str(exc).splitlines()[0][:300])
-    if cfg is not None and info["lite"] and (formats is None or "lite" in formats):
-        try:
-            info["parts"] = export_parts(model, cfg, bundle_dir)
-        except Exception as exc:  # the whole graph still serves (analysis and live read whole windows)
-            log.warning("no frame-by-frame export (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:300])
     (bundle_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return info

@@ -19,8 +19,9 @@ def import_bundle(bundle_dir: Path, info: dict[str, Any]) -> str:
     metadata = {k: v for k, v in info.items() if isinstance(v, str | int | float)}
     metadata["labels"] = ",".join(settings["labels"])
     with bentoml.models.create(BENTO_MODEL_NAME, labels=labels, metadata=metadata) as model:
-        # The whole bundle: the Keras model and its settings, the exported graph that serves without
-        # TensorFlow (model.tflite / graph/), and the face detector the model was trained with.
+        # The whole bundle: the Keras model and its settings, the exported graphs that serve without
+        # TensorFlow (frame.tflite + head.tflite, model.tflite or graph/), and the face detector the model was
+        # trained with.
         for item in Path(bundle_dir).iterdir():
             if item.name in ("run.json", "history.json"):
                 continue

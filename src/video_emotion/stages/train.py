@@ -38,7 +38,7 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir
     with atomic_path(model_dir) as tmp:
         tmp.mkdir(parents=True)
         model.save(tmp / "model.keras")
-        export_inference(model, tmp, cfg=model_cfg)  # the traced graphs (model.tflite, parts): analysis loads no Keras
+        export_inference(model, tmp, cfg=model_cfg)  # the traced graphs (parts or model.tflite): no Keras to analyse
         write_json(tmp / "preprocessing.json", bundle_settings)
         if (Path(processed_dir) / FACE_MODELS).is_dir():  # the detector the crops were made with travels with the model
             shutil.copytree(Path(processed_dir) / FACE_MODELS, tmp / FACE_MODELS)
