@@ -112,9 +112,9 @@ def test_frozen_parts_are_the_model_split_at_the_frame_readings(cfg, pretrained,
 
     from video_emotion.modeling.model import frozen_parts
 
-    model = build_model(cfg, 6, SIZE, pretrained)
+    model = build_model(cfg, 4, SIZE, pretrained)  # 4 frames a window (2 with a face): every call reads 12 crops
     features, head = frozen_parts(model, cfg)
-    frames, mask = _inputs()
+    frames, mask = _inputs(t=4)
 
     def via_parts():  # direct calls: predict() would trace a graph per part for three samples
         return np.asarray(head({"frame_features": np.asarray(features(frames, training=False)), "mask": mask},

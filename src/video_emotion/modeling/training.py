@@ -26,12 +26,40 @@ def class_weights(y: np.ndarray, n: int) -> dict[int, float]:
     return {i: float(w[i]) for i in range(n) if present[i]}
 
 
+def frame_readings(model_cfg: ModelConfig, settings: dict[str, Any], data: dict[str, np.ndarray],
+                   pretrained: Path | None) -> np.ndarray | None:
+    """(N, T, F) readings of every clip's frames by the design's frozen per-frame CNN (what `fit` reads them
+    into), or None for a design whose CNN trains. The CNN is the pretrained network whatever the seed, so
+    several fits on subsets of `data` (cross-validation folds) can share one reading: pass it as `data["F"]`."""
+    from video_emotion.modeling.model import build_model, frozen_parts
+
+    n_audio = data["A"].shape[-1] if "A" in data else 200
+    model = build_model(model_cfg, settings["n_frames"], settings["image_size"], pretrained, n_audio_frames=n_audio)
+    parts = frozen_parts(model, model_cfg)
+    return None if parts is None else parts[0].predict(data["X"], batch_size=32, verbose=0)
+
+
+def predict_clips(model: Any, model_cfg: ModelConfig, data: dict[str, np.ndarray], keep: np.ndarray) -> np.ndarray:
+    """The model's probabilities for the clips `keep` of `data`: from their frame readings `data["F"]` where
+    given (the model's own head on them), else the whole model on the clips."""
+    from video_emotion.modeling.inputs import model_inputs
+    from video_emotion.modeling.model import frozen_parts
+
+    parts = frozen_parts(model, model_cfg) if "F" in data else None
+    if parts is not None:
+        return np.asarray(parts[1].predict({"frame_features": data["F"][keep],
+                                            "mask": np.asarray(data["face"][keep]).astype("float32")}, verbose=0))
+    return np.asarray(model.predict(model_inputs(data, keep, list(model_cfg.modalities)), verbose=0))
+
+
 def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], train: dict[str, np.ndarray],
         val: dict[str, np.ndarray], pretrained: Path | None, verbose: int = 2, strategy: Any = None):
     """Build and fit one model on in-memory arrays; returns (model, history, metrics).
 
-    `strategy` (a `tf.distribute` strategy, e.g. one worker's MultiWorkerMirroredStrategy) holds the
-    model's variables; `batch_size` stays the global batch, split across the workers."""
+    A design with a frozen per-frame CNN reads the frames once and fits its head on the readings; arrays that
+    carry them already (`"F"`, from `frame_readings`) are not read again. `strategy` (a `tf.distribute`
+    strategy, e.g. one worker's MultiWorkerMirroredStrategy) holds the model's variables; `batch_size` stays
+    the global batch, split across the workers."""
     import keras
 
     from video_emotion.modeling.inputs import model_inputs
@@ -63,7 +91,8 @@ def fit(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], trai
         features, fitted = parts
         fitted.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
                        metrics=["accuracy"])
-        read = lambda d, k: {"frame_features": features.predict(d["X"][k], batch_size=32, verbose=0),  # noqa: E731
+        read = lambda d, k: {"frame_features": d["F"][k] if "F" in d else  # noqa: E731
+                             features.predict(d["X"][k], batch_size=32, verbose=0),
                              "mask": np.asarray(d["face"][k]).astype("float32")}
         xs = read
     hist = fitted.fit(xs(train, tk), train["y"][tk], validation_data=(xs(val, vk), val["y"][vk]),

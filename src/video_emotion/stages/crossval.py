@@ -3,8 +3,10 @@
 All clips of all splits are pooled (the encrypted test split is decrypted in memory) and the actors
 are dealt into k folds; fold i is tested on its actors after training on the others, with the next
 fold's actors held out for early stopping. No actor is ever in two folds: the stage checks it and
-fails otherwise. Reports mean and standard deviation over folds of accuracy (WAR), UAR and macro-F1,
-and per-class F1, as DVC metrics and in one MLflow run. With `cv_folds: 0` it records that CV is off.
+fails otherwise. A design whose per-frame CNN is frozen (the default) has every clip's frames read by it
+once, and each fold fits and tests its head on those readings. Reports mean and standard deviation over
+folds of accuracy (WAR), UAR and macro-F1, and per-class F1, as DVC metrics and in one MLflow run. With
+`cv_folds: 0` it records that CV is off.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from video_emotion.data.manifest import SPLITS, actor_folds
 from video_emotion.data.processed import is_encrypted, load_split, usable
 from video_emotion.io_utils import write_json
 from video_emotion.labels import LABELS
-from video_emotion.modeling.inputs import model_inputs
 from video_emotion.modeling.metrics import classification_metrics
-from video_emotion.modeling.training import fit
+from video_emotion.modeling.training import fit, frame_readings, predict_clips
 from video_emotion.stages.runner import Context, Stage, StageError, param_path
 
 log = logging.getLogger("video_emotion.crossval")
@@ -50,6 +51,9 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
     for a in set(data["actor"]):  # the leakage check: an actor's clips all sit in one fold
         if len(set(fold[data["actor"] == a])) != 1:
             raise StageError(f"actor {a} appears in more than one fold")
+    readings = frame_readings(model_cfg, settings, data, pretrained)  # a frozen CNN reads each clip once, not k times
+    if readings is not None:
+        data["F"] = readings
     results = []
     for i in range(cfg.cv_folds):
         te, va = fold == i, fold == (i + 1) % cfg.cv_folds
@@ -57,7 +61,7 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, pretraine
         model, history, m = fit(model_cfg, cfg, settings, _subset(data, tr), _subset(data, va), pretrained, verbose=0)
         test = _subset(data, te)
         keep = usable(test, list(model_cfg.modalities))
-        probs = np.asarray(model.predict(model_inputs(test, keep, list(model_cfg.modalities)), verbose=0))
+        probs = predict_clips(model, model_cfg, test, keep)
         scores = classification_metrics(test["y"][keep], probs.argmax(1), list(LABELS))
         results.append({"fold": i, "test_actors": sorted(set(test["actor"])), "test_clips": int(keep.sum()),
                         "epochs_run": m["epochs_run"], **{k: scores[k] for k in ("accuracy", "uar", "macro_f1")},
