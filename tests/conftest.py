@@ -188,26 +188,36 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
 @pytest.fixture(scope="session")
 def fer_model(tmp_path_factory, pretrained) -> Path:
     """The small bundle's network, built once for the session (the pretrained CNN, an 8-unit attention head, no
-    correction, so a clip's reading is a weighted mean of the pretrained CNN's): a saved model.keras that
-    `fer_bundle` copies into each test's own folder (a build costs seconds; a copy, milliseconds)."""
+    correction, so a clip's reading is a weighted mean of the pretrained CNN's): a saved model.keras with the
+    exports training writes beside it (so analyses run on LiteRT, as a trained bundle's do, and load no
+    TensorFlow), which `fer_bundle` copies into each test's own folder (a build costs seconds; a copy,
+    milliseconds). Returns the model.keras path."""
 
     def build(folder: Path) -> None:
         from video_emotion.config import ModelConfig
+        from video_emotion.modeling.export import export_inference
         from video_emotion.modeling.model import build_model
 
-        build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 112, pretrained).save(folder / "model.keras")
-        (folder / "model.keras").chmod(0o444)  # shared: a test changes its own copy, never this file
+        d = folder / "model"
+        d.mkdir()
+        cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
+        model = build_model(cfg, 8, 112, pretrained)
+        model.save(d / "model.keras")
+        assert export_inference(model, d, cfg=cfg)["parts"]
+        for f in d.iterdir():
+            f.chmod(0o444)  # shared: a test changes its own copy, never these files
 
-    return built_once(tmp_path_factory, "fer-model", build) / "model.keras"
+    return built_once(tmp_path_factory, "fer-model", build) / "model" / "model.keras"
 
 
 def fer_bundle(fer_model: Path, folder: Path, **settings) -> Path:
-    """A bundle folder of its own (created if need be): a copy of the session's `fer_model` and a
-    preprocessing.json of `FER_BUNDLE_SETTINGS` with `settings` over them."""
+    """A bundle folder of its own (created if need be): a copy of the session's `fer_model` (model.keras and its
+    exports) and a preprocessing.json of `FER_BUNDLE_SETTINGS` with `settings` over them."""
     from video_emotion.labels import LABELS
 
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(fer_model, folder / "model.keras")
+    for f in fer_model.parent.iterdir():
+        shutil.copyfile(f, folder / f.name)
     (folder / "preprocessing.json").write_text(json.dumps({**FER_BUNDLE_SETTINGS, "labels": list(LABELS), **settings}))
     return folder
 
