@@ -21,6 +21,7 @@ import yaml
 
 from tests.conftest import ROOT, fer_bundle, tiny_params_dict
 from tests.ray_cluster import LocalCluster
+from video_emotion.modeling.distributed import HEARTBEAT_TIMEOUT_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster at a time
 
@@ -216,6 +217,8 @@ def test_multiworker_training_has_one_worker_on_each_node(cluster, tmp_path):
     res = _drive(cluster, TRAIN, str(tmp_path))
     assert "2 workers: 127.0.0.1:" in res["stderr"]  # one machine: TF_CONFIG names the loopback address
     assert res["metrics"]["workers"] == 2 and res["metrics"]["epochs_run"] == 1
+    # A worker starved of CPU is not declared dead after TensorFlow's 10 s (that aborted a fit under load).
+    assert res["metrics"]["heartbeat_timeout_s"] == HEARTBEAT_TIMEOUT_S
     nodes = json.loads(res["stderr"].split("multiworker nodes: ", 1)[1].splitlines()[0])
     assert sorted(nodes) == sorted(cluster.node_ids)  # one worker per node
     history = res["history"]

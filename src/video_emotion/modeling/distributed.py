@@ -23,11 +23,39 @@ from typing import Any
 _PATCHED = False
 
 
-def multiworker_strategy():
-    """The strategy for the cluster that `TF_CONFIG` describes (set before this is called)."""
-    import tensorflow as tf
+HEARTBEAT_TIMEOUT_S = 120  # a worker silent this long is taken for dead (TensorFlow's own default: 10 s)
 
+
+def multiworker_strategy():
+    """The strategy for the cluster that `TF_CONFIG` describes (set before this is called).
+
+    The workers' coordination service is configured as the strategy would configure it, except that a worker
+    is declared dead only after `HEARTBEAT_TIMEOUT_S` without a heartbeat. With TensorFlow's 10 s, a worker
+    starved of CPU on a busy node (each has one CPU) was declared dead mid-epoch, and the whole fit aborted
+    ("Task ... heartbeat timeout"). A worker process that really dies is still seen at once: Ray reports the
+    actor's death and the stage fails with it."""
+    import tensorflow as tf
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.distribute.cluster_resolver import TFConfigClusterResolver
+    from tensorflow.python.eager import context
+
+    spec = TFConfigClusterResolver().cluster_spec()
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    if jobs and context.context().coordination_service is None:
+        context.context().configure_coordination_service(
+            service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+            coordinated_jobs=jobs, heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000)
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def heartbeat_timeout_s() -> float:
+    """The heartbeat timeout this process's coordination service runs with (0: TensorFlow's default)."""
+    from tensorflow.python.eager import context
+
+    config = context.context().coordination_service
+    return config.heartbeat_timeout_in_ms / 1000 if config is not None else 0.0
 
 
 def is_multiworker(strategy: Any) -> bool:

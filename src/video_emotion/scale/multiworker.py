@@ -43,7 +43,7 @@ class TrainWorker:
         import json
 
         os.environ["TF_CONFIG"] = tf_config  # read by the strategy, created next
-        from video_emotion.modeling.distributed import multiworker_strategy
+        from video_emotion.modeling.distributed import heartbeat_timeout_s, multiworker_strategy
         from video_emotion.modeling.training import fit
 
         strategy = multiworker_strategy()
@@ -54,7 +54,8 @@ class TrainWorker:
             return None
         with tempfile.TemporaryDirectory(prefix="video-emotion-chief-") as tmp:
             model.save(Path(tmp) / "model.keras")
-            return (Path(tmp) / "model.keras").read_bytes(), history, {**metrics, "workers": cfg.workers}
+            return (Path(tmp) / "model.keras").read_bytes(), history, {**metrics, "workers": cfg.workers,
+                                                                      "heartbeat_timeout_s": heartbeat_timeout_s()}
 
 
 def fit_multiworker(model_cfg: ModelConfig, cfg: TrainConfig, settings: dict[str, Any], train: dict[str, np.ndarray],
