@@ -185,13 +185,11 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def fer_model(tmp_path_factory, pretrained) -> Path:
-    """The small bundle's network, built once for the session (the pretrained CNN, an 8-unit attention head, no
-    correction, so a clip's reading is a weighted mean of the pretrained CNN's): a saved model.keras with the
-    exports training writes beside it (so analyses run on LiteRT, as a trained bundle's do, and load no
-    TensorFlow), which `fer_bundle` copies into each test's own folder (a build costs seconds; a copy,
-    milliseconds). Returns the model.keras path."""
+def exported_design(tmp_path_factory, pretrained: Path, name: str, n_frames: int, read_only: bool = False) -> Path:
+    """The default design at `n_frames` a window (the pretrained CNN, an 8-unit attention head, no correction,
+    so a clip's reading is a weighted mean of the pretrained CNN's), saved and exported as training writes it
+    (model.keras, the frame and head parts, export.json; no whole graph), built once for the run (`built_once`):
+    its folder. `read_only`: its files are made read-only (tests copy them, never change them)."""
 
     def build(folder: Path) -> None:
         from video_emotion.config import ModelConfig
@@ -201,13 +199,23 @@ def fer_model(tmp_path_factory, pretrained) -> Path:
         d = folder / "model"
         d.mkdir()
         cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
-        model = build_model(cfg, 8, 112, pretrained)
+        model = build_model(cfg, n_frames, 112, pretrained)
         model.save(d / "model.keras")
-        assert export_inference(model, d, cfg=cfg)["parts"]
-        for f in d.iterdir():
-            f.chmod(0o444)  # shared: a test changes its own copy, never these files
+        info = export_inference(model, d, cfg=cfg)
+        assert info["parts"] and not info["lite"] and not (d / "model.tflite").exists(), info
+        if read_only:
+            for f in d.iterdir():
+                f.chmod(0o444)
 
-    return built_once(tmp_path_factory, "fer-model", build) / "model" / "model.keras"
+    return built_once(tmp_path_factory, name, build) / "model"
+
+
+@pytest.fixture(scope="session")
+def fer_model(tmp_path_factory, pretrained) -> Path:
+    """The small bundle's network (8 frames a window; `exported_design`), whose model.keras and exports
+    `fer_bundle` copies into each test's own folder (a build costs seconds; a copy, milliseconds), so analyses
+    run on LiteRT, as a trained bundle's do, and load no TensorFlow. Returns the model.keras path."""
+    return exported_design(tmp_path_factory, pretrained, "fer-model", 8, read_only=True) / "model.keras"
 
 
 def fer_bundle(fer_model: Path, folder: Path, **settings) -> Path:
@@ -224,24 +232,9 @@ def fer_bundle(fer_model: Path, folder: Path, **settings) -> Path:
 
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory, pretrained) -> Path:
-    """The default design at 16 frames a window (the pretrained CNN, an 8-unit attention head, no correction)
-    saved and exported as training writes it (the frame and head parts, export.json; no whole graph), once for
-    the session: a bundle copies the folder (`shutil.copytree`) and adds its own settings and face models."""
-
-    def build(folder: Path) -> None:
-        from video_emotion.config import ModelConfig
-        from video_emotion.modeling.export import export_inference
-        from video_emotion.modeling.model import build_model
-
-        d = folder / "model"
-        d.mkdir()
-        cfg = ModelConfig(lstm_units=8, correction_bound=0.0)
-        model = build_model(cfg, 16, 112, pretrained)
-        model.save(d / "model.keras")
-        info = export_inference(model, d, cfg=cfg)
-        assert info["parts"] and not info["lite"] and not (d / "model.tflite").exists(), info
-
-    return built_once(tmp_path_factory, "exported-model", build) / "model"
+    """The default design at 16 frames a window (`exported_design`), once for the session: a bundle copies the
+    folder (`shutil.copytree`) and adds its own settings and face models."""
+    return exported_design(tmp_path_factory, pretrained, "exported-model", 16)
 
 
 @pytest.fixture
