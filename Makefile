@@ -86,6 +86,7 @@ bench: assets
 	$(BIN)/python benchmarks/live.py   # live camera sessions over the WebSocket: readings/s, round-trip lag
 	$(BIN)/python benchmarks/face_honesty.py   # no invented faces: precision/recall on no-face, real and hard faces (fetches pinned .deb/.whl once)
 	$(BIN)/python benchmarks/speed_floor.py --long   # where the time goes, beside ffmpeg's decode floor (docs/speed.md)
+	$(BIN)/python benchmarks/speed_bound.py --write   # the least time decoding and the networks alone allow (docs/speed.md)
 
 # Re-resolve the exact pins after editing requirements.in; the Bento's runtime-only set
 # (requirements-serve.in) is pinned to the very same versions.
