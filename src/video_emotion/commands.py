@@ -110,6 +110,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
+def _without(message: str, path: str) -> str:
+    """An error's message without the file name it starts with (the CLI names the file once)."""
+    for prefix in (f"{path}: ", f"{Path(path).name}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from video_emotion.features.video import VideoError
     from video_emotion.inference.analyze import analyze_video
@@ -149,7 +157,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             return 2
         except (VideoError, ValueError, OSError) as exc:
             failed += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            print(f"error: {path}: {_without(str(exc), path)}", file=sys.stderr)
             continue
         results.append(res)
         unreadable = [s for s in res["timeline"] if s.get("unreadable")]

@@ -20,7 +20,7 @@ from tests.conftest import fer_bundle
 from video_emotion.features import audio as audio_mod
 from video_emotion.features.audio import AudioError, ffmpeg_exe, has_audio, load_audio
 from video_emotion.features.sampling import iter_grid
-from video_emotion.features.video import FrameClock, probe
+from video_emotion.features.video import FrameClock, VideoError, probe
 
 FPS, N = 30, 72          # the browser clip: 2.4 s
 W, H = 160, 120
@@ -225,3 +225,20 @@ def test_cli_analyze_counts_and_times_frames_from_the_stream(clips, bundle_dir, 
     webm = results[0]
     assert abs(webm["duration_s"] - 2.4) < 0.1
     assert webm["frames_analysed"] == (N if sample_fps == FPS else 19)  # every decoded frame at 30 a second
+
+
+def test_cli_says_an_audio_only_file_has_no_video_names_it_once_and_reads_the_rest(clips, bundle_dir, tmp_path,
+                                                                                   capsys):
+    from video_emotion.cli import main
+
+    song = tmp_path / "voice memo.m4a"
+    _ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(song)])
+    out = tmp_path / "result.json"
+    argv = ["analyze", "--model", str(bundle_dir), "--transcribe", "off", "--out", str(out)]
+    assert main(argv + [str(song), str(clips["h264"])]) == 1  # one file failed, the other was read
+    err = capsys.readouterr().err
+    assert f"error: {song}: no video stream (an audio-only file)\n" in err
+    assert err.count(str(song)) == 1 and err.count("voice memo.m4a") == 1
+    assert [r["video"] for r in json.loads(out.read_text())] == [clips["h264"].name]
+    with pytest.raises(VideoError, match="no video stream"):
+        probe(song)

@@ -48,6 +48,22 @@ class VideoInfo:
         return self.n_frames / self.fps if self.fps > 0 else 0.0
 
 
+def _why_unreadable(path: Path) -> str:
+    """Why OpenCV could not open `path`: a file whose container holds no video stream (a song, a voice memo)
+    is told so, in PyAV's reading of the container where PyAV is installed; anything else is unreadable."""
+    try:
+        import av
+    except ImportError:
+        return "not a readable video (unknown container or codec)"
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return "no video stream (an audio-only file)" if container.streams.audio else "no video stream"
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass
+    return "not a readable video (unknown container or codec)"
+
+
 def open_capture(path: str | Path, threads: int = 0) -> cv2.VideoCapture:  # threads 0: FFmpeg's default (one per core)
     path = Path(path)
     if not path.is_file():
@@ -58,7 +74,7 @@ def open_capture(path: str | Path, threads: int = 0) -> cv2.VideoCapture:  # thr
     cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else [])
     if not cap.isOpened():
         cap.release()
-        raise VideoError(f"{path}: not a readable video (unknown container or codec)")
+        raise VideoError(f"{path}: {_why_unreadable(path)}")
     # Phone clips store their rotation as metadata; frames come out upright (OpenCV's default, made explicit).
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
