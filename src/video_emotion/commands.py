@@ -165,6 +165,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             why = sorted({r for s in unreadable for r in s["quality"].get("unreadable_because", [])})
             print(f"note: {path}: {len(unreadable)} of {len(res['timeline'])} windows unreadable "
                   f"({', '.join(why) or 'poor faces'}): marked so, left out of the summary", file=sys.stderr)
+        if res["ends_early"]:  # a cut-short download reads as a short clip: said, not only in the JSON
+            print(f"note: {path}: {res['ends_early']['note']}", file=sys.stderr)
         note = res["speech"].get("note")
         if res["speech"]["status"] in ("unavailable", "failed") and note not in noted:
             noted.add(note)  # said once, not once per video; the result carries it too

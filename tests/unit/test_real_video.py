@@ -242,3 +242,39 @@ def test_cli_says_an_audio_only_file_has_no_video_names_it_once_and_reads_the_re
     assert [r["video"] for r in json.loads(out.read_text())] == [clips["h264"].name]
     with pytest.raises(VideoError, match="no video stream"):
         probe(song)
+
+
+def test_a_stream_cut_short_is_analysed_as_far_as_it_goes_and_said_to_end_early(bundle_dir, tmp_path, capsys):
+    """A download cut short: the header (at the front of the file) promises 4 s, the frames stop near half-way."""
+    from video_emotion.cli import main
+
+    whole = tmp_path / "whole.mp4"
+    _ffmpeg([*_raw_in(FPS), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(whole)],
+            _face_frames(4 * FPS))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "result.json"
+    argv = ["analyze", "--model", str(bundle_dir), "--transcribe", "off", "--out", str(out)]
+    assert main(argv + [str(whole), str(cut)]) == 0
+    full, short = json.loads(out.read_text())
+    assert full["ends_early"] is None and abs(full["duration_s"] - 4.0) < 0.1
+    early = short["ends_early"]
+    assert abs(early["header_duration_s"] - 4.0) < 0.1 and early["decoded_duration_s"] == short["duration_s"] < 3.0
+    assert short["frames_analysed"] > 0 and short["timeline"]  # what could be decoded was read
+    err = capsys.readouterr().err
+    assert f"note: {cut}: the video stream ends at" in err and f"note: {whole}:" not in err
+
+
+def test_only_a_header_that_promised_much_more_makes_a_stream_end_early():
+    from video_emotion.features.video import VideoInfo
+    from video_emotion.inference.analyze import ends_early
+
+    header = VideoInfo(fps=30.0, n_frames=300, width=W, height=H)
+    measured = lambda n: VideoInfo(fps=30.0, n_frames=n, width=W, height=H, duration=n / 30.0, counted=True)  # noqa: E731
+    assert ends_early(header, measured(300)) is None
+    assert ends_early(header, measured(275)) is None   # under 1 s short (a header's rounding, an edit list)
+    assert ends_early(header, measured(100))["decoded_duration_s"] == round(100 / 30, 3)
+    long_header = VideoInfo(fps=30.0, n_frames=30 * 600, width=W, height=H)
+    assert ends_early(long_header, measured(30 * 590)) is None  # 10 s short of 10 min: within 90%
+    for promised_nothing in (measured(300), VideoInfo(fps=30.0, n_frames=300, width=W, height=H, duration=10.0)):
+        assert ends_early(promised_nothing, measured(10)) is None  # counted or demuxed: no header's promise

@@ -28,6 +28,9 @@ from video_emotion.labels import TRANSLATIONS, polarity, translate
 from video_emotion.modeling.inputs import model_inputs
 from video_emotion.text.speech import Transcriber
 
+# A stream that decodes to less than this share of its header's frames, and at least this much shorter, ends early.
+ENDS_EARLY_SHARE, ENDS_EARLY_S = 0.9, 1.0
+
 
 class AnalysisStopped(Exception):
     """The caller's `should_stop` turned true: the analysis was abandoned part-way."""
@@ -161,7 +164,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
 
         text = analyze_transcript(transcript, transcript_lang)  # parse before the (slow) video work
     path = Path(path)
-    info = probe(path)
+    info = header = probe(path)
     if info.n_frames < min_frames:
         raise VideoError(f"{path.name}: {info.n_frames} frame(s); at least {min_frames} are needed to read "
                          "an expression over time")
@@ -181,7 +184,23 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     except BaseException:
         words.cancel()
         raise
-    return _result(path, info, bundle, lang, frames_analysed, readings, words)
+    result = _result(path, info, bundle, lang, frames_analysed, readings, words)
+    result["ends_early"] = ends_early(header, info)
+    return result
+
+
+def ends_early(header: VideoInfo, measured: VideoInfo) -> dict[str, Any] | None:
+    """Where the video stream decodes to much less than its container's header says (a download cut short, a
+    damaged file): what was promised and what was read; None otherwise, and for a header that promised
+    nothing (none, or a browser's implausible one: the stream was then measured before the analysis)."""
+    if header.counted or header.duration is not None:
+        return None
+    promised, decoded = header.duration_s, measured.duration_s
+    if measured.n_frames >= ENDS_EARLY_SHARE * header.n_frames or promised - decoded < ENDS_EARLY_S:
+        return None
+    return {"header_duration_s": round(promised, 3), "decoded_duration_s": round(decoded, 3),
+            "note": f"the video stream ends at {decoded:.1f} s of the {promised:.1f} s its header states (cut "
+                    "short or damaged): the part that could be decoded was analysed"}
 
 
 def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _AudioTrack | None,
