@@ -115,6 +115,21 @@ def test_no_face_is_said_not_invented(page, blank_clip):
     assert page.locator("#segments tbody tr").count() == 0
 
 
+def test_a_file_cut_short_is_said_to_end_early(page, face_clip, tmp_path):
+    import subprocess
+
+    from video_emotion.features.audio import ffmpeg_exe
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-stream_loop", "2", "-i", str(face_clip), "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(whole)], check=True, timeout=120)
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # the header at the front promises 6 s
+    _analyse(page, cut)
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    note = page.inner_text("#ends-early")
+    assert "cut short or damaged" in note and "of the 6.0 s" in note
+
+
 def test_controls_are_keyboard_reachable(page):
     page.focus("#key")
     order = []

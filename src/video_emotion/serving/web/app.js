@@ -27,7 +27,8 @@ const UI = {
         speech_no_speech: "No words: no speech was heard.", speech_no_audio: "No words: the video has no audio track.",
         speech_off: "No words: speech recognition was off and no transcript was given.",
         speech_unavailable: "No words: speech recognition is not available on this server.",
-        speech_failed: "No words: the audio track could not be read." },
+        speech_failed: "No words: the audio track could not be read.",
+        endsEarly: "The video ends at {d} s of the {h} s its file states (cut short or damaged): the part that could be decoded was analysed." },
   zh: { dominant: "主要情绪", sentiment: "情感倾向", score: "分数", tags: "标签", model: "模型",
         distribution: "情绪分布", noFace: "视频中未检测到人脸：不报告任何情绪。",
         unreadable: "无法判读", noneRead: "检测到人脸，但都无法判读（太小、模糊或侧转）：不报告任何情绪。",
@@ -50,7 +51,8 @@ const UI = {
         speech_no_speech: "没有文本：未听到语音。", speech_no_audio: "没有文本：视频没有音轨。",
         speech_off: "没有文本：语音识别已关闭，且未提供字幕。",
         speech_unavailable: "没有文本：此服务器不提供语音识别。",
-        speech_failed: "没有文本：无法读取音轨。" },
+        speech_failed: "没有文本：无法读取音轨。",
+        endsEarly: "视频在 {d} 秒处结束，而文件标明的时长为 {h} 秒（文件不完整或已损坏）：已分析可解码的部分。" },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -180,6 +182,9 @@ function renderSummary() {
   box.replaceChildren();
   const add = (title, ...content) => box.appendChild(h("div", null, h("h3", null, title), ...content));
   const m = result.model;
+  const early = result.ends_early;             // a file cut short: the timeline ends where its frames end
+  if (early) box.appendChild(h("p", { id: "ends-early", class: "hint" }, t("endsEarly")
+    .replace("{d}", early.decoded_duration_s.toFixed(1)).replace("{h}", early.header_duration_s.toFixed(1))));
   if (!result.faces_detected) {
     add(t("dominant"), h("p", { class: "big", id: "dominant" }, "—"), h("p", null, t("noFace")));
   } else if (!s.dominant_emotion) {          // faces found, none readable: no emotion, said so
