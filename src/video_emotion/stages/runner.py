@@ -44,6 +44,9 @@ def setup_env() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    # FFmpeg's own lines inside OpenCV ("Invalid NAL unit size" on a damaged packet, "moov atom not found"): a bad
+    # file is reported in one line of the project's own; OPENCV_FFMPEG_LOGLEVEL=16 shows FFmpeg's errors again.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
