@@ -145,3 +145,28 @@ def test_progress_line_says_done_total_rate_and_eta(capsys):
 
 def test_source_name_of_urls():
     assert Source("s3://b/x/clip.mp4").name == "clip.mp4" and Source("/a/b.mp4").name == "b.mp4"
+
+
+def test_a_row_says_whether_its_video_ended_early_and_older_parts_read_as_unknown(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from video_emotion.inference.batch_store import SCHEMA
+
+    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    old = summary_row("old.mp4", None, 1, 1.0, _fake_result("sad"), None, "local", 0.1)
+    del old["ends_early"]  # a part written before the column existed
+    pq.write_table(pa.Table.from_pylist([{**old, "distribution": list(old["distribution"].items())}],
+                                        schema=pa.schema([f for f in SCHEMA if f.name != "ends_early"])),
+                   store.summary_dir / "part-000001.parquet")
+    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    cut = {**_fake_result("happy"), "ends_early": {"header_duration_s": 19.7, "decoded_duration_s": 3.3, "note": "."}}
+    store.add(summary_row("cut.mp4", None, 1, 1.0, cut, None, "local", 0.1), None)
+    store.add(summary_row("whole.mp4", None, 1, 1.0, {**_fake_result("happy"), "ends_early": None}, None, "local", 0.1),
+              None)
+    store.add(summary_row("bad.mp4", None, 1, 1.0, None, "bad", "local", 0.1), None)
+    store.flush()
+    df = read_summary(tmp_path / "o").set_index("path")
+    assert df.loc["cut.mp4", "ends_early"] == True and df.loc["whole.mp4", "ends_early"] == False  # noqa: E712
+    assert pd.isna(df.loc["old.mp4", "ends_early"]) and pd.isna(df.loc["bad.mp4", "ends_early"])

@@ -34,7 +34,9 @@ SCHEMA = pa.schema([
     ("status", pa.string()),  # ok | error (the file cannot be analysed) | lost (workers died; retried next run)
     ("error", pa.string()),
     ("duration_s", pa.float64()), ("fps", pa.float64()), ("frames_analysed", pa.int64()),
-    ("faces_detected", pa.bool_()), ("model_name", pa.string()), ("model_version", pa.string()),
+    ("faces_detected", pa.bool_()),
+    ("ends_early", pa.bool_()),  # the stream decodes to much less than its header states (timelines: the durations)
+    ("model_name", pa.string()), ("model_version", pa.string()),
     ("dominant_emotion", pa.string()), ("sentiment", pa.string()), ("sentiment_score", pa.float64()),
     ("distribution", pa.map_(pa.string(), pa.float64())), ("tags", pa.list_(pa.string())),
     ("engine", pa.string()), ("seconds", pa.float64()),
@@ -59,7 +61,8 @@ def summary_row(path: str, sha256: str | None, size: int, mtime: float, result: 
     if result is not None:
         s = result["summary"]
         row.update(duration_s=result["duration_s"], fps=result["fps"], frames_analysed=result["frames_analysed"],
-                   faces_detected=result["faces_detected"], model_name=result["model"]["name"],
+                   faces_detected=result["faces_detected"], ends_early=bool(result.get("ends_early")),
+                   model_name=result["model"]["name"],
                    model_version=str(result["model"]["version"]), dominant_emotion=s["dominant_emotion"],
                    sentiment=s["sentiment"], sentiment_score=s["sentiment_score"],
                    distribution={k: float(v) for k, v in s["distribution"].items()}, tags=list(s["tags"]))
@@ -167,7 +170,7 @@ def read_summary(out: str | Path):
     parts = sorted((Path(out) / "summary").glob("part-*.parquet"))
     if not parts:
         return pd.DataFrame(columns=SCHEMA.names)
-    # Parts written before a column existed (node, host) read as nulls in it.
+    # Parts written before a column existed (node, host, ends_early) read as nulls in it.
     df = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default").to_pandas()
     df["distribution"] = [dict(d) if d is not None else None for d in df["distribution"]]
     return df
