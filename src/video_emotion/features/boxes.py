@@ -8,8 +8,7 @@ import numpy as np
 
 def corners(box: tuple[int, int, int, int]) -> np.ndarray:
     """An (x, y, w, h) box as x0, y0, x1, y1."""
-    x, y, w, h = box
-    return np.array([x, y, x + w, y + h], dtype=np.float64)
+    return np.array(_corner_floats(box), dtype=np.float64)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -33,6 +32,6 @@ def iou_xywh(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> floa
 
 
 def _corner_floats(box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
-    """`corners(box)` as Python floats (the sums made before the conversion, as there)."""
+    """An (x, y, w, h) box as x0, y0, x1, y1 Python floats (the sums made before the conversion)."""
     x, y, w, h = box
     return float(x), float(y), float(x + w), float(y + h)

@@ -192,8 +192,9 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
 def ends_early(header: VideoInfo, measured: VideoInfo) -> dict[str, Any] | None:
     """Where the video stream decodes to much less than its container's header says (a download cut short, a
     damaged file): what was promised and what was read; None otherwise, and for a header that promised
-    nothing (none, or a browser's implausible one: the stream was then measured before the analysis)."""
-    if header.counted or header.duration is not None:
+    nothing (none, or a browser's implausible one: the stream was then measured, and its duration set, before
+    the analysis)."""
+    if header.duration is not None:
         return None
     promised, decoded = header.duration_s, measured.duration_s
     if measured.n_frames >= ENDS_EARLY_SHARE * header.n_frames or promised - decoded < ENDS_EARLY_S:
