@@ -15,24 +15,49 @@ pytestmark = pytest.mark.slow
 T = 16
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, pretrained, exported_model):
-    """A bundle as training writes it (pretrained network, BlazeFace face path, the exports with the
-    frame-by-frame parts); its head is untrained, so its readings are the pretrained network's."""
+def live_bundle(folder: Path, pretrained: Path, exported_model: Path, temperature: float = 1.0) -> Path:
+    """A bundle folder as training writes it (pretrained network, BlazeFace face path, the exports with the
+    frame-by-frame parts, calibrated by `temperature`); its head is untrained, so its readings are the pretrained
+    network's."""
     import shutil
 
     from video_emotion.config import PreprocessConfig
     from video_emotion.features.faces import save_face_models
-    from video_emotion.inference.bundle import ModelBundle
     from video_emotion.labels import LABELS
 
-    d = tmp_path_factory.mktemp("live-bundle") / "bundle"
-    shutil.copytree(exported_model, d)  # T = 16 frames
+    shutil.copytree(exported_model, folder)  # T = 16 frames
     prep = PreprocessConfig(n_frames=T, image_size=112)
-    save_face_models(prep, pretrained.parent, d)
-    (d / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "window_s": 2.0, "model": {"modalities": ["video"]},
+    save_face_models(prep, pretrained.parent, folder)
+    (folder / "preprocessing.json").write_text(json.dumps(
+        {"labels": list(LABELS), "window_s": 2.0, "model": {"modalities": ["video"], "temperature": temperature},
          **{k: getattr(prep, k) for k in prep.__dataclass_fields__}}))
+    return folder
+
+
+def shipped_temperature() -> float:
+    """model.temperature of the project's params.yaml: the calibration a trained model ships with."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    return float(yaml.safe_load((ROOT / "params.yaml").read_text())["model"]["temperature"])
+
+
+def still_clip(image: np.ndarray, path: Path, seconds: float = 2.0, fps: float = 12.0) -> Path:
+    """A still clip of one image, lossless (FFV1): its frames are the image's very pixels."""
+    h, w = image.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
+    for _ in range(round(seconds * fps)):
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, pretrained, exported_model):
+    from video_emotion.inference.bundle import ModelBundle
+
+    d = live_bundle(tmp_path_factory.mktemp("live-bundle") / "bundle", pretrained, exported_model)
     return ModelBundle.load(d, {"name": "live-test", "version": "1"})
 
 
@@ -103,3 +128,30 @@ def test_no_face_means_no_reading_and_no_state(bundle):
     res = reader.result()
     assert not res["faces_detected"] and res["timeline"] == [] and res["summary"]["dominant_emotion"] is None
     assert res["no_face_segments"] == [{"start_s": 0.0, "end_s": 0.625}]
+
+
+@pytest.mark.parametrize("photo", ["posed_surprise", "posed_disgust"])
+def test_a_face_reads_the_same_live_and_uploaded_at_the_shipped_temperature(tmp_path, pretrained, exported_model,
+                                                                             real_faces, photo):
+    """Valence and sentiment come from the network's own reading (the temperature undone) in both paths. At the
+    shipped temperature (2.99) the softened probabilities read these two photos 0.07 and 0.2 lower in valence
+    (surprise: neutral instead of positive), which is what the live reader used to say."""
+    from video_emotion.inference.analyze import analyze_video
+    from video_emotion.inference.bundle import ModelBundle
+    from video_emotion.inference.live import LiveReader
+    from video_emotion.labels import valence_of
+
+    temperature = shipped_temperature()
+    assert temperature != 1.0
+    b = ModelBundle.load(live_bundle(tmp_path / "b", pretrained, exported_model, temperature), {"version": "1"})
+    jpeg = cv2.imencode(".jpg", cv2.imread(str(real_faces / f"{photo}.jpg")))[1]
+    frame = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    reader = LiveReader(b)
+    for k in range(30):
+        reading = reader.read(frame, k / 8)
+    upload = analyze_video(still_clip(frame, tmp_path / "still.mkv"), b, transcribe="off")["summary"]
+    face, state = reading["faces"][0], reading["state"]
+    for said in (face, state):
+        assert abs(said["valence"] - upload["sentiment_score"]) < 0.02, (said, upload)
+        assert said["sentiment"] == upload["sentiment"]
+    assert abs(valence_of(face["probabilities"]) - upload["sentiment_score"]) > 0.05  # the softened reading differs

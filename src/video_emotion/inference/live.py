@@ -5,7 +5,10 @@ keeps the crops of its last `window_s` seconds, and every new frame is read as t
 window ending at that frame (T time points spread over the window, each taking the track's latest crop
 at or before it; points before the track began are masked, as the file path masks frames without a
 face). A client sending fewer frames per second than the model's rate repeats crops, as a low
-`sample_fps` does. Nothing is written anywhere: the session's timeline lives in memory until it ends.
+`sample_fps` does. A reading is worded by the upload's own functions (`summary.segment`, `summary.summarize`):
+the probabilities shown are calibrated by the bundle's temperature, while valence, arousal and sentiment come
+from the network's own reading (the temperature undone), so a face reads the same live and uploaded.
+Nothing is written anywhere: the session's timeline lives in memory until it ends.
 
 Bundles with the frame-by-frame export (`modeling.export`: `frame.tflite`, `head.tflite`) read each new
 crop once through the per-frame network and keep its features: a reading then costs one frame of the
@@ -26,7 +29,7 @@ from video_emotion.features.tracking import FaceTracker
 from video_emotion.inference.bundle import ModelBundle
 from video_emotion.inference.summary import segment, summarize
 from video_emotion.inference.windows import Window
-from video_emotion.labels import TRANSLATIONS, polarity, translate, valence_of
+from video_emotion.labels import TRANSLATIONS, translate
 from video_emotion.modeling.calibration import apply_temperature
 from video_emotion.modeling.inputs import model_inputs
 
@@ -64,7 +67,7 @@ class LiveReader:
         self.size = bundle.preprocess.image_size
         self.parts = bundle.lite_parts()  # the same interpreters as the bundle's analyses
         self.history: dict[int, deque[tuple[float, np.ndarray]]] = {}
-        self.recent: deque[tuple[float, np.ndarray]] = deque()  # (t, probabilities) of the primary face
+        self.recent: deque[tuple[float, dict[str, Any]]] = deque()  # (t, reading) of the primary face
         self.timeline: list[dict[str, Any]] = []
         self.face_tracks: dict[int, list[dict[str, Any]]] = {}
         self.gaps: list[dict[str, float]] = []
@@ -129,13 +132,13 @@ class LiveReader:
             for i, tid in enumerate(tracks):
                 w = Window(start_s=round(start - self.t0, 3), end_s=round(rel, 3), crops=X[i], face=M[i])
                 quality, unreadable = face_quality(live[tid][1], crops[tid])
-                seg = segment(w, probs[i], self.bundle.labels, self.lang)
+                seg = segment(w, probs[i], self.bundle.labels, self.lang, self.bundle.temperature)
                 seg = unread(seg, quality) if unreadable else {**seg, "unreadable": False, "quality": quality}
                 self.face_tracks.setdefault(tid, []).append(seg)
                 if i == 0:
                     self.timeline.append(seg)
                     if not unreadable:  # an unreadable face does not move the smoothed state
-                        self.recent.append((t, probs[i]))
+                        self.recent.append((t, seg))
                 faces.append(self._face(tid, i == 0, seg, live[tid], int(M[i].sum())))
         else:
             self._gap(start - self.t0, rel)
@@ -157,18 +160,19 @@ class LiveReader:
                 **{k: seg[k] for k in keep if k in seg}, "window_frames": frames}
 
     def state(self) -> dict[str, Any] | None:
-        """The primary face's mean reading over the last `smooth_s` seconds; None when no face was read then."""
+        """The primary face's readings over the last `smooth_s` seconds, summed up by the rule an upload's summary
+        uses (`summary.summarize`: time-weighted probabilities, valence from the network's own reading with the
+        temperature undone), so that a live state and an upload of the same face say the same; None when no face
+        was read then."""
         if not self.recent:
             return None
-        mean = np.mean([p for _, p in self.recent], axis=0)
-        probs = {lab: round(float(v), 4) for lab, v in zip(self.bundle.labels, mean, strict=True)}
-        top = self.bundle.labels[int(np.argmax(mean))]
-        val = valence_of(probs)
-        out = {"emotion": top, "confidence": round(float(np.max(mean)), 4), "probabilities": probs,
-               "valence": round(val, 4), "sentiment": polarity(val), "readings": len(self.recent),
+        s = summarize([seg for _, seg in self.recent], self.bundle.labels, self.lang)
+        probs = s["distribution"]
+        out = {"emotion": s["dominant_emotion"], "confidence": round(max(probs.values()), 4), "probabilities": probs,
+               "valence": s["sentiment_score"], "sentiment": s["sentiment"], "readings": len(self.recent),
                "window_s": self.smooth_s}
         if self.lang != "en":
-            out["emotion_label"] = translate(top, self.lang)
+            out["emotion_label"] = s["dominant_emotion_label"]
         return out
 
     def result(self, video: str = "camera") -> dict[str, Any]:
