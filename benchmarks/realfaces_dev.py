@@ -28,7 +28,7 @@ eyes levelled, with the network's own framing: margin 0.05, offset 0 around the 
 mirror averaging for face-api.js (the defaults in `PreprocessConfig` / `CropSpec` / `ModelConfig`);
 margin 0.1, offset -0.1 and mirror averaging for the FER network (the framing of FER-style crops,
 measured without labels: printed first). The
-other rows build it up one choice at a time: Haar (the project's FaceDetector + crop_face) at margin
+other rows build it up one choice at a time: Haar (the retired FaceDetector, haar_detector.py, + crop_face) at margin
 0.12 (the face path before) and 0; the bare BlazeFace box at margins 0 to 0.2; + eyes levelled;
 + mirror averaging; and the short- or full-range model alone. The recommended variant is compared with
 the Haar crops and the bare box by a paired bootstrap over subjects. `--fer-python` adds the `fer`
@@ -70,13 +70,16 @@ FRAME_W, FRAME_H = stills.FRAME_W, stills.FRAME_H
 
 
 def _haar():
-    """The project's Haar detector and crop, wherever the package keeps them today."""
+    """The retired Haar detector (benchmarks/haar_detector.py) and the plain-box crop, wherever the package keeps
+    them (older checkouts kept the detector in the package)."""
     try:
         from video_emotion.features.faces import FaceDetector, crop_face
-    except ImportError:  # older layouts
+    except ImportError:  # the product retired it: the benchmark keeps it to measure the face path before
         try:
-            from video_emotion.features.video import FaceDetector, crop_face
-        except ImportError:
+            from haar_detector import FaceDetector
+
+            from video_emotion.features.faces import crop_face
+        except ImportError:  # older layouts
             from video_emotion.video import FaceDetector, crop_face
     from video_emotion.config import PreprocessConfig
     return FaceDetector, crop_face, PreprocessConfig

@@ -64,7 +64,7 @@ class ValidateConfig:
 class PreprocessConfig:
     n_frames: int = 16
     image_size: int = 112
-    detector: str = "blazeface"  # blazeface (MediaPipe BlazeFace, short then full range) | haar (OpenCV fallback)
+    detector: str = "blazeface"  # MediaPipe BlazeFace, short then full range (the only one: haar is retired)
     face_margin: float = 0.05    # crop side = face box x (1 + 2 margin)
     face_offset: float = 0.0     # crop centre moved down by this fraction of its side (negative: up)
     align: bool = True           # turn the crop so that the eyes are level (needs the detector's keypoints)
@@ -77,18 +77,19 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         _choice("preprocess.engine", self.engine, ("local", "ray"))
-        _choice("preprocess.detector", self.detector, ("blazeface", "haar"))
+        _choice("preprocess.detector", self.detector, ("blazeface",))
 
     @classmethod
     def from_saved(cls, raw: dict[str, Any]) -> PreprocessConfig:
-        """The settings a model bundle (or processed data) was made with. Keys it predates mean what they
-        meant then: bundles saved before the face path had a detector setting were cropped by Haar,
-        with the margin only (LEGACY_FACE)."""
+        """The settings a model bundle (or processed data) was made with; keys it predates mean what they meant
+        then (LEGACY_FACE: bundles saved before the detector setting used Haar, now retired: they fail, saying so)."""
         return section_from_dict(cls, {**LEGACY_FACE, **raw})
 
 
 # The face path of bundles saved before `detector`, `face_offset` and `align` existed.
 LEGACY_FACE: dict[str, Any] = {"detector": "haar", "face_margin": 0.12, "face_offset": 0.0, "align": False}
+RETIRED = {("preprocess.detector", "haar"): "preprocess.detector: haar is retired (no score or keypoints for the "
+           "new-face gate and the quality checks); use detector: blazeface. A bundle made with Haar must be retrained."}
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ class Params:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        raise ValueError(RETIRED.get((name, value)) or f"{name} must be one of {allowed}, got {value!r}")
 
 
 def _coerce(section: str, cls: type, raw: Any) -> Any:

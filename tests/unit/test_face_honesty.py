@@ -88,6 +88,51 @@ def test_a_48_px_face_enlarged_is_found_and_read(path):
     assert q.readable, q
 
 
+def tiny_face_frame(face_px: int = 20, size: tuple[int, int] = (320, 180)) -> np.ndarray:
+    """The real posed_happy.jpg shrunk so that its face is about `face_px` wide, centred in a frame of `size`
+    (a low-resolution clip: 320x180)."""
+    photo = cv2.imread(str(REAL_FACES / "posed_happy.jpg"))
+    small = cv2.resize(photo, None, fx=face_px / 310, fy=face_px / 310, interpolation=cv2.INTER_AREA)  # face: 310 px
+    W, H = size
+    frame = np.full((H, W, 3), 120, np.uint8)
+    y0, x0 = (H - small.shape[0]) // 2, (W - small.shape[1]) // 2
+    frame[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    return frame
+
+
+def test_a_tiny_face_in_a_small_frame_is_found_but_too_small_to_read(path):
+    """"too small" on the default path: a face keeps only when it is at least `min_face_frac` (0.1) of the short
+    side, so a face under 24 px reaches the size check in frames under 240 px high, as in a 320x180 clip."""
+    frame = tiny_face_frame(20)
+    found = path.new_faces(frame)
+    assert len(found) == 1 and found[0].box[2] < 24
+    q = path.quality(frame, found[0], path.crop(frame, found[0]))
+    assert not q.readable and q.reason == "too small" and q.size_px < 24 and q.sharpness > 3.5
+    tracker = FaceTracker(path, 1, max_gap=8)
+    flags, quality = [], []
+    for _ in range(4):
+        flags.append(tracker(frame)[1])
+        quality.append(tracker.quality)
+    assert all(flags) and all(not q.readable and q.reason == "too small" for q in quality)
+    w = Window(0.0, 2.0, np.zeros((4, 8, 8), np.uint8), np.array(flags), quality=quality)
+    assert is_unreadable(w) and unreadable_segment(w)["quality"]["unreadable_because"] == ["too small"]
+    # the same face in a frame 360 px high is under a tenth of its height: not a face of the video at all
+    assert path.new_faces(tiny_face_frame(20, (640, 360))) == []
+
+
+def test_the_score_is_reported_not_checked(path):
+    """The detector's own thresholds are the score floor (0.5 short range, 0.6 full range): what it reports, even
+    on clouds it takes for faces, scores at least 0.5, so a read floor at 0.5 could never fire. A face's
+    quality carries its score and is not made unreadable by it."""
+    clip = REAL_FACES / "no_face.mp4"
+    scores = [d.score for _, f in iter_frames(clip, range(60, probe(clip).n_frames)) for d in path.detect(f)]
+    assert scores and min(scores) >= 0.5
+    crop = cv2.imread(str(REAL_FACES / "posed_happy.jpg"), cv2.IMREAD_GRAYSCALE)[100:300, 150:350]
+    low = Detection((50.0, 60.0, 100.0, 100.0), 0.3, _det(0).keypoints)
+    q = face_quality(low, crop)
+    assert q.readable and q.score == pytest.approx(0.3)
+
+
 def test_a_smeared_face_is_detected_but_unreadable(path):
     frame = cv2.GaussianBlur(cv2.imread(str(REAL_FACES / "posed_happy.jpg")), (0, 0), 22)  # the face: ~300 px
     found = path.detect(frame)

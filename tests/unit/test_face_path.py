@@ -1,4 +1,4 @@
-"""The one face path (features.faces): BlazeFace + FER-style crop by default, Haar as before for old bundles,
+"""The one face path (features.faces): BlazeFace + FER-style crop (Haar is retired and refused, old bundles too),
 the same faces whether tracked or searched frame by frame, photos placed in frames, labelled real-face folders,
 and the model design chosen by the corpus.
 
@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from tests.conftest import PRETRAINED, REAL_FACES, require_assets
-from video_emotion.config import LEGACY_FACE, ModelConfig, Params, PreprocessConfig
+from video_emotion.config import LEGACY_FACE, ModelConfig, Params, PreprocessConfig, load_params
 from video_emotion.data.labelled_faces import list_faces, set_digest
 from video_emotion.features.align import CropSpec, face_crop
 from video_emotion.features.blazeface import BlazeFaceDetector, Detection
-from video_emotion.features.faces import FaceDetector, FacePath, crop_face
+from video_emotion.features.faces import FacePath, crop_face
 from video_emotion.features.stills import place_in_frame, read_image
 from video_emotion.features.tracking import FaceTracker
 from video_emotion.features.video import iter_frames, probe, uniform_indices
@@ -56,27 +55,38 @@ def test_a_frame_without_a_face_gets_the_masked_fallback(blaze):
     assert face is None and crop.shape == (112, 112)
 
 
-def test_old_bundle_settings_mean_the_old_haar_path():
+def test_haar_is_retired_and_an_old_haar_bundle_is_refused_saying_why(tmp_path):
+    """Haar had no score and no keypoints for the new-face gate and the quality checks: the setting fails at
+    load with a message that says so, and so do a bundle's saved settings from before the setting existed."""
     old = {"n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2, "detect_every": 1}
-    cfg = PreprocessConfig.from_saved(old)
-    assert (cfg.detector, cfg.face_margin, cfg.face_offset, cfg.align) == ("haar", 0.12, 0.0, False)
     assert set(LEGACY_FACE) == {"detector", "face_margin", "face_offset", "align"}
-    path = FacePath(cfg)
-    assert isinstance(path.detector, FaceDetector) and path.near_first
-    require_assets()
-    frame = placed("posed_happy.jpg")
-    crop, box = path.read(frame)
-    assert box is not None and np.array_equal(crop, crop_face(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), box, cfg))
-    # the Haar crop is the one it always was: a square of side max(w, h) * 1.24 around the box centre
-    x, y, w, h = box
-    side = int(round(max(w, h) * 1.24))
-    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    expected = cv2.resize(gray[y0:y0 + side, x0:x0 + side], (64, 64), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(crop, expected)
+    with pytest.raises(ValueError, match="haar is retired.*new-face gate.*must be retrained"):
+        PreprocessConfig.from_saved(old)
+    with pytest.raises(ValueError, match="haar is retired.*use detector: blazeface"):
+        PreprocessConfig(detector="haar")
+    params = tmp_path / "params.yaml"
+    params.write_text("preprocess:\n  detector: haar\n")
+    with pytest.raises(ValueError, match="haar is retired"):
+        load_params(params)
+    with pytest.raises(ValueError, match="preprocess.detector"):
+        PreprocessConfig(detector="mtcnn")
     # saved settings of a new bundle are read back as they were written
     new = dataclasses.asdict(PreprocessConfig())
     assert PreprocessConfig.from_saved(new) == PreprocessConfig()
+
+
+def test_a_plain_box_is_cropped_as_a_square_with_the_margin():
+    """`crop_face`, the crop of a box without keypoints (the masked centre fallback): a square of side
+    max(w, h) * (1 + 2 margin) around the box centre."""
+    require_assets()
+    cfg = PreprocessConfig(image_size=64, face_margin=0.12, align=False)
+    frame = placed("posed_happy.jpg")
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    x, y, w, h = box = (250, 100, 140, 150)
+    side = int(round(max(w, h) * 1.24))
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    expected = cv2.resize(gray[y0:y0 + side, x0:x0 + side], (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(crop_face(frame, box, cfg), expected)
 
 
 def test_tracking_reads_the_same_faces_as_whole_frame_search_on_real_footage(blaze):
@@ -178,8 +188,6 @@ def test_a_blazeface_bundle_carries_its_detector(tmp_path):
     files = save_face_models(PreprocessConfig(), MODELS, tmp_path)
     assert sorted(f.name for f in files) == ["blazeface_full_range.tflite", "blazeface_short_range.tflite"]
     assert all(f.read_bytes() == (MODELS / f.name).read_bytes() for f in files)
-    assert save_face_models(PreprocessConfig(detector="haar"), MODELS, tmp_path / "haar") == []
-    assert not Path(tmp_path / "haar").exists()
 
 
 def test_a_colour_frame_is_cropped_as_its_grey_conversion_whole(blaze):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from tests.conftest import PRETRAINED, require_assets
 from video_emotion.config import PreprocessConfig
-from video_emotion.features.faces import FaceDetector, clip_faces, faces_from_frames
+from video_emotion.features.faces import FacePath, clip_faces, faces_from_frames
 from video_emotion.features.video import VideoError, iter_frames, probe, uniform_indices
 
 
@@ -53,8 +54,9 @@ def test_an_encrypted_file_is_refused_as_such_whatever_its_random_bytes_look_lik
 
 
 def test_synthetic_face_is_found_and_cropped(face_clip):
-    cfg = PreprocessConfig(n_frames=8)
-    ff, info = clip_faces(face_clip, cfg, FaceDetector(cfg.min_face_frac))
+    require_assets()
+    cfg = PreprocessConfig(n_frames=8)  # the default face path (BlazeFace, its new-face gate)
+    ff, info = clip_faces(face_clip, cfg, FacePath(cfg, PRETRAINED.parent))
     assert ff.crops.shape == (8, 112, 112) and ff.crops.dtype == np.uint8
     assert ff.face.mean() >= 0.75
     assert ff.detected.any()
@@ -64,8 +66,9 @@ def test_synthetic_face_is_found_and_cropped(face_clip):
 
 
 def test_frames_without_a_face_are_flagged_not_invented(blank_clip):
+    require_assets()
     cfg = PreprocessConfig(n_frames=6)
-    ff, _ = clip_faces(blank_clip, cfg, FaceDetector(cfg.min_face_frac))
+    ff, _ = clip_faces(blank_clip, cfg, FacePath(cfg, PRETRAINED.parent))
     assert not ff.face.any() and not ff.detected.any()
     assert ff.crops.shape == (6, 112, 112)  # a centre-crop fallback, flagged False
 

