@@ -67,7 +67,8 @@ def service(tmp_path_factory, pipeline):
     env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml"), "VIDEO_EMOTION_API_KEYS": f"other-key,{GOOD}",
            "VIDEO_EMOTION_API_KEY_FILE": str(tmp / "api_keys"), "VIDEO_EMOTION_MAX_UPLOAD_MB": "2",
            "VIDEO_EMOTION_MAX_DURATION_S": "30", "TMPDIR": str(tmp / "svc-tmp"),
-           "VIDEO_EMOTION_RATE_LIMIT": "100000"}  # the limits have their own server (test_service_keys.py)
+           "VIDEO_EMOTION_RATE_LIMIT": "100000",  # the limits have their own server (test_service_keys.py) ...
+           "VIDEO_EMOTION_MAX_LIVE_PER_KEY": "2"}  # ... and so do live sessions' keys (test_live_keys.py)
     (tmp / "svc-tmp").mkdir()
     imported = subprocess.run([str(BIN / "video-emotion"), "--params", str(pipeline["params"]), "bento-import",
                                "--model", "video-emotion@champion"], cwd=ROOT, env=env, capture_output=True,

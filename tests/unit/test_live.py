@@ -106,7 +106,7 @@ def test_the_guard_lets_websockets_through_only_where_the_first_message_is_check
 
 
 def test_sessions_are_bounded_and_a_freed_slot_is_free_at_once():
-    slots = LiveSlots(2)
+    slots = LiveSlots(2, per_key=2)
     assert slots.take() and slots.take() and not slots.take()
     slots.free()
     assert slots.take() and slots.busy == 2

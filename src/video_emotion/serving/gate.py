@@ -9,7 +9,9 @@ request): `admit(scope, key)` finds the gate the guard put in the ASGI scope. In
 2. per client address: after `FAILED_KEYS` (10) wrong keys within a minute, every request from that
    address gets 429 with Retry-After for a back-off that doubles with each block (60 s, 120 s, ... 1 h);
    a valid key from a blocked address is refused too, or the back-off would tell a guesser which guess
-   was right. Only presented keys count as failures: a request without a key gets 401 and counts nothing;
+   was right. Only presented keys count as failures: an HTTP request without a key gets 401 and counts nothing
+   (a WebSocket refused before its key, for no key, a bad first message or silence, does count: `refuse`);
+   an IPv6 client is counted by its /64 (`limits.address_key`);
 3. per key: `VIDEO_EMOTION_RATE_LIMIT` requests per minute per key name (default 60; 0: no limit),
    429 with Retry-After past it.
 
@@ -28,12 +30,13 @@ from typing import Any
 
 from video_emotion.serving.audit import AuditLog, audit_path, stamp
 from video_emotion.serving.keystore import ApiKeys
-from video_emotion.serving.limits import FailedKeys, PerKey
+from video_emotion.serving.limits import FailedKeys, PerKey, Waiting
 
 GATE = "video_emotion.gate"  # the scope state entry where the guard leaves its gate
 ENV_RATE_LIMIT = "VIDEO_EMOTION_RATE_LIMIT"
 ENV_TRUSTED_PROXIES = "VIDEO_EMOTION_TRUSTED_PROXIES"
 FAILED_KEYS = 10
+WAITING_PER_ADDRESS = 4  # WebSockets of one address waiting for their key at once
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Gate:
         limit = os.environ.get(ENV_RATE_LIMIT, "60") if per_minute is None else per_minute
         self.per_key = PerKey(int(limit))
         self.addresses = FailedKeys(max_failures=FAILED_KEYS)
+        self.waiting = Waiting(WAITING_PER_ADDRESS)
         proxies = os.environ.get(ENV_TRUSTED_PROXIES, "") if trusted_proxies is None else trusted_proxies
         self.proxies = parse_networks(proxies)
         self.audit = audit or AuditLog(audit_path(self.keys.path))
@@ -117,6 +121,22 @@ class Gate:
             self.record(name or "-", client, method, path, 101 if adm.ok and method == "WS" else adm.status,
                         request_id=request_id, reason=adm.reason)
         return adm
+
+    def blocked(self, client: str) -> int:
+        """Seconds the client's address must still wait after too many failed keys (0: not blocked)."""
+        return self.addresses.wait(client, time.monotonic())
+
+    def refuse(self, client: str, path: str, status: int, reason: str, count: bool = True, name: str = "-") -> None:
+        """A refusal no `admit` decided (a WebSocket refused before its key, or a session ended or refused after
+        it), written to the audit log as `WS`; with `count`, also a failure toward the address's back-off."""
+        if count:
+            self.addresses.failure(client, time.monotonic())
+        self.record(name, client, "WS", path, status, reason=reason)
+
+    def accepts(self, key: str) -> bool:
+        """Whether `key` is still accepted (the key file re-read if it changed): false once it is revoked or its
+        key file fails closed."""
+        return self.keys.match(key) is not None
 
     def record(self, name: str, client: str, method: str, path: str, status: int, bytes_in: int = 0,
                seconds: float = 0.0, request_id: str = "", reason: str = "") -> None:

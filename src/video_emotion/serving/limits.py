@@ -1,16 +1,34 @@
-"""In-memory request limits: failed keys per client address (with a growing back-off) and requests per key.
+"""In-memory request limits: failed keys per client address (with a growing back-off), requests per key, and
+sockets waiting for their key per client address.
 
-Both tables are bounded: entries expire, and past `max_entries` the least recently seen entry is
-dropped, so a flood of distinct addresses costs at most `max_entries` small entries. Time comes in as
-an argument (monotonic seconds) so that tests need no sleeping. Not thread-safe: the service calls them
-from its one event loop.
+An address is counted by `address_key`: an IPv4 address as it is, an IPv6 client by its /64 (one subscriber's
+network: a host picks any of its 2^64 addresses at will, so counting single IPv6 addresses would let one client
+dodge every per-address limit). The tables are bounded: entries expire, and past `max_entries` the least
+recently seen entry is dropped, so a flood of distinct addresses costs at most `max_entries` small entries.
+Time comes in as an argument (monotonic seconds) so that tests need no sleeping. Not thread-safe: the service
+calls them from its one event loop.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+
+
+def address_key(addr: str) -> str:
+    """What a client address is counted as: an IPv6 address by its /64 network (an IPv4 address mapped into
+    IPv6 as that IPv4 address), anything else (IPv4, or not an address) as it is."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return addr
 
 
 @dataclass
@@ -43,13 +61,15 @@ class FailedKeys:
             del self._table[addr]
 
     def wait(self, addr: str, now: float) -> int:
-        """Seconds the address must still wait (0: not blocked)."""
+        """Seconds the address (by `address_key`) must still wait (0: not blocked)."""
         self._expire(now)
-        entry = self._table.get(addr)
+        entry = self._table.get(address_key(addr))
         return math.ceil(entry.blocked_until - now) if entry and entry.blocked_until > now else 0
 
     def failure(self, addr: str, now: float) -> int:
-        """Count a failed key; the back-off in seconds if this failure starts a block, else 0."""
+        """Count a failed key of the address (by `address_key`); the back-off in seconds if this failure starts
+        a block, else 0."""
+        addr = address_key(addr)
         entry = self._table.pop(addr, None) or _Address()
         self._table[addr] = entry  # most recently seen at the end
         entry.last = now
@@ -94,3 +114,31 @@ class PerKey:
             return max(1, math.ceil(times[0] + 60.0 - now))
         times.append(now)
         return 0
+
+
+class Waiting:
+    """Sockets from one address (by `address_key`) that wait for their key: at most `per_address` at once. Only
+    open sockets are held, each entered once and left once, so the table is as small as the open sockets."""
+
+    def __init__(self, per_address: int = 4) -> None:
+        self.per_address = per_address
+        self._open: dict[str, int] = {}
+
+    def enter(self, addr: str) -> bool:
+        """Count one more waiting socket of the address; False (nothing counted) when it has `per_address` already."""
+        addr = address_key(addr)
+        if self._open.get(addr, 0) >= self.per_address:
+            return False
+        self._open[addr] = self._open.get(addr, 0) + 1
+        return True
+
+    def leave(self, addr: str) -> None:
+        addr = address_key(addr)
+        left = self._open.get(addr, 0) - 1
+        if left > 0:
+            self._open[addr] = left
+        else:
+            self._open.pop(addr, None)
+
+    def count(self, addr: str) -> int:
+        return self._open.get(address_key(addr), 0)

@@ -18,7 +18,8 @@ core), VIDEO_EMOTION_API_KEYS / VIDEO_EMOTION_API_KEY_FILE (see keystore.py), VI
 VIDEO_EMOTION_TRUSTED_PROXIES (gate.py), VIDEO_EMOTION_AUDIT_LOG (audit.py), VIDEO_EMOTION_WHISPER_DIR
 (the speech recognition model folder; default: the project's models/pretrained/whisper-base, which
 `make serve` takes from params.yaml). Live camera sessions (WebSocket /live, see live.py):
-VIDEO_EMOTION_MAX_LIVE (sessions at once, 2), VIDEO_EMOTION_LIVE_IDLE_S (30), VIDEO_EMOTION_LIVE_MAX_S (3600).
+VIDEO_EMOTION_MAX_LIVE (sessions at once, 2), VIDEO_EMOTION_MAX_LIVE_PER_KEY (of them with one key, 1),
+VIDEO_EMOTION_LIVE_IDLE_S (30), VIDEO_EMOTION_LIVE_MAX_S (3600), VIDEO_EMOTION_LIVE_KEY_WAIT_S (5).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ MAX_ANALYSIS_S = float(os.environ.get("VIDEO_EMOTION_MAX_ANALYSIS_S", "600"))
 MIN_FRAMES = 3
 LIVE = LiveLimits(sessions=int(os.environ.get("VIDEO_EMOTION_MAX_LIVE", "2")),
                   idle_s=float(os.environ.get("VIDEO_EMOTION_LIVE_IDLE_S", "30")),
-                  max_s=float(os.environ.get("VIDEO_EMOTION_LIVE_MAX_S", "3600")))
+                  max_s=float(os.environ.get("VIDEO_EMOTION_LIVE_MAX_S", "3600")),
+                  per_key=int(os.environ.get("VIDEO_EMOTION_MAX_LIVE_PER_KEY", "1")),
+                  key_wait_s=float(os.environ.get("VIDEO_EMOTION_LIVE_KEY_WAIT_S", "5")))
 WEB_DIR = Path(__file__).parent / "web"
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "live.js": "text/javascript",
              "style.css": "text/css"}
@@ -95,7 +98,7 @@ class VideoEmotion:
         # concurrency 4 1.76 s with one slot, 1.37 s with two); more requests queue here.
         self.speech, self.speech_status = _speech_model()
         self.slots = Slots(int(os.environ.get("VIDEO_EMOTION_CONCURRENCY", "0")) or (os.cpu_count() or 2))
-        self.live_slots = LiveSlots(LIVE.sessions)  # camera sessions have their own limit beside the analyses
+        self.live_slots = LiveSlots(LIVE.sessions, LIVE.per_key)  # camera sessions: their own limits
         log.info("serving %s (registry version %s)", self.model_tag, info.get("version", "?"))
 
     @app.get("/favicon.ico")
