@@ -198,10 +198,10 @@ def main() -> int:
     if args.stage:
         stage(args.stage[0], args.stage[1], args.model, args.rate or None)
         return 0
-    import bench
+    import common
 
-    env = bench.ENV
-    fer_py = None if args.skip_fer else bench.fer_python()
+    env = common.ENV
+    fer_py = None if args.skip_fer else common.fer_python()
     args.long = args.long or args.long_only
     clips = make_clips(args.long)
     all_stages = ["floor", "decode", "faces", "network", "whole"]
@@ -223,7 +223,7 @@ def main() -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res = previous | {label: measure_clip(clip, [k for k in kinds if k != "fer" or fer_py], args.model, fer_py, n, env,
                                           rate, every) for label, clip, kinds, n, rate, every in plan}
-    lines = [SECTION, "", f"Machine: {bench.machine()}.", "",
+    lines = [SECTION, "", f"Machine: {common.machine()}.", "",
              f"Command: `.venv/bin/python benchmarks/speed_floor.py{' --long' if args.long else ''}"
              f"{' --skip-fer' if fer_py is None else ''} --repeats "
              f"{args.repeats}` (`make bench`), {started}"

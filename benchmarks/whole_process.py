@@ -5,7 +5,8 @@ writing the result), wall time and peak RSS of that process.
 Runs alternate between the two tools, so that both see the same background load; each figure is
 the median (and the minimum) of `repeats` runs, with the machine's load average while they ran.
 The wall time includes the 20 ms polling of the child's memory (at most 20 ms per run).
-Used by `bench.py` (`make bench`); runs alone too:
+Used by `bench.py` (`make bench`; the clips, cases and `fer` environment are `common.py`'s); runs
+alone too:
 
     .venv/bin/python benchmarks/whole_process.py --repeats 3
 """
@@ -113,16 +114,16 @@ def table(results: list[dict]) -> list[str]:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import bench
+    import common
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="video-emotion@champion", help="what `analyze --model` gets")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-fer", action="store_true")
     args = ap.parse_args()
-    clips = bench.make_clips(ROOT / "data" / "external" / "real_faces" / "cry_then_laugh.mp4")
-    results = compare(bench.whole_cases(clips), None if args.skip_fer else bench.fer_python(), args.model,
-                      args.repeats, bench.ENV)
+    clips = common.make_clips(ROOT / "data" / "external" / "real_faces" / "cry_then_laugh.mp4")
+    results = compare(common.whole_cases(clips), None if args.skip_fer else common.fer_python(), args.model,
+                      args.repeats, common.ENV)
     print("\n".join(table(results)))
     print(json.dumps(results, default=str, indent=1))
     return 0

@@ -136,6 +136,23 @@ def test_no_import_cycle():
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
+def test_no_import_cycle_among_the_benchmarks():
+    """The scripts in benchmarks/ import one another by their bare names (each runs as `python benchmarks/x.py`);
+    what two of them need goes to a third (common.py), never round a circle (bench.py and whole_process.py were one)."""
+    scripts = {f.stem: f for f in (ROOT / "benchmarks").glob("*.py")}
+    graph = {}
+    for name, f in scripts.items():
+        names = set()
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+        graph[name] = {n for n in names if n in scripts and n != name}
+    assert graph["bench"] >= {"common", "whole_process"}  # the graph is really read
+    assert not import_cycles(graph), import_cycles(graph)
+
+
 def test_functions_fit_on_a_screen():
     long = []
     for f in PKG.rglob("*.py"):
