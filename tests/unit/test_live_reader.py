@@ -155,3 +155,22 @@ def test_a_face_reads_the_same_live_and_uploaded_at_the_shipped_temperature(tmp_
         assert abs(said["valence"] - upload["sentiment_score"]) < 0.02, (said, upload)
         assert said["sentiment"] == upload["sentiment"]
     assert abs(valence_of(face["probabilities"]) - upload["sentiment_score"]) > 0.05  # the softened reading differs
+
+
+def test_the_reading_in_docs_live_md_has_the_fields_the_code_sends(bundle, real_faces):
+    """docs/live.md shows a reading: its face, quality and state fields are those of a real one."""
+    import re
+
+    from tests.conftest import ROOT
+    from video_emotion.inference.live import LiveReader
+
+    text = (ROOT / "docs" / "live.md").read_text(encoding="utf-8")
+    shown = json.loads(re.search(r'```json\n(\{"type": "reading".*?)\n```', text, re.S).group(1))
+    reader = LiveReader(bundle)
+    frame = cv2.imread(str(real_faces / "posed_happy.jpg"))
+    for k in range(3):
+        real = reader.read(frame, k / 8)
+    face, doc_face = real["faces"][0], shown["faces"][0]
+    assert set(doc_face) == set(face) and set(doc_face["quality"]) == set(face["quality"])
+    assert set(shown["state"]) == set(real["state"]) and set(shown) - {"type", "frame", "dropped", "server_ms"} == \
+        set(real)
