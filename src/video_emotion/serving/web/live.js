@@ -121,7 +121,7 @@ function onLiveMessage(msg) {
 }
 
 function onLiveClose(ev) {
-  const refused = ev.code === 4401 || ev.code === 4429;
+  const refused = ev.code === 4401 || ev.code === 4429 || ev.code === 4415;  // key, limits, a model without faces
   if (refused) liveStatus("refused", ev.reason || String(ev.code));
   else if (live.stopping) liveStatus("stopped");
   else liveStatus("lost", ev.reason || String(ev.code));
