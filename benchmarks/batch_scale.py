@@ -83,9 +83,13 @@ def bundle_for(path: Path) -> Path:
                 "o=Path(sys.argv[1]); o.mkdir(parents=True, exist_ok=True); "
                 "build_model(ModelConfig(correction_bound=0.0), 16, 64, Path(sys.argv[2])).save(o/'model.keras'); "
                 "(o/'preprocessing.json').write_text(json.dumps({'labels': list(LABELS), 'n_frames': 16, "
-                "'image_size': 64, 'face_margin': 0.12, 'min_face_frac': 0.2, 'detect_every': 1, 'window_s': 2.0}))")
+                "'image_size': 64, 'detector': 'blazeface', 'face_margin': 0.12, 'min_face_frac': 0.2, "
+                "'detect_every': 1, 'window_s': 2.0})); "
+                "from video_emotion.config import PreprocessConfig; "
+                "from video_emotion.features.faces import save_face_models; "
+                "save_face_models(PreprocessConfig(), Path(sys.argv[3]), o)")
         subprocess.run([sys.executable, "-c", code, str(out),
-                        str(ROOT / "models/pretrained/fer2013_mini_xception.hdf5")],
+                        str(ROOT / "models/pretrained/fer2013_mini_xception.hdf5"), str(ROOT / "models/pretrained")],
                        env=ENV, check=True)
     return out
 

@@ -62,7 +62,8 @@ def make_clips(work: Path) -> dict[str, Path]:
 
 def fer_bundle(work: Path) -> Path:
     """The FER-initialised bundle the tests serve (used when no trained bundle is given)."""
-    from video_emotion.config import ModelConfig
+    from video_emotion.config import ModelConfig, PreprocessConfig
+    from video_emotion.features.faces import save_face_models
     from video_emotion.labels import LABELS
     from video_emotion.modeling.model import build_model
 
@@ -71,8 +72,9 @@ def fer_bundle(work: Path) -> Path:
     build_model(ModelConfig(lstm_units=8, correction_bound=0.0), 8, 64,
                 ROOT / "models" / "pretrained" / "fer2013_mini_xception.hdf5").save(folder / "model.keras")
     (folder / "preprocessing.json").write_text(json.dumps(
-        {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2,
-         "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
+        {"labels": list(LABELS), "n_frames": 8, "image_size": 64, "detector": "blazeface", "face_margin": 0.12,
+         "min_face_frac": 0.2, "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}))
+    save_face_models(PreprocessConfig(), ROOT / "models" / "pretrained", folder)  # the bundle's face detector
     return folder
 
 

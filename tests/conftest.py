@@ -161,10 +161,11 @@ def real_faces() -> Path:
     return REAL_FACES
 
 
-# The preprocessing.json of a small FER-style bundle (8 frames per 1 s window, OpenCV face path); tests
-# override what they exercise (a smaller minimum face, the BlazeFace path).
-FER_BUNDLE_SETTINGS = {"labels": None, "n_frames": 8, "image_size": 112, "face_margin": 0.12, "min_face_frac": 0.2,
-                       "detect_every": 1, "denoise": False, "equalize": False, "window_s": 1.0}
+# The preprocessing.json of a small bundle (8 frames per 1 s window, the BlazeFace face path: the only one since
+# Haar was retired); tests override what they exercise (a smaller minimum face, the default margin).
+FER_BUNDLE_SETTINGS = {"labels": None, "n_frames": 8, "image_size": 112, "detector": "blazeface", "face_margin": 0.12,
+                       "face_offset": 0.0, "align": True, "min_face_frac": 0.2, "detect_every": 1, "denoise": False,
+                       "equalize": False, "window_s": 1.0}
 
 
 def built_once(tmp_path_factory, name: str, build) -> Path:
@@ -220,13 +221,16 @@ def fer_model(tmp_path_factory, pretrained) -> Path:
 
 def fer_bundle(fer_model: Path, folder: Path, **settings) -> Path:
     """A bundle folder of its own (created if need be): a copy of the session's `fer_model` (model.keras and its
-    exports) and a preprocessing.json of `FER_BUNDLE_SETTINGS` with `settings` over them."""
+    exports), a preprocessing.json of `FER_BUNDLE_SETTINGS` with `settings` over them, and the BlazeFace models."""
+    from video_emotion.config import PreprocessConfig
+    from video_emotion.features.faces import save_face_models
     from video_emotion.labels import LABELS
 
     folder.mkdir(parents=True, exist_ok=True)
     for f in fer_model.parent.iterdir():
         shutil.copyfile(f, folder / f.name)
     (folder / "preprocessing.json").write_text(json.dumps({**FER_BUNDLE_SETTINGS, "labels": list(LABELS), **settings}))
+    save_face_models(PreprocessConfig(), PRETRAINED.parent, folder)  # a bundle carries its face detector
     return folder
 
 

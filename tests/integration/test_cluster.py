@@ -200,7 +200,8 @@ rng = np.random.default_rng(0)
 np.savez(processed / "train.npz", **split(28, rng))
 np.savez(processed / "val.npz", **split(14, rng))
 settings = {"labels": list(LABELS), "n_frames": 6, "image_size": 64, "face_margin": 0.12, "min_face_frac": 0.2,
-            "detect_every": 1, "denoise": False, "equalize": False, "audio": False, "window_s": 1.0}
+            "detect_every": 1, "denoise": False, "equalize": False, "audio": False, "window_s": 1.0,
+            "detector": "blazeface"}  # a bundle without it would be an old Haar one, which is refused
 (processed / "preprocessing.json").write_text(json.dumps(settings))
 cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=8, strategy="multiworker", workers=2)
 result = train.run(ModelConfig(init="scratch", lstm_units=8, bidirectional=False), cfg, processed, tmp / "model", None)

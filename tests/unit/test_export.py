@@ -33,7 +33,7 @@ def make_bundle(folder: Path, n_frames: int = N_FRAMES, seed: int = 0, formats: 
     folder.mkdir(parents=True)
     model.save(folder / "model.keras")
     settings = {"labels": list(LABELS), "n_frames": n_frames, "image_size": SIZE, "window_s": 1.0,
-                "model": {"modalities": ["video"]}}
+                "detector": "blazeface", "model": {"modalities": ["video"]}}
     (folder / "preprocessing.json").write_text(json.dumps(settings))
     export_inference(model, folder, formats, cfg=cfg)  # None: what training writes
     return folder
