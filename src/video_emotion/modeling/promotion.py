@@ -9,7 +9,9 @@ The champion is selected by real faces. A version can become `champion` only if
   the real-face log-loss on that set (lower wins: the same readings held with more honest confidence), and
   a tie on that too (or a side without it) goes to the newer version, the candidate: the same model
   retrained on new code replaces the old one. A champion without a score on that set is not compared
-  (different data): the alias stays.
+  (different data): the alias stays. One that the registry could not measure on that set (it no longer
+  loads, its files are gone) blocks every promotion the same way: the decision says so (`blocker`), and
+  `video-emotion report` (the end of `make run`) prints it.
 Everything else becomes `challenger`. The synthetic test score is reported and gated, never compared.
 
 No I/O here: the registry reads the champion's version tags, calls `decide`, and writes the result.
@@ -60,9 +62,10 @@ class Champion:
 
     version: str
     scores: dict[str, float] = field(default_factory=dict)  # score_key(metric, digest) -> value
+    unmeasured: str = ""  # why it could not be measured on the candidate's set ("": it was, or it need not be)
 
     @classmethod
-    def from_tags(cls, version: str, tags: dict[str, str]) -> Champion:
+    def from_tags(cls, version: str, tags: dict[str, str], unmeasured: str = "") -> Champion:
         scores = {}
         for key, value in tags.items():
             if key.startswith(SCORE_TAG):
@@ -70,7 +73,7 @@ class Champion:
                     scores[key] = float(value)
                 except ValueError:
                     continue
-        return cls(version=str(version), scores=scores)
+        return cls(version=str(version), scores=scores, unmeasured=unmeasured)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Decision:
     alias: str
     reason: str
     compared_with: str | None = None  # the champion version it was compared with
+    blocker: str = ""  # what stops every version from being promoted until someone acts ("": nothing)
 
 
 def score_key(metric: str, digest: str) -> str:
@@ -136,6 +140,10 @@ def decide(candidate: Candidate, champion: Champion | None) -> Decision:
     if champion is None:
         return Decision(CHAMPION, f"first version to pass the gates: {sel.metric} {_fmt(value)} {where}{base}")
     held = champion.scores.get(score_key(sel.metric, sel.data_digest))
+    if held is None and champion.unmeasured:  # it would block every candidate the same way: say so
+        why = f"champion v{champion.version} could not be measured {where} ({champion.unmeasured})"
+        return Decision(CHALLENGER, f"{why}: not compared, the champion stays", champion.version,
+                        blocker=f"{why}; no version can be promoted until it is measured there or @champion moves")
     if held is None:
         return Decision(CHALLENGER, f"champion v{champion.version} has no {sel.metric} {where} (different data): "
                                     "not compared, the champion stays", champion.version)

@@ -216,11 +216,11 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     client = mlflow.MlflowClient()
     name = params.evaluate.registered_model
     sel = candidate.selection
-    current = _champion(client, name)
+    current, unmeasured = _champion(client, name), ""
     if current is not None and rescore is not None and sel.value is not None:
-        current = _measure_champion(params, client, current, sel, rescore)
-    decision = promotion.decide(candidate,
-                                promotion.Champion.from_tags(current.version, current.tags) if current else None)
+        current, unmeasured = _measure_champion(params, client, current, sel, rescore)
+    decision = promotion.decide(candidate, promotion.Champion.from_tags(current.version, current.tags, unmeasured)
+                                if current else None)
     commit = lineage.git_commit(packaging.package_dir())
     experiment = os.environ.get("DVC_EXP_NAME", "") or "workspace"
     tags = {"run_id": run_id, "git_commit": commit, "dvc_experiment": experiment,
@@ -235,29 +235,31 @@ def register(params: Params, run_id: str, info: Any, candidate: promotion.Candid
     for k, v in {"registered_version": version, "alias": decision.alias, "alias_reason": decision.reason}.items():
         client.set_tag(run_id, k, v)
     log.info("registered %s version %s as @%s (%s)", name, version, decision.alias, decision.reason)
+    if decision.blocker:
+        log.warning("%s", decision.blocker)
     return {"name": name, "version": version, "alias": decision.alias, "reason": decision.reason,
-            "model_id": info.model_id}
+            "model_id": info.model_id, **({"blocker": decision.blocker} if decision.blocker else {})}
 
 
 def _measure_champion(params: Params, client, current, sel: promotion.Selection,
-                      rescore: Callable[[Path], promotion.Selection]):
-    """The champion's version, measured on the candidate's real-face set (`rescore`, the same code) where its tags
-    lack what the decision needs (`promotion.missing_scores`). Only missing tags are written; a champion that
-    cannot be measured stays as its tags say."""
+                      rescore: Callable[[Path], promotion.Selection]) -> tuple[Any, str]:
+    """(the champion's version, measured on the candidate's real-face set (`rescore`, the same code) where its tags
+    lack what the decision needs (`promotion.missing_scores`); why it could not be, or ""). Only missing tags are
+    written; a champion that cannot be measured stays as its tags say."""
     name, missing = params.evaluate.registered_model, promotion.missing_scores(current.tags, sel)
     if not missing:
-        return current
+        return current, ""
     try:
         with tempfile.TemporaryDirectory(prefix="video-emotion-champion-") as tmp:
             folder, _ = download_model(f"{name}/{current.version}", params.tracking, params.root, Path(tmp))
             measured = promotion.scores_of(rescore(folder))
     except Exception as exc:  # an old champion that cannot be re-measured stays uncompared
         log.warning("could not measure champion v%s on this real-face set: %s", current.version, exc)
-        return current
+        return current, f"{type(exc).__name__}: {str(exc)[:300]}"
     for key in (k for k in missing if k in measured):
         client.set_model_version_tag(name, current.version, key, f"{measured[key]:.6f}")
         log.info("champion v%s measured on this real-face set: %s %.4f", current.version, key, measured[key])
-    return client.get_model_version(name, current.version)
+    return client.get_model_version(name, current.version), ""
 
 
 def download_model(ref: str, cfg: TrackingConfig, root: Path, dest: Path) -> tuple[Path, dict[str, str]]:

@@ -25,6 +25,10 @@ def pipeline_report(params: Params) -> str | None:
     if reg.is_file():
         r = json.loads(reg.read_text())
         lines.append(f"  registered {r['name']} v{r['version']} as @{r['alias']} ({r['reason']})")
+        if r.get("blocker"):  # not only a log line: this stops every later version too
+            lines += [f"  PROMOTION BLOCKED: {r['blocker']}.",
+                      "  Make that version load again, or move (or remove) its @champion alias: MLflow UI, Models, "
+                      f"{r['name']}, or MlflowClient().set_registered_model_alias({r['name']!r}, 'champion', VERSION)."]
     lines += ["Open the MLflow UI with:",
               f"  .venv/bin/mlflow ui --backend-store-uri {params.tracking.uri} --port 5000"]
     return "\n".join(lines)
