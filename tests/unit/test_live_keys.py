@@ -217,3 +217,25 @@ def test_a_send_that_fails_on_the_server_is_logged_as_a_server_fault(gate, monke
         gone = Socket(scope_of(gate, "127.0.0.7"), hello, fail=WebSocketDisconnect(1006))
         asyncio.run(serve_live(gone, _bundle(["video"]), slots, LiveLimits()))
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING] and slots.busy == 0
+
+
+def test_a_frame_the_server_fails_to_read_is_a_server_fault_and_a_bad_frame_the_clients(gate, monkeypatch, caplog):
+    import cv2
+    import numpy as np
+
+    class Reader:
+        def __init__(self, bundle, lang):
+            pass
+
+        def read(self, frame, t):
+            raise ValueError("operands could not be broadcast together")  # a bug of the server's, not the frame's
+
+    monkeypatch.setattr("video_emotion.inference.live.LiveReader", Reader)
+    jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))[1].tobytes()
+    ws = Socket(scope_of(gate), [{"type": "websocket.receive", "text": '{"key": "env-key-0123456789"}'},
+                                 {"type": "websocket.receive", "bytes": b"not a jpeg"},
+                                 {"type": "websocket.receive", "bytes": jpeg}])
+    with caplog.at_level(logging.INFO, logger="video_emotion.serving.live"):
+        asyncio.run(asyncio.wait_for(serve_live(ws, _bundle(["video"]), LiveSlots(2), LiveLimits()), 10))
+    assert [m["type"] for m in ws.sent] == ["ready", "error"] and "JPEG" in ws.sent[1]["error"]
+    assert ws.closed == (1011, "internal error") and "operands could not be broadcast" in caplog.text

@@ -28,7 +28,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from video_emotion.serving.gate import Gate
@@ -41,6 +40,7 @@ from video_emotion.serving.live_auth import (
     open_session,
     watch_key,
 )
+from video_emotion.serving.live_frames import BadFrame, decode_frame, jpeg_size
 
 log = logging.getLogger("video_emotion.serving.live")
 
@@ -51,7 +51,7 @@ CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)  # what a se
 AUDIO_ONLY = ("this model reads voices only; live reading needs a model that reads faces "
               "(upload a recording to /analyze instead)")
 
-__all__ = ["LiveLimits", "LiveSlots", "serve_live"]
+__all__ = ["BadFrame", "LiveLimits", "LiveSlots", "decode_frame", "jpeg_size", "serve_live"]
 
 
 @dataclass(frozen=True)
@@ -63,42 +63,6 @@ class LiveLimits:
     max_s: float = 3600.0         # a session's length (its timeline is held in memory) (VIDEO_EMOTION_LIVE_MAX_S)
     max_frame_bytes: int = 2 << 20
     max_side: int = 1920          # frames larger than this on either side are refused before decoding
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's frame header without decoding it; None if it is not a JPEG."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        i += 2 + length
-    return None
-
-
-def decode_frame(data: bytes, limits: LiveLimits) -> np.ndarray:
-    """A BGR frame from a JPEG message; ValueError with a message for the client otherwise."""
-    import cv2
-
-    if len(data) > limits.max_frame_bytes:
-        raise ValueError(f"frame over {limits.max_frame_bytes >> 20} MiB")
-    size = jpeg_size(data)
-    if size is None:
-        raise ValueError("not a JPEG image")
-    if max(size) > limits.max_side or min(size) < 16:
-        raise ValueError(f"frame is {size[0]}x{size[1]}; send 16 to {limits.max_side} pixels a side")
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if frame is None:
-        raise ValueError("the JPEG could not be decoded")
-    return frame
 
 
 class _Mailbox:
@@ -188,7 +152,7 @@ async def _read_loop(websocket: Any, reader: Any, box: _Mailbox, limits: LiveLim
             t0 = time.perf_counter()
             try:
                 reading = await loop.run_in_executor(None, _read, reader, data, t, limits)
-            except ValueError as exc:  # the client's frame, not the server, is at fault: say so, go on
+            except BadFrame as exc:  # the client's frame, not the server, is at fault: say so, go on
                 reading = {"type": "error", "frame": seq, "error": str(exc)}
             else:
                 reading.update(type="reading", frame=seq, dropped=box.dropped,
