@@ -89,6 +89,7 @@ def test_speech_becomes_words_that_move_the_combined_score(analysed, name, spoke
     assert res["faces_detected"] and res["summary"]["dominant_emotion"] == "happy"
     tr = res["transcript"]
     assert tr["source"] == "asr" and tr["language"] == "en" and tr["language_probability"] > 0.5 and tr["timed"]
+    assert tr["model"] == "whisper-base"  # which model heard the words
     assert recall(spoken, tr) >= 0.8, tr
     assert tr["cues"] and all(np.sign(c["score"]) == sign for c in tr["cues"]), tr["cues"]
     assert np.sign(tr["score"]) == sign and tr["sentiment"] == ("positive" if sign > 0 else "negative")
@@ -127,6 +128,7 @@ def test_a_user_transcript_wins_over_speech(bundle, clips):
     srt = "1\n00:00:01,000 --> 00:00:04,000\nThis is awful and I hate it.\n"
     res = analyze_video(clips["positive"], bundle, transcript=srt, speech_model=_NoWhisper(require_whisper()))
     assert res["transcript"]["source"] == "user" and res["transcript"]["language_probability"] is None
+    assert res["transcript"]["model"] is None
     assert res["transcript"]["sentiment"] == "negative" and res["speech"]["status"] == "user_transcript"
     assert [c["text"] for c in res["transcript"]["cues"]] == ["This is awful and I hate it."]
 

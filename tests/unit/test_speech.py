@@ -46,13 +46,13 @@ class _NoModel(speech.Transcriber):
 def test_positive_speech_in_a_video_is_transcribed_with_timed_cues(transcriber, spoken, tmp_path):
     clip = video_with_audio(tmp_path, spoken["positive"])
     res = transcriber.transcribe_media(clip)
-    assert res is not None and res["source"] == "asr"
+    assert res is not None and res["source"] == "asr" and res["model"] == "whisper-base"  # which model heard it
     assert res["language"] == "en" and res["language_probability"] > 0.5
     assert recall(POSITIVE, res) >= 0.8, res
     for c in res["cues"]:
         assert 0 <= c["start_s"] < c["end_s"] <= 5.5 and c["text"] == c["text"].strip()
     block = speech.transcript_sentiment(res)
-    assert block["timed"] and block["source"] == "asr" and block["score"] > 0.3
+    assert block["timed"] and block["source"] == "asr" and block["model"] == "whisper-base" and block["score"] > 0.3
     assert all(c["sentiment"] == "positive" for c in block["cues"])
 
 
@@ -163,7 +163,7 @@ def test_chinese_text_is_kept_as_whisper_wrote_it_and_doubtful_segments_are_drop
                         _Seg(7.0, 9.5, "這部電影讓我很失望\n很難過")])
     t = _fake(monkeypatch, model)
     res = t.transcribe(np.full(16000 * 10, 0.2, np.float32))
-    assert res == {"language": "zh", "language_probability": 0.87, "source": "asr",
+    assert res == {"language": "zh", "language_probability": 0.87, "source": "asr", "model": t.name,
                    "cues": [{"start_s": 0.0, "end_s": 2.0, "text": "我今天非常开心，太好了！"},
                             {"start_s": 7.0, "end_s": 9.5, "text": "這部電影讓我很失望 很難過"}]}
     assert model.calls[0]["vad_filter"] is True and model.calls[0]["language"] is None

@@ -120,7 +120,7 @@ class Words:
     def finish(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(the result's `transcript` block or None, the `speech` block), once the transcription is done."""
         if self.user is not None:
-            return {**self.user, "source": "user", "language_probability": None}, self.info
+            return {**self.user, "source": "user", "language_probability": None, "model": None}, self.info
         if self._thread is None:
             return None, self.info
         self._thread.join()

