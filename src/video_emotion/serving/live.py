@@ -220,10 +220,12 @@ async def serve_live(websocket: Any, bundle: Any, slots: LiveSlots, limits: Live
         await _session(websocket, bundle, (sid, hello, gate), box, limits)
     except Exception:  # a server fault: logged in full, the client gets 1011 and nothing internal
         log.exception("live %s: internal error", sid)
-        await _close(websocket, 1011, "internal error")
+        box.close = (1011, "internal error")
+        await _close(websocket, *box.close)
     finally:
         slots.free(hello.key_name)
-        log.info("live %s: closed after %d frame(s) (%d dropped)", sid, box.received, box.dropped)
+        log.info("live %s: closed after %d frame(s) (%d dropped): %s", sid, box.received, box.dropped,
+                 box.close[1] if box.close else "the client left")
 
 
 async def _session(websocket: Any, bundle: Any, who: tuple[str, Hello, Gate], box: _Mailbox,
