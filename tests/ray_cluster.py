@@ -71,7 +71,18 @@ class LocalCluster:
 
     def add_node(self) -> str:
         """Start one more node (the first is the head); returns its node id."""
-        i, cpus = len(self.procs), self.cpus
+        self.procs.append(None)
+        self.node_ids.append("")
+        return self._start(len(self.procs) - 1)
+
+    def restart_node(self, i: int) -> str:
+        """Node i (not the head) again, on the same ports, as a new Ray node, after what is left of the old one
+        (its `ray start` and any worker that outlived the raylet) is killed; returns the new node id."""
+        self._kill(self._tree(i))
+        return self._start(i)
+
+    def _start(self, i: int) -> str:
+        cpus = self.cpus
         b, o = self.base, 10 * (i + 1)
         ports = ["--node-manager-port", str(b + o), "--object-manager-port", str(b + o + 1),
                  "--dashboard-agent-listen-port", str(b + o + 2), "--dashboard-agent-grpc-port", str(b + o + 3),
@@ -79,19 +90,19 @@ class LocalCluster:
                  "--min-worker-port", str(b + 100 + 100 * i), "--max-worker-port", str(b + 199 + 100 * i)]
         head = ["--head", "--port", str(b), "--ray-client-server-port", str(b + 1), "--include-dashboard", "false",
                 "--temp-dir", self.temp] if i == 0 else ["--address", self.address]
-        log = open(self.root / f"node{i}.log", "wb")
+        log = open(self.root / f"node{i}.log", "ab")
         before = set(self.alive_nodes()) if i else set()
-        self.procs.append(subprocess.Popen(
+        self.procs[i] = (subprocess.Popen(
             [str(BIN / "ray"), "start", "--block", "--num-cpus", str(cpus), "--object-store-memory", str(300 << 20),
              "--disable-usage-stats", *head, *ports], env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True))
         deadline = time.time() + 90
         while time.time() < deadline:
-            if self.procs[-1].poll() is not None:
+            if self.procs[i].poll() is not None:
                 raise RuntimeError(f"ray start (node {i}) exited:\n" + (self.root / f"node{i}.log").read_text()[-3000:])
             new = [n for n in self.alive_nodes() if n not in before]
             if new:
-                self.node_ids.append(new[0])
+                self.node_ids[i] = new[0]
                 return new[0]
             time.sleep(0.5)
         raise RuntimeError(f"node {i} did not join:\n" + (self.root / f"node{i}.log").read_text()[-3000:])
@@ -118,27 +129,54 @@ class LocalCluster:
         """Every process these `ray start`s made, by process group and by descent; nothing else. SIGKILL, all
         nodes at once: a throwaway cluster has nothing to flush (its files are in a private temp folder, removed
         here), and Ray's daemons take over 10 s each to act on SIGTERM."""
+        self._kill([q for i in range(len(self.procs)) for q in self._tree(i)])
+        self.procs = []
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def _tree(self, i: int) -> list:
+        """Node i's `ray start` and every process under it or in its session (its raylet, workers, agents;
+        a worker whose raylet died is no one's child any more, but stays in the session started for it)."""
         import psutil
 
-        mine = []
-        for p in self.procs:
+        p = self.procs[i]
+        if p is None:
+            return []
+        mine = {p.pid} if p.poll() is None else set()
+        try:
+            mine |= {q.pid for q in psutil.Process(p.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+        for q in psutil.process_iter():
             try:
-                mine += [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+                if os.getsid(q.pid) == p.pid:
+                    mine.add(q.pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        out = []
+        for pid in mine:
+            try:
+                out.append(psutil.Process(pid))
             except psutil.NoSuchProcess:
                 pass
-        for q in mine:
+        return out
+
+    def _kill(self, procs: list) -> None:
+        """SIGKILL these processes and reap the `ray start`s among them."""
+        import psutil
+
+        for q in procs:
             try:
                 q.kill()
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(mine, timeout=10)
+        psutil.wait_procs(procs, timeout=10)
+        pids = {q.pid for q in procs}
         for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        self.procs = []
-        shutil.rmtree(self.temp, ignore_errors=True)
+            if p is not None and (p.pid in pids or p.poll() is not None):
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
 
 
 _LIST = ("import sys; from ray._raylet import GcsClient; "

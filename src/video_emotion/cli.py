@@ -61,6 +61,9 @@ def _add_batch(sub) -> None:
     bt.add_argument("--batch-windows", type=int, default=8, help="windows per model call (default 8)")
     bt.add_argument("--ship-model", action="store_true",
                     help="ray: copy the model to each node through the cluster even when all share this machine")
+    bt.add_argument("--deadline", type=float, default=24 * 3600.0, metavar="SECONDS",
+                    help="ray: the job's time limit (default a day); a video waits for a live node or model actor "
+                         "until then, and only what is not analysed by then comes back lost")
     bt.add_argument("--retry-errors", action="store_true", help="analyse again the videos whose row has an error")
     bt.set_defaults(func=commands.cmd_batch)
 

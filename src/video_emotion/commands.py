@@ -194,6 +194,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             raise ValueError(f"--sample-fps must be in (0, 120], got {args.sample_fps}")
         if args.batch_windows < 1 or (args.workers or 1) < 1 or (args.actors or 1) < 1:
             raise ValueError("--batch-windows, --workers and --actors must be at least 1")
+        if not args.deadline > 0:
+            raise ValueError(f"--deadline must be more than 0 s, got {args.deadline}")
         sources = list_videos(args.input)
     except (LibraryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -207,7 +209,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
             folder, info = resolve_model(args.model, params)
             engine = RayEngine(folder, info, opts, args.workers, args.actors,  # starts Ray if there is work
-                               ship_bundle=True if args.ship_model else None)
+                               ship_bundle=True if args.ship_model else None, deadline_s=args.deadline)
         else:
             bundle = load_bundle(args.model, params, background=True)
             info, engine = bundle.info, local_engine(bundle, opts)

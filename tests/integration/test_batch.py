@@ -1,7 +1,8 @@
 """`video-emotion batch` on a real local Ray (2 CPUs, started and stopped here) and with the local engine:
 a dozen real and generated clips with a broken file and face-less clips; rows and full results equal
 `analyze_video` on the same files and model; a second run skips everything; a model actor killed
-mid-run is restarted and every row still comes."""
+mid-run is restarted and every row still comes; a model call waits for its actor's restart, and only the
+job's deadline (or actors gone for good) makes a video `lost`."""
 
 from __future__ import annotations
 
@@ -161,3 +162,58 @@ def test_killed_model_actor_is_restarted_and_every_row_comes(ray_local, setup, r
         listing.unlink()
     assert killed and counts["ok"] == 4 and counts["lost"] == 0
     assert read_results(out) == {str(setup["lib"] / c): reference[str(setup["lib"] / c)] for c in chosen}
+
+
+def test_a_model_call_waits_for_its_actor_and_is_lost_only_past_the_deadline(ray_local, setup, caplog):
+    """A model call whose actor died, with Ray's own retries spent (none here), waits for the actor's restart and
+    gets the answer a local bundle gives; a call whose actors are all gone for good, or one past the job's
+    deadline, is `lost` at once (WorkerLost: the video's row says `lost`, never `error`)."""
+    import dataclasses
+    import logging
+    import time
+
+    from video_emotion.inference.batch import WorkerLost
+    from video_emotion.inference.bundle import ModelBundle
+    from video_emotion.scale.actors import NAMESPACE, ModelServer
+    from video_emotion.scale.batch import RemoteBundle
+
+    name = f"video-emotion-model-wait-test-{os.getpid()}"
+    actor = ray_local.remote(ModelServer).options(name=name, namespace=NAMESPACE, num_cpus=0, max_restarts=-1,
+                                                 max_task_retries=0).remote("", str(setup["bundle"]), {})
+    remote = RemoteBundle(**ray_local.get(actor.spec.remote()), servers=[actor], names=[name])
+    rng = np.random.default_rng(0)
+    inputs = {k: rng.random((3, *shape)).astype(np.float32) for k, shape in remote.input_shapes.items()}
+    local = ModelBundle.load(setup["bundle"]).predict_inputs(inputs)
+    pid, _ = ray_local.get(actor.where.remote())
+    os.kill(pid, signal.SIGKILL)
+    with caplog.at_level(logging.WARNING, logger="video_emotion.scale.batch"):
+        np.testing.assert_array_equal(remote.predict_inputs(inputs), local)
+    assert "model actor 1 of 1 is down" in caplog.text  # the call did fail, and waited
+    assert ray_local.get(actor.where.remote())[0] != pid  # answered by the restarted actor
+
+    late = dataclasses.replace(remote, deadline=time.time() - 1)
+    with pytest.raises(WorkerLost, match="before the job's deadline"):
+        late.predict_inputs(inputs)
+    ray_local.kill(actor, no_restart=True)
+    t0 = time.perf_counter()
+    with pytest.raises(WorkerLost, match="every model actor of the job is gone"):
+        remote.predict_inputs(inputs)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_videos_not_analysed_by_the_deadline_are_lost_and_say_why(ray_local, setup, tmp_path):
+    """At the job's deadline the job ends: what was not analysed by then is `lost` (the next run redoes it)."""
+    from video_emotion.config import load_params
+    from video_emotion.data.library import list_videos
+    from video_emotion.inference.batch import BatchOptions, run_batch
+    from video_emotion.inference.batch_store import BatchStore
+    from video_emotion.scale.batch import RayEngine, resolve_model
+
+    opts = BatchOptions(transcribe="off")
+    folder, info = resolve_model(str(setup["bundle"]), load_params(setup["params"]))
+    engine = RayEngine(folder, info, opts, workers=2, actors=1, deadline_s=0.01)  # over before the first video
+    sources = list_videos(str(setup["lib"] / "real"))
+    counts = run_batch(sources, BatchStore(tmp_path / "out", opts.job(info)), engine, progress=False)
+    assert counts["lost"] == len(sources) == 3 and counts["ok"] == 0
+    df = read_summary(tmp_path / "out")
+    assert (df["error"] == "lost: not started before the job's deadline (0.01 s)").all()

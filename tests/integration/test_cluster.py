@@ -1,8 +1,9 @@
 """A real Ray cluster of two nodes on this machine (head and one more node, one CPU each, started and stopped
 here on unusual ports with token authentication): `video-emotion batch` with `RAY_ADDRESS` set spreads the
 videos over both nodes and keeps its model actors for the next job; preprocessing and multi-worker training
-run across the two nodes and give what they give on one; and with the second node's raylet killed once two
-videos are done, the job still ends with an `ok` row for every clip, `error` for the broken file, none `lost`.
+run across the two nodes and give what they give on one; and with the second node's raylet killed after 1, 2
+and 5 finished videos (three jobs, the node started again between them), each job still ends with an `ok` row
+for every clip, `error` for the broken file, none `lost`.
 
 Every driver is its own process (as a user's command is), joining the cluster through `RAY_ADDRESS`."""
 
@@ -25,29 +26,51 @@ from video_emotion.modeling.distributed import HEARTBEAT_TIMEOUT_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster at a time
 
-# Runs `video-emotion batch` in this process as the CLI does; with a raylet pid, kills that raylet once two
-# videos are done. Prints the exit code and the model actors left on the cluster (name -> [pid, node]).
+# Runs `video-emotion batch` in this process as the CLI does. With a raylet pid, kills that raylet once `after`
+# videos are done, noting where the model actors were then. With `spread` > 0, first opens the job's kept model
+# actors (`spread` of them, as `--actors` will ask) so that one runs on each node: Ray's SPREAD (and soft node
+# affinity) often leaves them all on one node, and a kill that takes no actor tests only half the failure. The job
+# then finds them by name, as a job on a warm cluster does. Prints the exit code and the model actors on the
+# cluster at the kill and after the job (name -> [pid, node]).
 DRIVER = """
 import json, os, signal, sys
+from pathlib import Path
+import ray
 import video_emotion.inference.batch as batch
 from video_emotion import cli
+from video_emotion.scale.actors import ModelPool, retire
+from video_emotion.scale.batch import resolve_model
 
-args, kill = json.loads(sys.argv[1]), int(sys.argv[2])
+args, kill, after, spread = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+def model_actors():
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "video-emotion"]
+    return {n: ray.get(ray.get_actor(n).where.remote()) for n in names if n.startswith("video-emotion-model-")}
+
+if spread:
+    ray.init(namespace="video-emotion", logging_level="WARNING")
+    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    folder, info = resolve_model(args[args.index("--model") + 1], None)
+    for _ in range(20):
+        retire()
+        pool = ModelPool.open(Path(folder), info, spread, 0.0, ship=True, keep=True)
+        if {node for _, node in ray.get([s.where.remote() for s in pool.servers])} == nodes:
+            break
+    ray.shutdown()
+at_kill = {}
 real = batch.run_batch
 def run_batch(*a, **kw):
     done = []
     def on_row(row):
         done.append(row)
-        if kill and len(done) == 2:
+        if kill and len(done) == after:
+            at_kill.update(model_actors())
             os.kill(kill, signal.SIGKILL)
     return real(*a, on_row=on_row, **kw)
 batch.run_batch = run_batch
 rc = cli.main(args)
-import ray
 ray.init(namespace="video-emotion", logging_level="WARNING")
-names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "video-emotion"]
-where = {n: ray.get(ray.get_actor(n).where.remote()) for n in names if n.startswith("video-emotion-model-")}
-print(json.dumps({"rc": rc, "actors": where}))
+print(json.dumps({"rc": rc, "actors": model_actors(), "at_kill": at_kill}))
 """
 
 
@@ -105,10 +128,11 @@ def _drive(cluster: LocalCluster, code: str, *argv: str, timeout: int = 300) -> 
     return {**json.loads(res.stdout.strip().splitlines()[-1]), "stderr": res.stderr}
 
 
-def _batch(cluster: LocalCluster, setup: dict, folder: Path, out: Path, *extra: str, kill: int = 0) -> dict:
+def _batch(cluster: LocalCluster, setup: dict, folder: Path, out: Path, *extra: str, kill: int = 0, after: int = 2,
+           spread: int = 0) -> dict:
     args = ["--params", str(setup["params"]), "batch", str(folder), "--out", str(out), "--model",
             str(setup["bundle"]), "--transcribe", "off", *extra]
-    return _drive(cluster, DRIVER, json.dumps(args), str(kill))
+    return _drive(cluster, DRIVER, json.dumps(args), str(kill), str(after), str(spread))
 
 
 def test_batch_names_both_nodes_and_a_second_job_reuses_the_model_actors(cluster, setup):
@@ -229,20 +253,28 @@ def test_multiworker_training_has_one_worker_on_each_node(cluster, tmp_path):
 
 
 def test_a_node_lost_mid_job_loses_no_video(cluster, setup):
-    """The first job again, into a fresh folder, with the bundle shipped to each node (the path separate
-    machines take); the second node's raylet is killed once two videos are done."""
+    """Three jobs of the first job's folder, each into a fresh folder with the bundle shipped to each node (the
+    path separate machines take) and two model actors, one on each node; the second node's raylet is killed after
+    1, then 2, then 5 finished videos, and the node started again between the jobs. Every job ends
+    with 16 `ok`, the broken file's `error` and nothing `lost`, though the kill took a model actor each time."""
     from video_emotion.inference.batch_store import read_summary
 
-    out = setup["tmp"] / "out-kill"
-    res = _batch(cluster, setup, setup["lib"], out, "--ship-model", kill=cluster.raylet_pid(1))
-    assert res["rc"] == 0
-    assert cluster.alive_nodes() == cluster.node_ids[:1]  # the second node is really gone
-    df = read_summary(out).set_index("path")
-    assert len(df) == 17 and (df["status"] != "lost").all()
-    assert df.loc[str(setup["lib"] / "broken.mp4"), "status"] == "error"
-    assert (df.drop(str(setup["lib"] / "broken.mp4"))["status"] == "ok").all()
-    # Every model actor now runs on the head, from the head's own copy of the shipped bundle.
-    ship = {n: w for n, w in res["actors"].items() if "-ship" in n}
-    assert ship and {node for _, node in ship.values()} == {cluster.node_ids[0]}
-    copies = list((cluster.root / "tmp" / "video-emotion-ray-models").glob("*/*/bundle/model.keras"))
-    assert cluster.node_ids[0][:16] in {c.parent.parent.name for c in copies}
+    broken = str(setup["lib"] / "broken.mp4")
+    for k, after in enumerate((1, 2, 5)):
+        if k:
+            cluster.restart_node(1)
+        head, second = cluster.node_ids
+        out = setup["tmp"] / f"out-kill-{after}"
+        res = _batch(cluster, setup, setup["lib"], out, "--ship-model", "--actors", "2", kill=cluster.raylet_pid(1),
+                     after=after, spread=2)
+        df = read_summary(out).set_index("path")
+        assert (res["rc"], (df["status"] == "lost").sum()) == (0, 0), df.loc[df["status"] == "lost", "error"].to_dict()
+        assert cluster.alive_nodes() == [head]  # the second node is really gone
+        # The kill took a model actor.
+        assert {node for _, node in res["at_kill"].values()} == {head, second}, (after, head, second, res["at_kill"])
+        assert len(df) == 17 and df.loc[broken, "status"] == "error"
+        assert (df.drop(broken)["status"] == "ok").all()
+        # Every model actor now runs on the head, from the head's own copy of the shipped bundle.
+        assert res["actors"] and {node for _, node in res["actors"].values()} == {head}
+        copies = list((cluster.root / "tmp" / "video-emotion-ray-models").glob("*/*/bundle/model.keras"))
+        assert head[:16] in {c.parent.parent.name for c in copies}

@@ -33,7 +33,7 @@ from video_emotion.io_utils import sha256_file
 NAMESPACE = "video-emotion"
 SERVER_PREFIX = "video-emotion-model-"
 HOLDER_PREFIX = "video-emotion-bundle-"
-MODEL_CALL_RETRIES = 3
+MODEL_CALL_RETRIES = 3  # Ray's own retries of a call whose actor died; past them `RemoteBundle` waits (scale.batch)
 
 
 def bundle_key(folder: Path, info: dict[str, Any]) -> str:
@@ -112,7 +112,8 @@ def _head_node() -> str:
     return next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
 
 
-def _exists(name: str) -> bool:
+def exists(name: str) -> bool:
+    """Whether the named actor of the namespace is alive or restarting (a dead one's name is free again)."""
     import ray
 
     try:
@@ -127,6 +128,7 @@ class ModelPool:
     """The model actors of a job (and the holder of the bundle they read, when it travels)."""
 
     servers: list
+    names: list   # the servers' actor names: a server whose name is gone is gone for good (not restarting)
     holder: str  # the holder actor's name ("" when every node reads the bundle folder itself)
     key: str     # the node-local copy's key, or the bundle folder
     keep: bool
@@ -150,7 +152,7 @@ class ModelPool:
         holder, own = "", []
         if ship:
             holder = f"{HOLDER_PREFIX}{tag}"
-            if not (keep and _exists(holder)):
+            if not (keep and exists(holder)):
                 # On the head node: it lives as long as the cluster, whichever other node dies.
                 where = NodeAffinitySchedulingStrategy(_head_node(), soft=False)
                 own.append(ray.remote(BundleHolder).options(num_cpus=0, name=holder, namespace=NAMESPACE,
@@ -161,9 +163,9 @@ class ModelPool:
                                                 "max_task_retries": MODEL_CALL_RETRIES, "scheduling_strategy": "SPREAD"}
         if keep:  # the TensorFlow settings of WORKER_ENV, for these actors only (the job has no runtime env)
             opts["runtime_env"] = worker_runtime_env()
-        servers = [actor.options(name=f"{SERVER_PREFIX}{tag}-{i}", **opts, **life).remote(holder, copy_key, info)
-                   for i in range(actors)]
-        return cls(servers, holder, copy_key, keep, [] if keep else [*servers, *own])
+        names = [f"{SERVER_PREFIX}{tag}-{i}" for i in range(actors)]
+        servers = [actor.options(name=name, **opts, **life).remote(holder, copy_key, info) for name in names]
+        return cls(servers, names, holder, copy_key, keep, [] if keep else [*servers, *own])
 
     def close(self) -> None:
         import ray
