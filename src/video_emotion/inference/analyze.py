@@ -20,8 +20,10 @@ import numpy as np
 from video_emotion.features.streams import prefetched
 from video_emotion.features.video import FrameClock, VideoError, VideoInfo, probe
 from video_emotion.inference.bundle import ModelBundle
+from video_emotion.inference.fusion import combine
 from video_emotion.inference.readability import is_unreadable, readable_mask, unreadable_segment, window_quality
 from video_emotion.inference.summary import segment, summarize
+from video_emotion.inference.voice import VoiceTimeline, voice_block
 from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
 from video_emotion.inference.words import Words, check_options
 from video_emotion.labels import TRANSLATIONS, polarity, translate
@@ -140,7 +142,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
                   detect_interval_s: float = DETECT_INTERVAL_S, fast: bool = True, transcribe: str = "auto",
                   speech_lang: str | None = None, speech_model: Transcriber | str | Path | None = None,
                   should_stop: Callable[[], bool] | None = None, pipeline: bool = True,
-                  decoder: str = "auto") -> dict[str, Any]:
+                  decoder: str = "auto", voice: str = "auto") -> dict[str, Any]:
     """The analysis-result contract (see the design notes) for one video.
 
     `transcript` (plain text, SRT or VTT content) adds text sentiment, aligned to the timeline where
@@ -154,10 +156,12 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     `pipeline` (default) decodes, finds faces and runs the model side by side, each on its own thread with
     bounded queues between them (docs/speed.md); False runs them in turn (the same result, slower).
     `decoder`: "auto" decodes only the sampled frames of Motion JPEG (libjpeg), "ffmpeg" every frame.
+    `voice` "auto" reads the voice with the bundle's voice model (from the encoder passes that hear the words
+    when they are transcribed), "off" does not; the summary combines face and voice (`inference.fusion`).
     """
     if lang not in TRANSLATIONS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
-    check_options(transcribe, speech_lang)
+    check_options(transcribe, speech_lang, voice)
     text = None
     if transcript is not None:
         from video_emotion.text.sentiment import analyze_transcript
@@ -171,8 +175,10 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     if sample_fps is not None and not (0 < sample_fps <= 120):
         raise ValueError(f"sample_fps must be in (0, 120], got {sample_fps}")
     audio = _AudioTrack(path, bundle.n_audio_frames) if "audio" in bundle.modalities else None
+    hears = VoiceTimeline(bundle.voice_model(), bundle.window_s, lang) if voice == "auto" and bundle.voice_model() \
+        else None
     words = Words(path, text, transcribe, speech_lang, speech_model, audio.samples if audio else None,
-                  audio_decoded=audio is not None)
+                  audio_decoded=audio is not None, voice=hears)
     try:
         stream = {"detect_interval_s": detect_interval_s, "fast": fast, "pipeline": pipeline, "decoder": decoder}
         readings, frames_analysed, info = _read_frames(path, bundle, info, lang, audio, sample_fps, batch_windows,
@@ -184,7 +190,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     except BaseException:
         words.cancel()
         raise
-    result = _result(path, info, bundle, lang, frames_analysed, readings, words)
+    result = _result(path, info, bundle, lang, frames_analysed, readings, words, voice == "off")
     result["ends_early"] = ends_early(header, info)
     return result
 
@@ -242,7 +248,7 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
 
 
 def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: int, readings: _Readings,
-            words: Words) -> dict[str, Any]:
+            words: Words, voice_off: bool = False) -> dict[str, Any]:
     from video_emotion.text.sentiment import align, fuse, simplified_transcript
 
     timeline = sorted(readings.timeline, key=lambda s: s["start_s"])
@@ -262,6 +268,10 @@ def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: i
                   for n, (_, segs) in enumerate(sorted(readings.face_tracks.items()))],
     }
     text, result["speech"] = words.finish()
+    status = words.voice_status if words.voice is not None else ("off" if voice_off else "no_model")
+    result["voice"] = voice_block(status, words.voice, info.duration_s, lang)
+    result["summary"] = combine(result["summary"], timeline, result["voice"], bundle.labels, lang,
+                                result["voice"]["summary"].get("note"))
     if text is not None and lang == "zh":  # shown in the reader's script (simplified); what was written is kept
         text = simplified_transcript(text)
     scored = text is not None and text["score"] is not None

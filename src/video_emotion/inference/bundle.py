@@ -24,11 +24,13 @@ from video_emotion.config import PreprocessConfig
 from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
 from video_emotion.features.faces import FacePath
 from video_emotion.inference.lite_parts import LiteGraph, LiteParts
+from video_emotion.inference.voice import VOICE_SETTINGS, VoiceModel
 from video_emotion.modeling.calibration import apply_temperature
 from video_emotion.modeling.export import ENDPOINT, EXPORT_INFO, LITE_BATCH
 
 BUNDLE_MODEL = "model.keras"
 BUNDLE_SETTINGS = "preprocessing.json"
+VOICE_DIR = "voice"  # the voice model inside a bundle (inference.voice); none in bundles older than it
 
 RUNTIMES = ("auto", "litert", "savedmodel", "keras")
 _TF_IMPORT = threading.Lock()
@@ -136,6 +138,7 @@ class ModelBundle:
     _keras: Any = field(default=None, init=False, repr=False)
     _loading: threading.Thread | None = field(default=None, init=False, repr=False)
     _error: BaseException | None = field(default=None, init=False, repr=False)
+    _voice: VoiceModel | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, folder: str | Path, info: dict[str, Any] | None = None, background: bool = False,
@@ -212,6 +215,12 @@ class ModelBundle:
         if self._keras is None:
             self._keras = _keras_model(self.folder)
         return self._keras
+
+    def voice_model(self) -> VoiceModel | None:
+        """The voice model this bundle carries (`voice/`), loaded once; None where it has none."""
+        if self._voice is None and (self.folder / VOICE_DIR / VOICE_SETTINGS).is_file():
+            self._voice = VoiceModel.load(self.folder / VOICE_DIR)
+        return self._voice
 
     def face_path(self) -> FacePath:
         """The face path this model was trained with (detector, crop), its detector files from the bundle."""

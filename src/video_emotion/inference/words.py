@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from video_emotion.inference.voice import VoiceTimeline
 from video_emotion.text.speech import (
     NoAudioStream,
     SpeechModelError,
@@ -40,8 +41,10 @@ _NO_WORDS = {
 }
 
 
-def check_options(transcribe: str, speech_lang: str | None) -> None:
-    """ValueError for a transcription mode or speech language that cannot be used (before any work)."""
+def check_options(transcribe: str, speech_lang: str | None, voice: str = "auto") -> None:
+    """ValueError for a transcription or voice mode or speech language that cannot be used (before any work)."""
+    if voice not in TRANSCRIBE_MODES:
+        raise ValueError(f"voice must be one of {', '.join(TRANSCRIBE_MODES)}, got {voice!r}")
     if transcribe not in TRANSCRIBE_MODES:
         raise ValueError(f"transcribe must be one of {', '.join(TRANSCRIBE_MODES)}, got {transcribe!r}")
     if speech_lang is not None:
@@ -49,32 +52,38 @@ def check_options(transcribe: str, speech_lang: str | None) -> None:
 
 
 class Words:
-    """The words of one video: started before the frames are read, finished after."""
+    """The words (and the voice's encoder states) of one video: started before the frames are read, finished after.
+
+    `voice`, when given, receives the encoder's states over the speech as the audio is heard: from the very
+    passes that transcribe the words, or, with no words to recognise (a user's transcript, `transcribe="off"`),
+    from the encoder alone over the speech."""
 
     def __init__(self, path: Path, user: dict[str, Any] | None, transcribe: str, speech_lang: str | None,
                  speech_model: Transcriber | str | Path | None, samples: np.ndarray | None,
-                 audio_decoded: bool) -> None:
-        self.user = user
+                 audio_decoded: bool, voice: VoiceTimeline | None = None) -> None:
+        self.user, self.voice = user, voice
         self.info: dict[str, Any] = {"transcribe": transcribe, "status": "off", "model": None,
                                      "language": speech_lang, "seconds": None}
+        self.voice_status = "off" if voice is None else "pending"
+        self._words = user is None and transcribe != "off"
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._out: dict[str, Any] | None = None
         self._error: BaseException | None = None
         if user is not None:
             self.info["status"] = "user_transcript"
-            return
-        if transcribe == "off":
+        if not self._words and voice is None:
             return
         transcriber = speech_model if isinstance(speech_model, Transcriber) or speech_model is None \
             else get_transcriber(speech_model)
         if transcriber is None:
-            self._say("unavailable", "speech recognition is not set up here (no Whisper model)")
+            self._unavailable("speech recognition is not set up here (no Whisper model)")
             return
-        self.info["model"] = MODEL_NAME
+        if self._words:
+            self.info["model"] = MODEL_NAME
         if not is_installed(transcriber.model_dir):
-            self._say("unavailable", f"the Whisper model is missing or incomplete in {transcriber.model_dir}: "
-                                     "run `make assets`")
+            self._unavailable(f"the Whisper model is missing or incomplete in {transcriber.model_dir}: run "
+                              "`make assets`")
             return
         if audio_decoded and samples is None:  # the audio model found no readable track already
             self._say("no_audio")
@@ -83,22 +92,35 @@ class Words:
                                         name="video-emotion-speech", daemon=True)
         self._thread.start()
 
+    def _unavailable(self, note: str) -> None:
+        self.voice_status = "unavailable" if self.voice is not None else self.voice_status
+        if self._words:
+            self._say("unavailable", note)
+
     def _say(self, status: str, note: str | None = None) -> None:
+        if status in ("no_audio", "failed", "unavailable") and self.voice is not None:
+            self.voice_status = status
+        if not self._words:
+            return
         self.info["status"] = status
         if note:
             self.info["note"] = note
 
     def _work(self, transcriber: Transcriber, path: Path, samples: np.ndarray | None, lang: str | None) -> None:
         t0 = time.perf_counter()
+        sink = self.voice.add if self.voice is not None else None
         try:
             if samples is not None:
-                self._out = transcriber.transcribe(samples, language=lang, cancel=self._cancel)
+                self._out = transcriber.transcribe(samples, language=lang, cancel=self._cancel, on_states=sink,
+                                                   words=self._words)
             else:
-                self._out = transcriber.transcribe_media(path, language=lang, cancel=self._cancel, missing_ok=False)
+                self._out = transcriber.transcribe_media(path, language=lang, cancel=self._cancel, missing_ok=False,
+                                                         on_states=sink, words=self._words)
         except BaseException as exc:  # handed to the analysing thread in finish()
             self._error = exc
         finally:
-            self.info["seconds"] = round(time.perf_counter() - t0, 3)
+            if self._words:
+                self.info["seconds"] = round(time.perf_counter() - t0, 3)
 
     def cancel(self) -> None:
         """Stop a running transcription (the face analysis failed); returns once it has stopped."""
@@ -119,27 +141,31 @@ class Words:
 
     def finish(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(the result's `transcript` block or None, the `speech` block), once the transcription is done."""
+        if self._thread is not None:
+            self._thread.join()
+            self._settle()
         if self.user is not None:
             return {**self.user, "source": "user", "language_probability": None, "model": None}, self.info
-        if self._thread is None:
+        if self._thread is None or not self._words or self._out is None:
             return None, self.info
-        self._thread.join()
+        self.info["language"] = self._out["language"]
+        return transcript_sentiment(self._out), self.info
+
+    def _settle(self) -> None:
+        """The outcome of the audio thread into the statuses (an unexpected error is raised here)."""
         if isinstance(self._error, NoAudioStream):
             self._say("no_audio")
         elif isinstance(self._error, (SpeechModelError, FileNotFoundError, ImportError)):  # the set-up, not the video
-            self._say("unavailable", str(self._error))
+            self._unavailable(str(self._error))
         elif isinstance(self._error, (ValueError, OSError)):  # an audio track ffmpeg cannot read
             self._say("failed", f"speech recognition skipped: {self._error}")
         elif self._error is not None:
             raise self._error
-        elif self._out is None:
-            self._say("no_speech")
         else:
-            self._say("transcribed")
-            self.info["language"] = self._out["language"]
-            block = transcript_sentiment(self._out)
-            return block, self.info
-        return None, self.info
+            if self._words:
+                self._say("no_speech" if self._out is None else "transcribed")
+            if self.voice is not None:
+                self.voice_status = "read"
 
     def no_words(self) -> str:
         """Why there are no words, for the combined-sentiment sentence."""

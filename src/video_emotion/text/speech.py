@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,14 @@ from video_emotion.text.speech_audio import (
     has_voice_energy,
     media_windows,
 )
+from video_emotion.text.transcript_block import to_srt, transcript_sentiment
+from video_emotion.text.voice_states import EncoderTap, SpeechStates, encode_spans
 from video_emotion.text.whisper_model import DEFAULT_MODEL_DIR, is_installed, model_name
 
 log = logging.getLogger("video_emotion.speech")
+
+# Receives each window's encoder states over speech and how far the audio has been heard (s).
+StatesSink = Callable[[SpeechStates, float], None]
 
 
 # --- Languages --------------------------------------------------------------------------------------
@@ -169,67 +174,85 @@ class Transcriber:
                     self._model = model
         return self._model
 
-    def transcribe(self, samples: np.ndarray, language: str | None = None,
-                   cancel: threading.Event | None = None) -> dict[str, Any] | None:
+    def transcribe(self, samples: np.ndarray, language: str | None = None, cancel: threading.Event | None = None,
+                   on_states: StatesSink | None = None, words: bool = True) -> dict[str, Any] | None:
         """Transcript of 16 kHz mono float32 samples in [-1, 1], or None when no speech is found.
 
         `language` (`en`, `zh`, or any Whisper language; None: detected) is given to Whisper as is.
         `cancel`, once set, stops the work at the next window or cue (the result is then None).
+        `on_states(states, heard_until_s)`, when given, receives the encoder's states over the speech of each
+        window (`voice_states.SpeechStates`: what the voice model reads), from the passes that heard the words;
+        `words=False` skips the words (no decoding) and encodes only the speech for `on_states`.
         """
         samples = np.asarray(samples)
         if samples.ndim != 1:
             raise ValueError(f"expected mono samples (one dimension), got shape {samples.shape}")
         samples = samples.astype(np.float32, copy=False)
-        return self._run(array_windows(samples, self.window_s), language, cancel)
+        return self._run(array_windows(samples, self.window_s), language, cancel, on_states, words)
 
     def transcribe_media(self, path: str | Path, language: str | None = None, cancel: threading.Event | None = None,
-                         missing_ok: bool = True) -> dict[str, Any] | None:
+                         missing_ok: bool = True, on_states: StatesSink | None = None,
+                         words: bool = True) -> dict[str, Any] | None:
         """Transcript of a video's (or audio file's) first audio track; None without speech, and without
-        an audio track unless `missing_ok` is False (then NoAudioStream is raised)."""
+        an audio track unless `missing_ok` is False (then NoAudioStream is raised). `on_states`, `words`: as
+        `transcribe`."""
         try:
-            return self._run(media_windows(path, self.window_s), language, cancel)
+            return self._run(media_windows(path, self.window_s), language, cancel, on_states, words)
         except NoAudioStream:
             if missing_ok:
                 return None
             raise
 
     def _run(self, windows: Iterator[tuple[float, np.ndarray]], language: str | None,
-             cancel: threading.Event | None = None) -> dict[str, Any] | None:
+             cancel: threading.Event | None = None, on_states: StatesSink | None = None,
+             words: bool = True) -> dict[str, Any] | None:
         lang = whisper_language(language) if language else None
-        given = lang is not None
-        probability: float | None = None
+        given, heard = lang is not None, {"language": lang, "probability": None}
         cues: list[dict[str, Any]] = []
         for offset, window in windows:
             if cancel is not None and cancel.is_set():
                 return None
             spans = _speech_spans(window) if has_voice_energy(window) else []
-            if not spans:
-                continue
-            speech_s = sum(sp["end"] - sp["start"] for sp in spans) / SAMPLE_RATE
-            max_tokens = min(_MAX_NEW_TOKENS, int(TOKENS_PER_SPEECH_S * min(speech_s, 30.0)) + 24)
-            model = self.model()
-            with self._run_lock:
-                # One decode per 30 s chunk, no temperature fallback: on 2 cores a fallback re-decodes a
-                # failing chunk up to five more times, and on voice without words (laughter, humming) it
-                # mostly turns a rejected repetition loop into a plausible invention ("Oh, oh, oh").
-                segments, info = model.transcribe(
-                    window, language=lang, beam_size=self.beam_size, vad_filter=True,
-                    vad_parameters=_vad_options(), condition_on_previous_text=False, temperature=0.0,
-                    max_new_tokens=max_tokens)
-                if lang is None:  # detected once, on the first window with speech, then kept
-                    lang, probability = info.language, round(float(info.language_probability), 4)
-                for s in segments:  # a generator: decoding happens here
-                    if cancel is not None and cancel.is_set():
-                        return None
-                    text = _clean(s.text)
-                    if not text or _WORDLESS.match(text) or _only_fillers(text) or _doubtful(s):
-                        continue
-                    cues.append({"start_s": round(offset + s.start, 3), "end_s": round(offset + s.end, 3),
-                                 "text": text})
+            states = SpeechStates.empty()
+            if spans:
+                model = self.model()
+                with self._run_lock:
+                    if words:
+                        with EncoderTap(model, spans) as tap:  # the encoder's passes serve the voice too
+                            if not self._decode(model, window, spans, offset, heard, cues, cancel):
+                                return None
+                        states = tap.states()
+                    elif on_states is not None:
+                        states = encode_spans(model, window, spans)
+            if on_states is not None:
+                on_states(states.shifted(offset), offset + len(window) / SAMPLE_RATE)
         if not cues:
             return None
-        return {"language": project_language(lang), "language_probability": None if given else probability,
+        return {"language": project_language(heard["language"]),
+                "language_probability": None if given else heard["probability"],
                 "source": "asr", "model": self.name, "cues": cues}
+
+    def _decode(self, model, window: np.ndarray, spans: list[dict[str, int]], offset: float, heard: dict[str, Any],
+                cues: list[dict[str, Any]], cancel: threading.Event | None) -> bool:
+        """The words of one window into `cues`; False when cancelled."""
+        speech_s = sum(sp["end"] - sp["start"] for sp in spans) / SAMPLE_RATE
+        max_tokens = min(_MAX_NEW_TOKENS, int(TOKENS_PER_SPEECH_S * min(speech_s, 30.0)) + 24)
+        # One decode per 30 s chunk, no temperature fallback: on 2 cores a fallback re-decodes a failing chunk
+        # up to five more times, and on voice without words (laughter, humming) it mostly turns a rejected
+        # repetition loop into a plausible invention ("Oh, oh, oh").
+        segments, info = model.transcribe(
+            window, language=heard["language"], beam_size=self.beam_size, vad_filter=True,
+            vad_parameters=_vad_options(), condition_on_previous_text=False, temperature=0.0,
+            max_new_tokens=max_tokens)
+        if heard["language"] is None:  # detected once, on the first window with speech, then kept
+            heard["language"], heard["probability"] = info.language, round(float(info.language_probability), 4)
+        for s in segments:  # a generator: decoding happens here
+            if cancel is not None and cancel.is_set():
+                return False
+            text = _clean(s.text)
+            if text and not _WORDLESS.match(text) and not _only_fillers(text) and not _doubtful(s):
+                cues.append({"start_s": round(offset + s.start, 3), "end_s": round(offset + s.end, 3), "text": text})
+        return True
 
 
 _TRANSCRIBERS: dict[Path, Transcriber] = {}
@@ -243,49 +266,6 @@ def get_transcriber(model_dir: str | Path = DEFAULT_MODEL_DIR) -> Transcriber:
         if key not in _TRANSCRIBERS:
             _TRANSCRIBERS[key] = Transcriber(key)
         return _TRANSCRIBERS[key]
-
-
-# --- Into the transcript sentiment ------------------------------------------------------------------
-
-def _srt_time(t: float) -> str:
-    ms = int(round(t * 1000))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
-
-
-def to_srt(transcript: dict[str, Any]) -> str:
-    """SubRip text of a transcript's cues: what `text.sentiment.analyze_transcript` parses, timings included."""
-    blocks = []
-    for i, c in enumerate(transcript["cues"], 1):
-        text = _clean(c["text"]).replace("-->", "->")
-        blocks.append(f"{i}\n{_srt_time(c['start_s'])} --> {_srt_time(c['end_s'])}\n{text}\n")
-    return "\n".join(blocks)
-
-
-SENTIMENT_LANGUAGES = ("en", "zh")
-
-
-def transcript_sentiment(transcript: dict[str, Any]) -> dict[str, Any]:
-    """The analysis result's `transcript` block for a speech transcript: the text sentiment's block
-    (`language`, `timed`, scored `cues`, `score`, `sentiment`) plus `source`, `language_probability` and
-    `model` (which speech model heard the words).
-
-    For a language the sentiment step does not support, the cues keep their text and times with
-    `score` and `sentiment` None, the block's too, and `note` says why (skip `align` and `fuse` then).
-    """
-    from video_emotion.text.sentiment import analyze_transcript
-
-    extra = {"source": transcript.get("source", "asr"),
-             "language_probability": transcript.get("language_probability"), "model": transcript.get("model")}
-    lang = transcript["language"]
-    if lang in SENTIMENT_LANGUAGES:
-        return {**analyze_transcript(to_srt(transcript), lang), **extra}
-    cues = [{"start_s": c["start_s"], "end_s": c["end_s"], "text": c["text"], "score": None, "sentiment": None}
-            for c in transcript["cues"]]
-    return {"language": lang, "timed": True, "cues": cues, "score": None, "sentiment": None, **extra,
-            "note": f"speech in {lang!r}: word sentiment covers {' and '.join(SENTIMENT_LANGUAGES)} only"}
 
 
 __all__ = ["DEFAULT_MODEL_DIR", "SAMPLE_RATE", "NoAudioStream", "SpeechModelError", "Transcriber", "get_transcriber",
