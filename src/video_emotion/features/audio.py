@@ -17,6 +17,9 @@ LIST_TIMEOUT_S = 30.0     # listing a file's streams reads only its header
 DECODE_TIMEOUT_S = 300.0  # decoding the audio of a long video; a stuck ffmpeg is killed, never waited on
 _STREAM = re.compile(r"^\s*Stream #\d+:\d+\S*: (Video|Audio): (.*)$")
 _START = re.compile(r"\bstart (-?\d+(?:\.\d+)?)")
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+# Sound files people record and share (a voice memo, a call, a podcast); ffmpeg reads them all.
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac"})
 
 
 class AudioError(ValueError):
@@ -56,6 +59,16 @@ def has_audio(path: str | Path) -> bool:
     """Whether a media file has an audio stream (ffmpeg's stream listing)."""
     res = run_ffmpeg(["-i", str(path)], LIST_TIMEOUT_S, path)
     return any(kind == "Audio" for kind, _ in _input_streams(res.stderr.decode(errors="replace")))
+
+
+def stream_listing(path: str | Path) -> tuple[set[str], float | None]:
+    """The kinds of a media file's streams (`Video`, `Audio`; cover art is not a video) and the duration its
+    container states (None where it states none), from ffmpeg's listing of the header."""
+    res = run_ffmpeg(["-i", str(path)], LIST_TIMEOUT_S, path)
+    err = res.stderr.decode(errors="replace")
+    m = _DURATION.search(err)
+    duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+    return {kind for kind, _ in _input_streams(err)}, duration
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE, max_s: float | None = None) -> np.ndarray:

@@ -18,24 +18,21 @@ from typing import Any
 import numpy as np
 
 from video_emotion.features.streams import prefetched
-from video_emotion.features.video import FrameClock, VideoError, VideoInfo, probe
+from video_emotion.features.video import FrameClock, VideoError, VideoInfo
+from video_emotion.inference.audio_file import analyze_audio, probe_media
 from video_emotion.inference.bundle import ModelBundle
-from video_emotion.inference.fusion import combine
+from video_emotion.inference.hearing import hear, model_block
 from video_emotion.inference.readability import is_unreadable, readable_mask, unreadable_segment, window_quality
 from video_emotion.inference.summary import segment, summarize
-from video_emotion.inference.voice import VoiceTimeline, voice_block
+from video_emotion.inference.voice import VoiceTimeline
 from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
-from video_emotion.inference.words import Words, check_options
-from video_emotion.labels import TRANSLATIONS, polarity, translate
+from video_emotion.inference.words import AnalysisStopped, Words, check_options
+from video_emotion.labels import TRANSLATIONS, translate
 from video_emotion.modeling.inputs import model_inputs
 from video_emotion.text.speech import Transcriber
 
 # A stream that decodes to less than this share of its header's frames, and at least this much shorter, ends early.
 ENDS_EARLY_SHARE, ENDS_EARLY_S = 0.9, 1.0
-
-
-class AnalysisStopped(Exception):
-    """The caller's `should_stop` turned true: the analysis was abandoned part-way."""
 
 
 class _AudioTrack:
@@ -158,6 +155,7 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     `decoder`: "auto" decodes only the sampled frames of Motion JPEG (libjpeg), "ffmpeg" every frame.
     `voice` "auto" reads the voice with the bundle's voice model (from the encoder passes that hear the words
     when they are transcribed), "off" does not; the summary combines face and voice (`inference.fusion`).
+    A file with sound and no video stream is an audio file: its voice and words, no face (`inference.audio_file`).
     """
     if lang not in TRANSLATIONS:
         raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(TRANSLATIONS)}")
@@ -168,7 +166,9 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
 
         text = analyze_transcript(transcript, transcript_lang)  # parse before the (slow) video work
     path = Path(path)
-    info = header = probe(path)
+    info = header = probe_media(path)
+    if info is None:  # sound and no video stream (a voice memo, a call, a podcast): the voice and the words
+        return analyze_audio(path, bundle, lang, text, transcribe, speech_lang, speech_model, should_stop, voice)
     if info.n_frames < min_frames:
         raise VideoError(f"{path.name}: {info.n_frames} frame(s); at least {min_frames} are needed to read "
                          "an expression over time")
@@ -249,14 +249,10 @@ def _read_frames(path: Path, bundle: ModelBundle, info, lang: str, audio: _Audio
 
 def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: int, readings: _Readings,
             words: Words, voice_off: bool = False) -> dict[str, Any]:
-    from video_emotion.text.sentiment import align, fuse, simplified_transcript
-
     timeline = sorted(readings.timeline, key=lambda s: s["start_s"])
     result = {
         "video": path.name, "duration_s": round(info.duration_s, 3), "fps": round(info.fps, 3),
-        "frames_analysed": frames_analysed,
-        "model": {"name": bundle.info.get("name", "video-emotion"), "version": str(bundle.info.get("version", "local")),
-                  "labels": list(bundle.labels), "modalities": list(bundle.modalities)},
+        "frames_analysed": frames_analysed, "model": model_block(bundle),
         "faces_detected": bool(timeline),
         "timeline": timeline,
         "summary": summarize(timeline, bundle.labels, lang),
@@ -267,25 +263,7 @@ def _result(path: Path, info, bundle: ModelBundle, lang: str, frames_analysed: i
         "faces": [{"track": n, "timeline": segs, "summary": summarize(segs, bundle.labels, lang)}
                   for n, (_, segs) in enumerate(sorted(readings.face_tracks.items()))],
     }
-    text, result["speech"] = words.finish()
-    status = words.voice_status if words.voice is not None else ("off" if voice_off else "no_model")
-    result["voice"] = voice_block(status, words.voice, info.duration_s, lang)
-    result["summary"] = combine(result["summary"], timeline, result["voice"], bundle.labels, lang,
-                                result["voice"]["summary"].get("note"))
-    if text is not None and lang == "zh":  # shown in the reader's script (simplified); what was written is kept
-        text = simplified_transcript(text)
-    scored = text is not None and text["score"] is not None
-    if text is not None:
-        if scored:
-            align(timeline, text)
-        result["transcript"] = text
-    combined, how = fuse(result["summary"]["sentiment_score"], text["score"] if scored else None,
-                         words="recognised speech" if text and text["source"] == "asr" else "transcript",
-                         no_words=text.get("note", "") if text else words.no_words())
-    result["summary"]["combined_sentiment_score"] = combined
-    result["summary"]["combined_sentiment"] = polarity(combined) if combined is not None else None
-    result["summary"]["sentiment_sources"] = how
-    return result
+    return hear(result, timeline, words, bundle.labels, lang, info.duration_s, voice_off)
 
 
 __all__ = ["AnalysisStopped", "ModelBundle", "VideoError", "analyze_video", "iter_windows", "summarize"]

@@ -41,6 +41,10 @@ _NO_WORDS = {
 }
 
 
+class AnalysisStopped(Exception):
+    """The caller's `should_stop` turned true: the analysis was abandoned part-way (`analyze`, `audio_file`)."""
+
+
 def check_options(transcribe: str, speech_lang: str | None, voice: str = "auto") -> None:
     """ValueError for a transcription or voice mode or speech language that cannot be used (before any work)."""
     if voice not in TRANSCRIBE_MODES:

@@ -175,18 +175,18 @@ FACE_WEIGHT = 0.5  # face and words count equally when both are present
 
 
 def fuse(face_score: float | None, text_score: float | None, words: str = "transcript",
-         no_words: str = "no transcript given") -> tuple[float | None, str]:
+         no_words: str = "no transcript given", reading: str = "face") -> tuple[float | None, str]:
     """Combined sentiment score and a sentence saying how it was formed.
 
     `words` names where the words came from ("transcript", "recognised speech"); `no_words` says why
-    there are none.
+    there are none; `reading` names what `face_score` was read from ("face", "voice", "face and voice").
     """
     if face_score is None and text_score is None:
-        return None, f"no face and no words ({no_words}): no sentiment"
+        return None, f"no {reading} and no words ({no_words}): no sentiment"
     if text_score is None:
-        return face_score, f"face only ({no_words})"
+        return face_score, f"{reading} only ({no_words})"
     if face_score is None:
-        return text_score, f"{words} only (no face found)"
+        return text_score, f"{words} only (no {reading} read)" if reading != "face" else f"{words} only (no face found)"
     combined = FACE_WEIGHT * face_score + (1 - FACE_WEIGHT) * text_score
-    return round(combined, 4), (f"mean of face ({face_score:+.2f}) and {words} ({text_score:+.2f}) "
+    return round(combined, 4), (f"mean of {reading} ({face_score:+.2f}) and {words} ({text_score:+.2f}) "
                                 f"sentiment, equal weights")
