@@ -24,7 +24,7 @@ def _add_apikey(sub) -> None:
 
 
 def _add_analyze(sub) -> None:
-    a = sub.add_parser("analyze", help="emotion timeline + summary of one or more videos")
+    a = sub.add_parser("analyze", help="emotion timeline + summary of one or more videos or audio files")
     a.add_argument("paths", nargs="+")
     a.add_argument("--model", default="video-emotion@champion",
                    help="registry reference (name@alias, name/version) or a local bundle folder")
@@ -37,6 +37,8 @@ def _add_analyze(sub) -> None:
     a.add_argument("--transcribe", choices=["auto", "off"], default="auto",
                    help="recognise the speech of videos without --transcript (offline Whisper base; default auto)")
     a.add_argument("--speech-lang", default=None, help="language spoken (en, zh, ...; default: detected)")
+    a.add_argument("--voice", choices=["auto", "off"], default="auto",
+                   help="read the emotion in the voice with the model's voice model (default auto)")
     a.add_argument("--format", choices=["json", "csv"], default="json")
     a.add_argument("--out", default=None, help="write here instead of stdout")
     a.set_defaults(func=commands.cmd_analyze)
@@ -55,6 +57,7 @@ def _add_batch(sub) -> None:
     bt.add_argument("--lang", choices=["en", "zh"], default="en")
     bt.add_argument("--transcribe", choices=["auto", "off"], default="auto", help="as for analyze")
     bt.add_argument("--speech-lang", default=None)
+    bt.add_argument("--voice", choices=["auto", "off"], default="auto", help="as for analyze")
     bt.add_argument("--workers", type=int, default=None,
                     help="ray: parallel decode tasks (default: the cluster's CPUs)")
     bt.add_argument("--actors", type=int, default=None, help="ray: model actors (default: one per 5 workers)")

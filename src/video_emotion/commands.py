@@ -127,7 +127,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from video_emotion.io_utils import write_text
 
     try:
-        check_options(args.transcribe, args.speech_lang)
+        check_options(args.transcribe, args.speech_lang, args.voice)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -151,7 +151,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             res = analyze_video(path, bundle, sample_fps=args.sample_fps, lang=args.lang,
                                 progress=sys.stderr.isatty(), transcript=transcript,
                                 transcript_lang=args.transcript_lang, transcribe=args.transcribe,
-                                speech_lang=args.speech_lang, speech_model=params.path("whisper_dir"))
+                                speech_lang=args.speech_lang, speech_model=params.path("whisper_dir"),
+                                voice=args.voice)
         except ModelLoadError as exc:
             print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
             return 2
@@ -189,7 +190,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     params = _params(args)
     try:
-        check_options(args.transcribe, args.speech_lang)
+        check_options(args.transcribe, args.speech_lang, args.voice)
         if args.sample_fps is not None and not 0 < args.sample_fps <= 120:
             raise ValueError(f"--sample-fps must be in (0, 120], got {args.sample_fps}")
         if args.batch_windows < 1 or (args.workers or 1) < 1 or (args.actors or 1) < 1:
@@ -202,7 +203,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 2
     opts = BatchOptions(sample_fps=args.sample_fps, lang=args.lang, transcribe=args.transcribe,
                         speech_lang=args.speech_lang, speech_model=str(params.path("whisper_dir")),
-                        batch_windows=args.batch_windows)
+                        batch_windows=args.batch_windows, voice=args.voice)
     try:
         if args.engine == "ray" or (args.engine == "auto" and os.environ.get("RAY_ADDRESS")):
             from video_emotion.scale.batch import RayEngine, resolve_model

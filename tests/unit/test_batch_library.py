@@ -170,3 +170,57 @@ def test_a_row_says_whether_its_video_ended_early_and_older_parts_read_as_unknow
     df = read_summary(tmp_path / "o").set_index("path")
     assert df.loc["cut.mp4", "ends_early"] == True and df.loc["whole.mp4", "ends_early"] == False  # noqa: E712
     assert pd.isna(df.loc["old.mp4", "ends_early"]) and pd.isna(df.loc["bad.mp4", "ends_early"])
+
+
+def test_a_folder_gives_its_audio_files_too(tmp_path):
+    root = tmp_path / "calls"
+    (root / "memos").mkdir(parents=True)
+    for rel in ("call.MP3", "memos/memo.m4a", "memos/take.wav", "podcast.ogg", "song.flac", "cover.jpg", "x.txt"):
+        (root / rel).write_bytes(b"sound" * 10)
+    got = [Path(s.path).relative_to(root).as_posix() for s in list_videos(str(root))]
+    assert got == ["call.MP3", "memos/memo.m4a", "memos/take.wav", "podcast.ogg", "song.flac"]
+    (root / "empty").mkdir()
+    with pytest.raises(LibraryError, match="no video or audio file"):
+        list_videos(str(root / "empty"))
+
+
+def test_a_row_carries_the_voices_emotion_and_older_parts_read_as_null(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from video_emotion.inference.batch_store import SCHEMA
+
+    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    old = summary_row("old.mp4", None, 1, 1.0, _fake_result("sad"), None, "local", 0.1)
+    del old["voice_emotion"]  # a part written before the column existed
+    pq.write_table(pa.Table.from_pylist([{**old, "distribution": list(old["distribution"].items())}],
+                                        schema=pa.schema([f for f in SCHEMA if f.name != "voice_emotion"])),
+                   store.summary_dir / "part-000001.parquet")
+    heard = {**_fake_result("happy"), "voice": {"status": "read", "summary": {"dominant_emotion": "angry"}}}
+    silent = {**_fake_result("happy"), "voice": {"status": "no_speech", "summary": {"dominant_emotion": None}}}
+    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    for name, res in (("heard.wav", heard), ("silent.mp4", silent), ("face_only.mp4", _fake_result("sad"))):
+        store.add(summary_row(name, None, 1, 1.0, res, None, "local", 0.1), None)
+    store.add(summary_row("bad.mp3", None, 1, 1.0, None, "bad", "local", 0.1), None)
+    store.flush()
+    df = read_summary(tmp_path / "o").set_index("path")
+    assert df.loc["heard.wav", "voice_emotion"] == "angry" and df.loc["heard.wav", "dominant_emotion"] == "happy"
+    for name in ("old.mp4", "silent.mp4", "face_only.mp4", "bad.mp3"):
+        assert pd.isna(df.loc[name, "voice_emotion"]), name
+    assert set(store.index()) == {"old.mp4", "heard.wav", "silent.mp4", "face_only.mp4", "bad.mp3"}
+
+
+def test_the_voice_option_is_part_of_the_job_but_folders_from_before_it_resume(tmp_path):
+    model = {"name": "m", "version": "1"}
+    on, off = BatchOptions().job(model), BatchOptions(voice="off").job(model)
+    assert on["voice"] == "auto" and off["voice"] == "off"
+    BatchStore(tmp_path / "new", on)
+    with pytest.raises(BatchStoreError, match="voice: 'auto' there, 'off' now"):
+        BatchStore(tmp_path / "new", off)
+    before = tmp_path / "before"  # a folder whose job.json was written before the voice option existed
+    before.mkdir()
+    (before / "job.json").write_text(json.dumps({k: v for k, v in on.items() if k != "voice"}))
+    BatchStore(before, on)
+    with pytest.raises(BatchStoreError, match="model_version"):
+        BatchStore(before, {**on, "model_version": "2"})

@@ -1,6 +1,6 @@
-"""A video library: the videos a batch job reads, from a folder, a glob, a list file or a URL.
+"""A video library: the videos (and audio files) a batch job reads, from a folder, a glob, a list file or a URL.
 
-INPUT is a folder (searched recursively for video files), a glob (`clips/**/*.mp4`), a text list
+INPUT is a folder (searched recursively for video and audio files), a glob (`clips/**/*.mp4`), a text list
 (one path or URL per line, `#` starts a comment) or a CSV with a `path` column (relative entries are
 relative to the list's folder), or a single video. Any of these may be an fsspec URL
 (`s3://bucket/videos/`) when the filesystem's package is installed; such videos are copied to a
@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from video_emotion.features.audio import AUDIO_SUFFIXES
 from video_emotion.features.video import VIDEO_SUFFIXES
 
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list", ".csv"})
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES  # videos, and sound files (a voice memo, a call, a podcast)
 
 
 class LibraryError(ValueError):
@@ -120,9 +122,9 @@ def list_videos(spec: str) -> list[Source]:
             raise LibraryError(f"{spec}: the pattern matches no file")
         paths = [_name(fs, p) for p in sorted(found)]
     elif fs.isdir(root):
-        found = [p for p in fs.find(root) if PurePosixPath(p).suffix.lower() in VIDEO_SUFFIXES]
+        found = [p for p in fs.find(root) if PurePosixPath(p).suffix.lower() in MEDIA_SUFFIXES]
         if not found:
-            raise LibraryError(f"{spec}: no video file ({', '.join(sorted(VIDEO_SUFFIXES))}) in this folder")
+            raise LibraryError(f"{spec}: no video or audio file ({', '.join(sorted(MEDIA_SUFFIXES))}) in this folder")
         paths = [_name(fs, p) for p in sorted(found)]
     elif fs.isfile(root):
         paths = _list_entries(fs, root) if PurePosixPath(root).suffix.lower() in LIST_SUFFIXES else [_name(fs, root)]

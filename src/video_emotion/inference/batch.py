@@ -40,11 +40,12 @@ class BatchOptions:
     speech_lang: str | None = None
     speech_model: str | None = None  # Whisper model folder (None: no speech recognition)
     batch_windows: int = 8           # windows per model call (a fuller batch only costs memory: docs/speed.md)
+    voice: str = "auto"              # read the voice (auto) or not (off)
 
     def job(self, model_info: dict[str, Any]) -> dict[str, Any]:
         """What the rows of an output folder depend on: a second run must use the same."""
         return {"model_name": model_info.get("name", "video-emotion"), "model_version": str(model_info.get("version")),
-                "sample_fps": self.sample_fps, "lang": self.lang, "transcribe": self.transcribe}
+                "sample_fps": self.sample_fps, "lang": self.lang, "transcribe": self.transcribe, "voice": self.voice}
 
 
 def analyze_source(source: Source, bundle, opts: BatchOptions, engine: str,
@@ -62,7 +63,7 @@ def analyze_source(source: Source, bundle, opts: BatchOptions, engine: str,
         with open_source(source) as (path, sha):
             result = analyze_video(path, bundle, sample_fps=opts.sample_fps, lang=opts.lang,
                                    batch_windows=opts.batch_windows, transcribe=opts.transcribe,
-                                   speech_lang=opts.speech_lang, speech_model=opts.speech_model)
+                                   speech_lang=opts.speech_lang, speech_model=opts.speech_model, voice=opts.voice)
     except ModelLoadError:
         raise
     except WorkerLost as exc:

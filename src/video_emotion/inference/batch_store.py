@@ -3,7 +3,8 @@
 ```
 OUT/job.json                      the model (name, version) and analysis options the rows were made with
 OUT/summary/part-000001.parquet   one row per video: path, sha256, duration, model version, dominant
-                                  emotion, sentiment, score, distribution, tags, status, error, ...
+                                  emotion, sentiment, score, distribution, tags, the voice's emotion,
+                                  status, error, ...
 OUT/timelines/part-000001.jsonl   one line per analysed video: {"path", "sha256", "result": <the JSON of `analyze`>}
 ```
 
@@ -26,7 +27,8 @@ import pyarrow.parquet as pq
 
 from video_emotion.io_utils import atomic_path, write_json
 
-JOB_KEYS = ("model_name", "model_version", "sample_fps", "lang", "transcribe")
+JOB_KEYS = ("model_name", "model_version", "sample_fps", "lang", "transcribe", "voice")
+LATER_JOB_KEYS = frozenset({"voice"})  # not in the job.json of folders made before them: not compared there
 _PART = re.compile(r"^part-(\d{6})\.(parquet|jsonl)$")
 
 SCHEMA = pa.schema([
@@ -38,6 +40,7 @@ SCHEMA = pa.schema([
     ("ends_early", pa.bool_()),  # the stream decodes to much less than its header states (timelines: the durations)
     ("model_name", pa.string()), ("model_version", pa.string()),
     ("dominant_emotion", pa.string()), ("sentiment", pa.string()), ("sentiment_score", pa.float64()),
+    ("voice_emotion", pa.string()),  # the voice's dominant emotion (null: no voice read, or a part from before)
     ("distribution", pa.map_(pa.string(), pa.float64())), ("tags", pa.list_(pa.string())),
     ("engine", pa.string()), ("seconds", pa.float64()),
     ("node", pa.string()),  # the Ray node id that analysed it, `local` for the local engine
@@ -65,7 +68,8 @@ def summary_row(path: str, sha256: str | None, size: int, mtime: float, result: 
                    model_name=result["model"]["name"],
                    model_version=str(result["model"]["version"]), dominant_emotion=s["dominant_emotion"],
                    sentiment=s["sentiment"], sentiment_score=s["sentiment_score"],
-                   distribution={k: float(v) for k, v in s["distribution"].items()}, tags=list(s["tags"]))
+                   distribution={k: float(v) for k, v in s["distribution"].items()}, tags=list(s["tags"]),
+                   voice_emotion=(result.get("voice") or {}).get("summary", {}).get("dominant_emotion"))
     return row
 
 
@@ -90,7 +94,8 @@ class BatchStore:
         want = {k: job.get(k) for k in JOB_KEYS}
         if path.is_file():
             have = json.loads(path.read_text(encoding="utf-8"))
-            diff = [f"{k}: {have.get(k)!r} there, {want[k]!r} now" for k in JOB_KEYS if have.get(k) != want[k]]
+            diff = [f"{k}: {have.get(k)!r} there, {want[k]!r} now" for k in JOB_KEYS
+                    if have.get(k) != want[k] and (k in have or k not in LATER_JOB_KEYS)]
             if diff:
                 raise BatchStoreError(f"{self.out} holds results made with other settings ({'; '.join(diff)}); "
                                       "use another --out folder")
@@ -170,7 +175,7 @@ def read_summary(out: str | Path):
     parts = sorted((Path(out) / "summary").glob("part-*.parquet"))
     if not parts:
         return pd.DataFrame(columns=SCHEMA.names)
-    # Parts written before a column existed (node, host, ends_early) read as nulls in it.
+    # Parts written before a column existed (node, host, ends_early, voice_emotion) read as nulls in it.
     df = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default").to_pandas()
     df["distribution"] = [dict(d) if d is not None else None for d in df["distribution"]]
     return df

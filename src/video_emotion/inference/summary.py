@@ -68,14 +68,32 @@ def _summary(timeline: list[dict[str, Any]], labels: list[str], lang: str) -> di
     return out
 
 
+def _voice_at(voice: list[dict[str, Any]], start_s: float) -> dict[str, Any]:
+    """The voice's cells for the window starting at `start_s`: the voice window that holds that time."""
+    for v in voice:
+        if v["start_s"] <= start_s + 1e-3 < v["end_s"]:
+            return {"voice_speech": bool(v["speech"]), "voice_emotion": v["emotion"],
+                    "voice_confidence": v["confidence"]}
+    return {"voice_speech": None, "voice_emotion": None, "voice_confidence": None}
+
+
 def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per timeline segment of an analysis result (the CLI's `--format csv`)."""
+    """One row per timeline segment of an analysis result (the CLI's `--format csv`), with the voice's reading of
+    the same time (`voice_speech` false: no speech there; empty: the voice was not read); an audio file, which has
+    no face timeline, gets one row per voice window, its face cells empty."""
     labels = result["model"]["labels"]
-    return [{"video": result["video"], "start_s": s["start_s"], "end_s": s["end_s"], "emotion": s["emotion"],
-             "confidence": s["confidence"], "valence": s["valence"], "arousal": s["arousal"],
-             "sentiment": s["sentiment"], **{f"p_{k}": (s["probabilities"] or {}).get(k) for k in labels},
-             "unreadable": bool(s.get("unreadable", False))}
-            for s in result["timeline"]]
+    voice = (result.get("voice") or {}).get("timeline") or []
+
+    def row(s: dict[str, Any] | None, start_s: float, end_s: float) -> dict[str, Any]:
+        s = s or {}
+        return {"video": result["video"], "start_s": start_s, "end_s": end_s, "emotion": s.get("emotion"),
+                "confidence": s.get("confidence"), "valence": s.get("valence"), "arousal": s.get("arousal"),
+                "sentiment": s.get("sentiment"), **{f"p_{k}": (s.get("probabilities") or {}).get(k) for k in labels},
+                "unreadable": bool(s.get("unreadable", False)) if s else None, **_voice_at(voice, start_s)}
+
+    if not result["timeline"] and result.get("media") == "audio":
+        return [row(None, v["start_s"], v["end_s"]) for v in voice]
+    return [row(s, s["start_s"], s["end_s"]) for s in result["timeline"]]
 
 
 def format_results(results: list[dict[str, Any]], fmt: str, single: bool) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from video_emotion.features.audio import AUDIO_SUFFIXES
 from video_emotion.features.video import VIDEO_SUFFIXES
 
 MAX_TRANSCRIPT_BYTES = 1 << 20
@@ -42,6 +43,7 @@ class AnalyzeRequest:
     transcript_lang: str | None = None
     transcribe: str = "auto"
     speech_lang: str | None = None
+    voice: str = "auto"
 
 
 async def read_form(request: Any) -> Any:
@@ -134,13 +136,15 @@ async def parse_fields(form: Any) -> AnalyzeRequest:
         transcript_lang=choice_field(form, "transcript_lang", ("en", "zh"), None),
         transcribe=choice_field(form, "transcribe", ("auto", "off"), "auto"),
         speech_lang=speech_lang_field(form),
+        voice=choice_field(form, "voice", ("auto", "off"), "auto"),
     )
 
 
 async def save_upload(upload: Any) -> Path:
-    """Copy the uploaded video to a private (0600) temp file; the caller removes it. 400 if empty."""
+    """Copy the uploaded video (or audio file) to a private (0600) temp file; the caller removes it. 400 if empty."""
     suffix = Path(upload.filename or "").suffix.lower()
-    fd, name = tempfile.mkstemp(prefix="video-emotion-upload-", suffix=suffix if suffix in VIDEO_SUFFIXES else ".bin")
+    known = suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES  # an audio file is told by its name, then its streams
+    fd, name = tempfile.mkstemp(prefix="video-emotion-upload-", suffix=suffix if known else ".bin")
     path = Path(name)
     try:
         size = 0

@@ -1,4 +1,4 @@
-"""BentoML service: POST /analyze (a video -> emotion timeline + summary), GET /model, behind API keys.
+"""BentoML service: POST /analyze (a video or an audio file -> emotion timeline + summary), GET /model, behind API keys.
 
 Serves the model imported into the BentoML store by `video-emotion bento-import` (the MLflow
 champion by default). Every request goes through the same `analyze_video` as the CLI; labels and
@@ -136,6 +136,7 @@ class VideoEmotion:
             "load": {"analyses_running": self.slots.busy, "slots": self.slots.n,
                      "live_sessions": self.live_slots.busy, "max_live": self.live_slots.n},
             "speech_recognition": self.speech_status,
+            "voice": _voice_status(self.bundle),
         })
 
     @app.websocket("/live")
@@ -199,19 +200,29 @@ class VideoEmotion:
     def _run(self, path: Path, fields: AnalyzeRequest, stop: Stop) -> dict[str, Any]:
         import cv2
 
-        from video_emotion.features.video import VideoError, probe
+        from video_emotion.features.video import VideoError
         from video_emotion.inference.analyze import analyze_video
+        from video_emotion.inference.audio_file import media_duration_s
 
         try:
-            info = probe(path)
-            if info.duration_s > MAX_DURATION_S:
-                raise BadRequest(413, f"video is {info.duration_s:.0f} s long; the limit is {MAX_DURATION_S:.0f} s")
+            duration = media_duration_s(path)  # a video, or an audio file (its voice and words, no face)
+            if duration > MAX_DURATION_S:
+                raise BadRequest(413, f"the file is {duration:.0f} s long; the limit is {MAX_DURATION_S:.0f} s")
             return analyze_video(path, self.bundle, sample_fps=fields.sample_fps, lang=fields.lang,
                                  transcript=fields.transcript, transcript_lang=fields.transcript_lang,
                                  min_frames=MIN_FRAMES, should_stop=stop, transcribe=fields.transcribe,
-                                 speech_lang=fields.speech_lang, speech_model=self.speech)
+                                 speech_lang=fields.speech_lang, speech_model=self.speech, voice=fields.voice)
         except cv2.error as exc:  # a stream OpenCV opens but cannot decode
             raise VideoError(f"undecodable video stream ({exc.err or 'OpenCV error'})") from None
+
+
+def _voice_status(bundle) -> dict[str, Any]:
+    """What /model says about the voice: whether this model reads it, with which voice model."""
+    voice = bundle.voice_model()
+    if voice is None:
+        return {"available": False, "reason": "this model carries no voice model"}
+    return {"available": True, "name": voice.info.get("name", "voice"), "trained_on": voice.info.get("trained_on"),
+            "classes": voice.classes}
 
 
 def _speech_model() -> tuple[Any, dict[str, Any]]:
