@@ -227,21 +227,32 @@ def test_cli_analyze_counts_and_times_frames_from_the_stream(clips, bundle_dir, 
     assert webm["frames_analysed"] == (N if sample_fps == FPS else 19)  # every decoded frame at 30 a second
 
 
-def test_cli_says_an_audio_only_file_has_no_video_names_it_once_and_reads_the_rest(clips, bundle_dir, tmp_path,
-                                                                                   capsys):
+def test_cli_reads_an_audio_only_file_as_sound_and_a_file_of_neither_is_named_once(clips, bundle_dir, tmp_path,
+                                                                                     capsys):
+    """A voice memo is analysed, not refused: no face, its length from its sound; a container of neither video
+    nor sound (subtitles only) is one clear error line, and the other files are read."""
     from video_emotion.cli import main
 
     song = tmp_path / "voice memo.m4a"
     _ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(song)])
+    subs = tmp_path / "subs.srt"
+    subs.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n", encoding="utf-8")
+    neither = tmp_path / "only subtitles.mkv"
+    _ffmpeg(["-i", str(subs), str(neither)])
     out = tmp_path / "result.json"
     argv = ["analyze", "--model", str(bundle_dir), "--transcribe", "off", "--out", str(out)]
-    assert main(argv + [str(song), str(clips["h264"])]) == 1  # one file failed, the other was read
+    assert main(argv + [str(song), str(neither), str(clips["h264"])]) == 1  # one file failed, the others were read
     err = capsys.readouterr().err
-    assert f"error: {song}: no video stream (an audio-only file)\n" in err
-    assert err.count(str(song)) == 1 and err.count("voice memo.m4a") == 1
-    assert [r["video"] for r in json.loads(out.read_text())] == [clips["h264"].name]
+    assert f"error: {neither}: no video or audio stream (nothing to see or hear)\n" in err
+    assert err.count("only subtitles.mkv") == 1 and "voice memo" not in err
+    memo, video = json.loads(out.read_text())
+    assert (memo["video"], video["video"]) == (song.name, clips["h264"].name)
+    assert memo["media"] == "audio" and not memo["faces_detected"] and memo["timeline"] == [] and memo["faces"] == []
+    assert abs(memo["duration_s"] - 1.0) < 0.05 and memo["frames_analysed"] == 0
+    assert memo["summary"]["dominant_emotion"] is None and "no face" in memo["summary"]["note"]
+    assert memo["voice"]["status"] == "no_model"  # this model reads no voice: said, not guessed
     with pytest.raises(VideoError, match="no video stream"):
-        probe(song)
+        probe(song)  # the video reader itself still refuses it: the analysis chose the sound path
 
 
 def test_a_stream_cut_short_is_analysed_as_far_as_it_goes_and_said_to_end_early(bundle_dir, tmp_path, capsys):

@@ -36,9 +36,13 @@ def probe_media(path: Path) -> VideoInfo | None:
         return None  # a podcast's cover art would read as a one-frame video
     try:
         return probe(path)
-    except VideoError:
-        if path.is_file() and _audio_only(path):  # an audio-only .mp4, .mkv, .webm
+    except VideoError as exc:
+        if not path.is_file():
+            raise
+        if _audio_only(path):  # an audio-only .mp4, .mkv, .webm
             return None
+        if str(exc).endswith(": no video stream"):  # a container of neither (subtitles, data): say both
+            raise VideoError(f"{path}: no video or audio stream (nothing to see or hear)") from None
         raise
 
 
