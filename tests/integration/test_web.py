@@ -133,11 +133,11 @@ def test_a_file_cut_short_is_said_to_end_early(page, face_clip, tmp_path):
 def test_controls_are_keyboard_reachable(page):
     page.focus("#key")
     order = []
-    for _ in range(8):
+    for _ in range(9):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.id"))
-    assert order[:7] == ["video", "transcript", "fps", "lang", "transcribe", "speech-lang", "go"]
-    for control in ("key", "video", "transcript", "fps", "lang", "transcribe", "speech-lang"):
+    assert order[:8] == ["video", "transcript", "fps", "lang", "transcribe", "speech-lang", "voice", "go"]
+    for control in ("key", "video", "transcript", "fps", "lang", "transcribe", "speech-lang", "voice"):
         assert page.locator(f"label[for={control}]").count() == 1
 
 

@@ -10,12 +10,12 @@ const UI = {
         unreadable: "unreadable", noneRead: "Faces were found, but none could be read (too small, blurred or turned away): no emotion is reported.",
         unreadableNote: "s with faces too poor to read are marked unreadable and left out of this summary.",
         uploading: "Uploading", analysing: "Analysing…", badKey: "The API key is missing or wrong.",
-        needKey: "Enter your API key first.", needVideo: "Choose a video file first.",
+        needKey: "Enter your API key first.", needVideo: "Choose a video or audio file first.",
         network: "The service could not be reached.", caption: "Emotion probabilities over time (stacked) with the sentiment band below. Click to seek.",
         start: "start (s)", end: "end (s)", emotion: "emotion", confidence: "confidence", sentimentCol: "sentiment",
         text: "Transcript sentiment", combined: "Face + words", positive: "positive", neutral: "neutral", negative: "negative",
-        help: "Your API key stays in this browser tab only (session storage).", key: "API key", video: "Video",
-        transcript: "Transcript (optional: .txt, .srt, .vtt)", drop: "or drop a video (and a transcript) here",
+        help: "Your API key stays in this browser tab only (session storage).", key: "API key", video: "Video or audio file",
+        transcript: "Transcript (optional: .txt, .srt, .vtt)", drop: "or drop a video or a recording (and a transcript) here",
         fps: "Frames analysed per second", lang: "Language", go: "Analyse", result: "Result",
         dljson: "Download JSON", dlcsv: "Download CSV", table: "Timeline as a table",
         faces: "Faces (the largest drives the timeline above)", face: "Face",
@@ -28,18 +28,29 @@ const UI = {
         speech_off: "No words: speech recognition was off and no transcript was given.",
         speech_unavailable: "No words: speech recognition is not available on this server.",
         speech_failed: "No words: the audio track could not be read.",
-        endsEarly: "The video ends at {d} s of the {h} s its file states (cut short or damaged): the part that could be decoded was analysed." },
+        endsEarly: "The video ends at {d} s of the {h} s its file states (cut short or damaged): the part that could be decoded was analysed.",
+        combinedVoice: "Voice + words", combinedBoth: "Face and voice + words",
+        voiceOpt: "Voice emotion", voiceAuto: "on", voiceOff: "off", voiceTitle: "Voice (how it was said)", voiceCard: "Voice",
+        noSpeech: "no speech", sources: "Read from", faceShare: "face", voiceShare: "voice",
+        voiceAlone: "No face could be read: the emotion above is the voice's alone.",
+        audioOnly: "An audio file: no face to read. The voice and the words are shown.",
+        audioNothing: "An audio file with no face, and no emotion in its voice (see the voice row): no emotion is reported.",
+        voiceWindows: "Voice over time", voiceRead: "read in {n} of {m} windows",
+        voice_off: "The voice was not read (voice emotion off).", voice_no_model: "This model does not read voices.",
+        voice_no_audio: "No voice: there is no audio track.", voice_no_speech: "No speech was heard: no voice emotion.",
+        voice_unavailable: "The voice cannot be read on this server (no speech model).",
+        voice_failed: "The audio track could not be read." },
   zh: { dominant: "主要情绪", sentiment: "情感倾向", score: "分数", tags: "标签", model: "模型",
         distribution: "情绪分布", noFace: "视频中未检测到人脸：不报告任何情绪。",
         unreadable: "无法判读", noneRead: "检测到人脸，但都无法判读（太小、模糊或侧转）：不报告任何情绪。",
         unreadableNote: " 秒的人脸质量太差，标为无法判读，不计入本摘要。",
         uploading: "上传中", analysing: "分析中…", badKey: "API 密钥缺失或错误。",
-        needKey: "请先输入 API 密钥。", needVideo: "请先选择视频文件。",
+        needKey: "请先输入 API 密钥。", needVideo: "请先选择视频或音频文件。",
         network: "无法连接到服务。", caption: "随时间变化的情绪概率（堆叠）及下方的情感带。点击可跳转。",
         start: "开始 (秒)", end: "结束 (秒)", emotion: "情绪", confidence: "置信度", sentimentCol: "情感",
         text: "文本情感", combined: "人脸 + 文本", positive: "积极", neutral: "中性", negative: "消极",
-        help: "API 密钥只保存在此浏览器标签页中（会话存储）。", key: "API 密钥", video: "视频",
-        transcript: "字幕/文本（可选：.txt、.srt、.vtt）", drop: "或将视频（和字幕）拖放到这里",
+        help: "API 密钥只保存在此浏览器标签页中（会话存储）。", key: "API 密钥", video: "视频或音频文件",
+        transcript: "字幕/文本（可选：.txt、.srt、.vtt）", drop: "或将视频或录音（和字幕）拖放到这里",
         fps: "每秒分析帧数", lang: "语言", go: "分析", result: "结果",
         dljson: "下载 JSON", dlcsv: "下载 CSV", table: "时间轴表格",
         faces: "人脸（最大的人脸决定上方的时间轴）", face: "人脸",
@@ -52,7 +63,18 @@ const UI = {
         speech_off: "没有文本：语音识别已关闭，且未提供字幕。",
         speech_unavailable: "没有文本：此服务器不提供语音识别。",
         speech_failed: "没有文本：无法读取音轨。",
-        endsEarly: "视频在 {d} 秒处结束，而文件标明的时长为 {h} 秒（文件不完整或已损坏）：已分析可解码的部分。" },
+        endsEarly: "视频在 {d} 秒处结束，而文件标明的时长为 {h} 秒（文件不完整或已损坏）：已分析可解码的部分。",
+        combinedVoice: "语音 + 文本", combinedBoth: "人脸和语音 + 文本",
+        voiceOpt: "语音情绪", voiceAuto: "开启", voiceOff: "关闭", voiceTitle: "语音（说话的方式）", voiceCard: "语音",
+        noSpeech: "无语音", sources: "判读来源", faceShare: "人脸", voiceShare: "语音",
+        voiceAlone: "没有可判读的人脸：上方的情绪仅来自语音。",
+        audioOnly: "音频文件：没有人脸可判读。下方显示语音和文本。",
+        audioNothing: "音频文件：没有人脸，语音中也没有可判读的情绪（见语音行）：不报告任何情绪。",
+        voiceWindows: "随时间变化的语音情绪", voiceRead: "{m} 个时间窗中判读了 {n} 个",
+        voice_off: "未判读语音（语音情绪已关闭）。", voice_no_model: "此模型不判读语音。",
+        voice_no_audio: "没有语音：没有音轨。", voice_no_speech: "未听到语音：没有语音情绪。",
+        voice_unavailable: "此服务器无法判读语音（没有语音模型）。",
+        voice_failed: "无法读取音轨。" },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -118,6 +140,7 @@ $("form").addEventListener("submit", (e) => {
   if ($("fps").value) body.append("sample_fps", $("fps").value);
   body.append("lang", $("lang").value);
   body.append("transcribe", $("transcribe").value);
+  body.append("voice", $("voice").value);
   if ($("speech-lang").value) body.append("speech_lang", $("speech-lang").value);
 
   const xhr = new XMLHttpRequest();
@@ -159,10 +182,15 @@ function show(data, file) {
   videoURL = URL.createObjectURL(file);
   $("player-note").hidden = true;
   $("player").src = videoURL;
+  const audio = result.media === "audio";    // a recording: no face row, the voice row and the words
+  $("face-chart").hidden = audio;
+  $("face-table").hidden = audio;
+  $("player").classList.toggle("audio", audio);
   renderSummary();
   renderTable();
   renderLegend();
   renderFaces();
+  renderVoice();
   renderWords();
   drawChart();
   $("chart").setAttribute("aria-label", chartDescription());
@@ -185,13 +213,15 @@ function renderSummary() {
   const early = result.ends_early;             // a file cut short: the timeline ends where its frames end
   if (early) box.appendChild(h("p", { id: "ends-early", class: "hint" }, t("endsEarly")
     .replace("{d}", early.decoded_duration_s.toFixed(1)).replace("{h}", early.header_duration_s.toFixed(1))));
-  if (!result.faces_detected) {
-    add(t("dominant"), h("p", { class: "big", id: "dominant" }, "—"), h("p", null, t("noFace")));
+  if (!s.dominant_emotion && !result.faces_detected) {   // nothing read: no face (and no voice), said so
+    add(t("dominant"), h("p", { class: "big", id: "dominant" }, "—"),
+        h("p", { id: "no-face" }, result.media === "audio" ? t("audioNothing") : t("noFace")));
   } else if (!s.dominant_emotion) {          // faces found, none readable: no emotion, said so
     add(t("dominant"), h("p", { class: "big", id: "dominant", "data-label": "unreadable" }, "—"),
         h("p", { id: "unreadable-note" }, t("noneRead")));
   } else {
-    add(t("dominant"), h("p", { class: "big", id: "dominant", "data-label": s.dominant_emotion }, labelName(s.dominant_emotion)));
+    add(t("dominant"), h("p", { class: "big", id: "dominant", "data-label": s.dominant_emotion }, labelName(s.dominant_emotion)),
+        result.faces_detected ? null : h("p", { id: "no-face", class: "hint" }, result.media === "audio" ? t("audioOnly") : t("voiceAlone")));
     add(t("sentiment"), h("p", { class: `big sent-${s.sentiment}`, id: "sentiment", "data-sentiment": s.sentiment }, t(s.sentiment)),
         h("p", null, `${t("score")} `, h("span", { id: "score" }, s.sentiment_score.toFixed(2))));
     const dist = Object.entries(s.distribution).sort((a, b) => b[1] - a[1]).map(([k, v]) =>
@@ -202,7 +232,9 @@ function renderSummary() {
         s.unreadable_s ? h("p", { id: "unreadable-note" }, `${s.unreadable_s.toFixed(1)} ${t("unreadableNote")}`) : null);
   }
   const tr = result.transcript;
-  const combined = [h("p", null, `${t("combined")}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}`),
+  const src = s.sources || {};            // what the reading beside the words came from
+  const both = src.voice > 0 ? (src.face > 0 ? "combinedBoth" : "combinedVoice") : "combined";
+  const combined = [h("p", { id: "combined", "data-reading": both }, `${t(both)}: ${s.combined_sentiment_score === null ? "—" : s.combined_sentiment_score.toFixed(2)}`),
     h("p", { class: "hint" }, String(s.sentiment_sources))];
   if (tr) {
     const scored = tr.score !== null && tr.score !== undefined;
@@ -214,7 +246,62 @@ function renderSummary() {
     add(t("text"), h("p", { id: "words-from", "data-source": "none", "data-status": result.speech.status },
                      t("speech_" + result.speech.status) || String(result.speech.status)), combined);
   }
+  renderSources(add);
   add(t("model"), h("p", { id: "model" }, `${m.name} v${m.version}`));
+}
+
+// What the overall reading was read from: the face's and the voice's shares (inference.fusion), and the voice's own.
+function renderSources(add) {
+  const src = result.summary.sources;
+  const v = result.voice;
+  if (v) {
+    const vs = v.summary || {};
+    add(t("voiceCard"), vs.dominant_emotion
+      ? h("p", { class: "big", id: "voice-dominant", "data-label": vs.dominant_emotion }, labelName(vs.dominant_emotion))
+      : h("p", { id: "voice-dominant", "data-status": v.status }, t("voice_" + v.status) || String(v.status)),
+      vs.dominant_emotion ? h("p", { class: `sent-${vs.sentiment}` }, `${t(vs.sentiment)} ${vs.sentiment_score.toFixed(2)}`) : null);
+  }
+  if (!src) return;
+  const pct = (x) => `${Math.round(100 * x)}%`;
+  add(t("sources"), h("p", { id: "sources", "data-face": src.face, "data-voice": src.voice },
+    h("span", { class: "share", vars: { "--w": pct(src.face) } }, `${t("faceShare")} ${pct(src.face)}`), " · ",
+    h("span", { class: "share voice", vars: { "--w": pct(src.voice) } }, `${t("voiceShare")} ${pct(src.voice)}`)),
+    h("p", { class: "hint", id: "sources-note" }, String(src.note || "")));
+}
+
+// The voice as its own row under the face chart, on the same time axis: a window per cell, coloured by the voice's
+// emotion; windows without speech are shown as such, never given an emotion. A click plays from that window.
+function renderVoice() {
+  const v = result.voice || { status: "no_model", timeline: [] };
+  const windows = v.timeline || [];
+  const dur = Math.max(result.duration_s, 0.001);
+  const pct = (sec) => `${(100 * sec / dur).toFixed(3)}%`;
+  $("voice-row").dataset.status = v.status;
+  $("voice-track").hidden = windows.length === 0;
+  $("voice-track").replaceChildren(...windows.map((w) => {
+    const name = w.speech ? labelName(w.emotion) : t("noSpeech");
+    const cell = h("span", {
+      class: w.speech ? "vseg" : "vseg no-speech", "data-speech": String(w.speech), "data-emotion": w.emotion || "",
+      "data-start": w.start_s, "data-end": w.end_s,
+      title: `${w.start_s.toFixed(1)}–${w.end_s.toFixed(1)} s: ${name}` + (w.speech ? ` (${Math.round(100 * w.confidence)}%)` : ""),
+      vars: { "--l": pct(w.start_s), "--w": pct(w.end_s - w.start_s), "--c": COLORS[w.emotion] || "transparent" } }, name);
+    cell.addEventListener("click", () => { $("player").currentTime = w.start_s; drawChart(); markCue(); markVoice(); });
+    return cell;
+  }));
+  $("voice-track").setAttribute("role", "img");
+  $("voice-track").setAttribute("aria-label", `${t("voiceWindows")}: ` + windows.map((w) =>
+    `${w.start_s.toFixed(1)}–${w.end_s.toFixed(1)} s: ${w.speech ? labelName(w.emotion) : t("noSpeech")}`).join("; "));
+  const read = windows.filter((w) => w.speech).length;
+  $("voice-note").textContent = v.status === "read"
+    ? `${t("voiceRead").replace("{n}", read).replace("{m}", windows.length)}` : (t("voice_" + v.status) || String(v.status));
+  markVoice();
+}
+
+function markVoice() {
+  const now = $("player").currentTime || 0;
+  for (const cell of $("voice-track").querySelectorAll(".vseg")) {
+    cell.classList.toggle("now", now >= +cell.dataset.start && now < +cell.dataset.end);
+  }
 }
 
 function wordsSource() {
@@ -253,7 +340,7 @@ function renderWords() {
     score.textContent = c.score === null || c.score === undefined ? "" : `${t(c.sentiment)} ${c.score.toFixed(2)}`;
     b.append(when, text, score);
     b.setAttribute("aria-label", `${when.textContent}: ${c.text}${score.textContent ? " (" + score.textContent + ")" : ""}`);
-    if (c.start_s !== null) b.addEventListener("click", () => { $("player").currentTime = c.start_s; drawChart(); markCue(); });
+    if (c.start_s !== null) b.addEventListener("click", () => { $("player").currentTime = c.start_s; drawChart(); markCue(); markVoice(); });
     li.appendChild(b);
     list.appendChild(li);
   }
@@ -365,13 +452,13 @@ $("chart").addEventListener("keydown", (ev) => {   // keyboard seeking on the fo
   if (step) { $("player").currentTime = Math.max(0, ($("player").currentTime || 0) + step); drawChart(); ev.preventDefault(); }
 });
 $("player").addEventListener("error", () => { $("player-note").textContent = t("noPlay"); $("player-note").hidden = false; });
-$("player").addEventListener("timeupdate", () => { if (result) { drawChart(); markCue(); } });
+$("player").addEventListener("timeupdate", () => { if (result) { drawChart(); markCue(); markVoice(); } });
 $("player").addEventListener("seeked", () => result && drawChart());
 function translatePage() {
   document.documentElement.lang = $("lang").value === "zh" ? "zh-CN" : "en";
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
 }
-$("lang").addEventListener("change", () => { translatePage(); if (result) { renderSummary(); renderTable(); renderLegend(); renderFaces(); renderWords(); drawChart(); } });
+$("lang").addEventListener("change", () => { translatePage(); if (result) { renderSummary(); renderTable(); renderLegend(); renderFaces(); renderVoice(); renderWords(); drawChart(); } });
 
 function download(name, text, type) {
   const a = document.createElement("a");
@@ -382,13 +469,23 @@ function download(name, text, type) {
 $("dl-json").addEventListener("click", () => download("emotion-timeline.json", JSON.stringify(result, null, 2), "application/json"));
 // One CSV row per timeline segment: the same columns for an upload's result and a camera session's
 // (an unreadable window has empty reading cells and `unreadable` true).
+// An upload's result also has the voice's reading of each window (as the CLI's CSV): an audio file, which has no face
+// timeline, gets one row per voice window with its face cells empty.
 function timelineCsv(res) {
   const labels = res.model.labels;
+  const voice = res.voice ? res.voice.timeline || [] : null;
   const rows = [["start_s", "end_s", "emotion", "confidence", "valence", "arousal", "sentiment", ...labels.map((k) => "p_" + k),
-    "unreadable"].join(",")];
+    "unreadable", ...(voice ? ["voice_speech", "voice_emotion", "voice_confidence"] : [])].join(",")];
   const cell = (v) => (v === null || v === undefined ? "" : v);
-  for (const s of res.timeline) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
-    ...labels.map((k) => (s.probabilities || {})[k]), !!s.unreadable].map(cell).join(","));
+  const heard = (start) => {
+    const w = voice.find((x) => x.start_s <= start + 1e-3 && start + 1e-3 < x.end_s);
+    return w ? [w.speech, w.emotion, w.confidence] : [null, null, null];
+  };
+  const faceless = res.media === "audio" && !res.timeline.length;
+  const segs = faceless ? voice.map((w) => ({ start_s: w.start_s, end_s: w.end_s, none: true })) : res.timeline;
+  for (const s of segs) rows.push([s.start_s, s.end_s, s.emotion, s.confidence, s.valence, s.arousal, s.sentiment,
+    ...labels.map((k) => (s.probabilities || {})[k]), s.none ? null : !!s.unreadable, ...(voice ? heard(s.start_s) : [])]
+    .map(cell).join(","));
   return rows.join("\n") + "\n";
 }
 $("dl-csv").addEventListener("click", () => download("emotion-timeline.csv", timelineCsv(result), "text/csv"));
