@@ -217,3 +217,50 @@ def test_videos_not_analysed_by_the_deadline_are_lost_and_say_why(ray_local, set
     assert counts["lost"] == len(sources) == 3 and counts["ok"] == 0
     df = read_summary(tmp_path / "out")
     assert (df["error"] == "lost: not started before the job's deadline (0.01 s)").all()
+
+
+def test_ray_reads_audio_files_with_their_voice_as_analyze_does(ray_local, setup, fer_model, tmp_path):
+    """A folder of calls (a WAV and an MP3 of English speech, a silent WAV) and a video through the Ray engine with a
+    bundle carrying a voice model (test-only random weights): each recording is read as sound, its row carries the
+    voice's emotion, and its voice timeline is the one `analyze_video` gives here; silence is a row without one."""
+    from tests.speech_media import POSITIVE, require_whisper, silence_wav, speak
+    from tests.voice_media import audio_as, random_voice_model
+    from video_emotion.config import load_params
+    from video_emotion.data.library import list_videos
+    from video_emotion.inference.analyze import analyze_video
+    from video_emotion.inference.batch import BatchOptions, run_batch
+    from video_emotion.inference.batch_store import BatchStore
+    from video_emotion.inference.bundle import ModelBundle
+    from video_emotion.scale.batch import RayEngine, resolve_model
+
+    bundle = fer_bundle(fer_model, tmp_path / "voice-bundle")
+    random_voice_model(bundle / "voice")
+    lib = tmp_path / "calls"
+    lib.mkdir()
+    wav = speak(POSITIVE, lib / "call.wav", lead_s=1.0)
+    audio_as(wav, ".mp3", lib)
+    silence_wav(lib / "hold.wav", 2.0)
+    shutil.copy(setup["lib"] / "real" / "single_face.mp4", lib / "face.mp4")
+    whisper = str(require_whisper())
+    opts = BatchOptions(transcribe="off", speech_model=whisper)
+    folder, info = resolve_model(str(bundle), load_params(setup["params"]))
+    engine = RayEngine(folder, info, opts, workers=2, actors=1)
+    out = tmp_path / "out"
+    counts = run_batch(list_videos(str(lib)), BatchStore(out, opts.job(info)), engine, progress=False)
+    assert counts["ok"] == 4 and counts["error"] == counts["lost"] == 0
+    df, results = read_summary(out).set_index("path"), read_results(out)
+    local = ModelBundle.load(bundle)
+    for name in ("call.wav", "call.mp3"):
+        row, res = df.loc[str(lib / name)], results[str(lib / name)]
+        ref = analyze_video(lib / name, local, transcribe="off", speech_model=whisper)
+        assert res["media"] == "audio" and not row["faces_detected"] and res["timeline"] == []
+        assert row["voice_emotion"] == res["voice"]["summary"]["dominant_emotion"] == \
+            ref["voice"]["summary"]["dominant_emotion"] is not None
+        got, want = res["voice"]["timeline"], ref["voice"]["timeline"]
+        assert [(w["start_s"], w["speech"], w["emotion"]) for w in got] == \
+            [(w["start_s"], w["speech"], w["emotion"]) for w in want]
+        assert all(abs(g["confidence"] - w["confidence"]) < 0.01 for g, w in zip(got, want, strict=True) if w["speech"])
+    hold = df.loc[str(lib / "hold.wav")]
+    assert hold["status"] == "ok" and pd.isna(hold["voice_emotion"])
+    assert results[str(lib / "hold.wav")]["voice"]["status"] == "no_speech"
+    assert df.loc[str(lib / "face.mp4"), "faces_detected"]
