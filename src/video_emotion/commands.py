@@ -118,6 +118,24 @@ def _without(message: str, path: str) -> str:
     return message
 
 
+def _notes(path: str, res: dict, noted: set) -> None:
+    """What a user should hear about one result on stderr (the JSON/CSV carry it too)."""
+    unreadable = [s for s in res["timeline"] if s.get("unreadable")]
+    if unreadable:  # said on stderr too: the JSON/CSV mark each such window `unreadable`
+        why = sorted({r for s in unreadable for r in s["quality"].get("unreadable_because", [])})
+        print(f"note: {path}: {len(unreadable)} of {len(res['timeline'])} windows unreadable "
+              f"({', '.join(why) or 'poor faces'}): marked so, left out of the summary", file=sys.stderr)
+    if res["ends_early"]:  # a cut-short download reads as a short clip: said, not only in the JSON
+        print(f"note: {path}: {res['ends_early']['note']}", file=sys.stderr)
+    if res.get("media") == "audio" and res["summary"]["dominant_emotion"] is None:  # a recording, nothing read
+        print(f"note: {path}: {res['summary']['note']}", file=sys.stderr)
+    note = res["speech"].get("note")
+    if res["speech"]["status"] in ("unavailable", "failed") and note not in noted:
+        noted.add(note)  # said once, not once per video; the result carries it too
+        done = "the rest of the analysis" if res.get("media") == "audio" else "face analysis"
+        print(f"note: {path}: {note} ({done} complete; --transcribe off to skip speech)", file=sys.stderr)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from video_emotion.features.video import VideoError
     from video_emotion.inference.analyze import analyze_video
@@ -161,17 +179,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"error: {path}: {_without(str(exc), path)}", file=sys.stderr)
             continue
         results.append(res)
-        unreadable = [s for s in res["timeline"] if s.get("unreadable")]
-        if unreadable:  # said on stderr too: the JSON/CSV mark each such window `unreadable`
-            why = sorted({r for s in unreadable for r in s["quality"].get("unreadable_because", [])})
-            print(f"note: {path}: {len(unreadable)} of {len(res['timeline'])} windows unreadable "
-                  f"({', '.join(why) or 'poor faces'}): marked so, left out of the summary", file=sys.stderr)
-        if res["ends_early"]:  # a cut-short download reads as a short clip: said, not only in the JSON
-            print(f"note: {path}: {res['ends_early']['note']}", file=sys.stderr)
-        note = res["speech"].get("note")
-        if res["speech"]["status"] in ("unavailable", "failed") and note not in noted:
-            noted.add(note)  # said once, not once per video; the result carries it too
-            print(f"note: {path}: {note} (face analysis complete; --transcribe off to skip speech)", file=sys.stderr)
+        _notes(path, res, noted)
     text = format_results(results, args.format, single=len(args.paths) == 1)
     if args.out:
         write_text(args.out, text)
