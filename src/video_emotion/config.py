@@ -182,11 +182,14 @@ class FinetuneFacesConfig:
     patience: int = 3
     dropout: float = 0.2
     seed: int = 42
+    mix: float = 1.0           # weight of the fine-tuned weights against the published ones (WiSE-FT); 1: fine-tuned
     report_test: bool = True   # score FER+ Test once at the end (false while choosing on Valid)
 
     def __post_init__(self) -> None:
         if self.blocks not in (0, 1, 2):
             raise ValueError(f"finetune_faces.blocks must be 0, 1 or 2, got {self.blocks}")
+        if not 0.0 < self.mix <= 1.0:
+            raise ValueError(f"finetune_faces.mix must be in (0, 1], got {self.mix}")
 
 
 @dataclass(frozen=True)

@@ -149,3 +149,51 @@ def test_stage_fine_tunes_a_network_the_product_loads(tmp_path):
     assert (tmp_path / "net" / "LICENSE").is_file()
     again = finetune_faces.run(params, PRETRAINED, PRETRAINED.parent, tmp_path / "net")  # crops and readings cached
     assert again["seconds"]["crops"] < 1.0 and again["figures"]["test"]["base"] == test["base"]
+
+
+def test_the_default_network_loads_and_carries_its_calibration():
+    """The per-frame network params.yaml names loads as the product loads it; where it is the FER+ fine-tuned
+    network, the temperature the pipeline applies is the one fitted for it on FER+ Valid (its ferplus.json)."""
+    from video_emotion.config import load_params
+    from video_emotion.modeling.backbones import pretrained_backbone
+
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    net = params.path("pretrained")
+    if net == params.path("ferplus_network"):
+        card = json.loads((net / "ferplus.json").read_text())
+        assert params.model.temperature == pytest.approx(card["temperature"], abs=1e-3)
+        assert card["figures"]["test"]["finetuned"]["accuracy8"] > card["figures"]["test"]["base"]["accuracy8"]
+    else:
+        require_assets()
+    assert pretrained_backbone(net).output_shape[-1] == 256 + 7
+
+
+def test_batches_cover_every_reading_once_with_its_target():
+    from video_emotion.modeling.ferplus_net import Batches
+
+    a, b = np.arange(10, dtype=np.float16)[:, None], 100 + np.arange(10, dtype=np.float16)[:, None]
+    rows = np.array([1, 3, 4, 8])
+    targets = np.concatenate([a[rows], b[rows]]).astype(np.float32)  # each reading's target is its own value
+    batches = Batches([(a, rows), (b, rows)], targets, batch_size=3, seed=0)
+    seen = []
+    for i in range(len(batches)):
+        x, t = batches[i]
+        assert x.dtype == np.float32 and np.array_equal(x, t)
+        seen += x[:, 0].tolist()
+    assert sorted(seen) == sorted(targets[:, 0].tolist())
+    with pytest.raises(ValueError):
+        Batches([(a, rows)], targets, 3, 0)
+
+
+def test_mixing_moves_weights_back_towards_the_start():
+    import keras
+
+    from video_emotion.modeling.ferplus_net import mix_weights
+
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    start = [w.copy() for w in layer.get_weights()]
+    tuned = [w + 1.0 for w in start]
+    layer.set_weights(tuned)
+    mix_weights([layer], [start], 0.25)
+    assert all(np.allclose(w, s + 0.25) for w, s in zip(layer.get_weights(), start))

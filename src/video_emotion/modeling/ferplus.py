@@ -113,11 +113,12 @@ def scores(p: np.ndarray, y8: np.ndarray, temperature: float = 1.0) -> dict[str,
             "confusion_matrix": c8[:, :len(CLASSES8)].tolist()}
 
 
-def fit_classifier(model: Any, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
-                   cfg: FitSettings) -> tuple[dict[str, list[float]], float]:
+def fit_classifier(model: Any, train: Any, valid: tuple[np.ndarray, np.ndarray], cfg: FitSettings
+                   ) -> tuple[dict[str, list[float]], float]:
     """Fit readings -> 8 logits on vote distributions; keep the epoch with the best Valid majority accuracy.
 
-    `train`: (readings, (n, 8) vote distributions); `valid`: (readings, majority labels, all >= 0)."""
+    `train`: batches of (readings, (n, 8) vote distributions) (`ferplus_net.Batches`); `valid`: (readings,
+    majority labels, all >= 0)."""
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
@@ -128,8 +129,8 @@ def fit_classifier(model: Any, train: tuple[np.ndarray, np.ndarray], valid: tupl
                                          restore_best_weights=True)
     y_valid = np.eye(len(CLASSES8), dtype=np.float32)[valid[1]]
     t0 = time.perf_counter()
-    hist = model.fit(train[0], train[1], validation_data=(valid[0], y_valid), epochs=cfg.epochs,
-                     batch_size=cfg.batch_size, shuffle=True, callbacks=[stop], verbose=2)
+    hist = model.fit(train, validation_data=(np.asarray(valid[0], np.float32), y_valid), epochs=cfg.epochs,
+                     callbacks=[stop], verbose=2)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return history, time.perf_counter() - t0
 
@@ -172,12 +173,19 @@ def _data(src: Sources, preprocess: Any, trunk: Any, digest: str, mirror: bool, 
 
 
 def finetune(src: Sources, preprocess: Any, blocks: int, mirror: bool, fit: FitSettings, out_dir: Path,
-             report_test: bool = True) -> dict[str, Any]:
+             report_test: bool = True, mix: float = 1.0) -> dict[str, Any]:
     """Fine-tune the last `blocks` blocks + an 8-way classifier on FER+ Train's vote distributions, chosen on
-    Valid; write the network to `out_dir` (face-api.js format); figures of the base and the fine-tuned network
-    on Valid (and, with `report_test`, once on Test), the temperature fitted on Valid, and the wall times."""
+    Valid; with `mix` < 1 the trained weights are moved back towards the published ones (`ferplus_net.mix_weights`);
+    write the network to `out_dir` (face-api.js format); figures of the base and the fine-tuned network on Valid
+    (and, with `report_test`, once on Test), the temperature fitted on Valid, and the wall times."""
     from video_emotion.modeling.calibration import fit_temperature
-    from video_emotion.modeling.ferplus_net import classifier_model, export_network, split_network
+    from video_emotion.modeling.ferplus_net import (
+        Batches,
+        classifier_model,
+        export_network,
+        mix_weights,
+        split_network,
+    )
 
     t_start = time.perf_counter()
     backbone, trunk, tail = split_network(src.base, blocks)
@@ -186,13 +194,16 @@ def finetune(src: Sources, preprocess: Any, blocks: int, mirror: bool, fit: FitS
     model = classifier_model(backbone, tail, fit.dropout)
     base = {s: product_reading(predict8(model, d["reading"])) for s, d in data.items() if s != "train"}
     tr, va = data["train"], data["valid"]
-    keep = tr["split"].trainable
-    x, t = np.asarray(tr["reading"][keep]), tr["split"].distribution()[keep]
-    if tr["mirror"] is not None:
-        x, t = np.concatenate([x, np.asarray(tr["mirror"][keep])]), np.concatenate([t, t])
+    rows = np.flatnonzero(tr["split"].trainable)
+    sources = [(tr["reading"], rows)] + ([(tr["mirror"], rows)] if tr["mirror"] is not None else [])
+    targets = np.concatenate([tr["split"].distribution()[rows]] * len(sources))
     y_va = va["split"].label
-    history, seconds["train"] = fit_classifier(model, (x, t), (va["reading"][y_va >= 0], y_va[y_va >= 0]), fit)
-    del x
+    trained = [tail, model.get_layer("ferplus_logits")]
+    start = [layer.get_weights() for layer in trained]
+    history, seconds["train"] = fit_classifier(model, Batches(sources, targets, fit.batch_size, fit.seed),
+                                               (va["reading"][y_va >= 0], y_va[y_va >= 0]), fit)
+    unmixed = scores(predict8(model, va["reading"]), y_va)
+    mix_weights(trained, start, mix)
     tuned = {s: predict8(model, d["reading"]) for s, d in data.items() if s != "train"}
     seven = (y_va >= 0) & (y_va < CONTEMPT)
     temperature = fit_temperature(product_reading(tuned["valid"][seven]), y_va[seven])
@@ -204,9 +215,10 @@ def finetune(src: Sources, preprocess: Any, blocks: int, mirror: bool, fit: FitS
                    "base_ece7_raw": scores(base[s], data[s]["split"].label)["ece7"],
                    "face_found": round(float(data[s]["found"].mean()), 4)} for s in tuned}
     best = int(np.argmax(history["val_accuracy"]))
-    return {"figures": figures, "history": history, "temperature": round(temperature, 4),
+    return {"figures": figures, "history": history, "temperature": round(temperature, 4), "mix": mix,
+            "valid_unmixed": {k: unmixed[k] for k in ("accuracy8", "accuracy7", "macro_f1_7")},
             "base_temperature": round(base_t, 4), "best_epoch": best + 1, "epochs_run": len(history["loss"]),
-            "train_faces": int(keep.sum()), "train_rows": int(len(t)),
+            "train_faces": int(len(rows)), "train_rows": int(len(targets)),
             "seconds": {k: round(v, 1) for k, v in {**seconds, "total": time.perf_counter() - t_start}.items()}}
 
 
@@ -221,7 +233,8 @@ def model_card(result: dict[str, Any]) -> str:
              "Written by the DVC stage `finetune_faces` (src/video_emotion/stages/finetune_faces.py); the exact",
              "figures, settings and times are in `ferplus.json` beside this card.", "",
              "- **Network**: face-api.js's face-expression network (MIT, `LICENSE`), 112x112 grey crops of the",
-             f"  product's face path; its last {cfg['blocks']} dense block(s) and its classifier fine-tuned, the rest",
+             f"  product's face path; its last {cfg['blocks']} dense block(s) and its classifier fine-tuned (then"
+             f" mixed with the published weights, WiSE-FT, at {result['mix']:g}), the rest"
              "  as published. Same tensor names and format as the original (float32): `backbones.pretrained_backbone`",
              "  and face-api.js read it. Outputs the product's 7 labels (an 8-way classifier with contempt was",
              "  trained; its 7 product columns are kept, i.e. the reading renormalised without contempt).",

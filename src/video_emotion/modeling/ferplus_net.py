@@ -44,6 +44,9 @@ def split_network(folder: str | Path, blocks: int) -> tuple[keras.Model, keras.M
     backbone = faceapi_backbone(folder)
     cut = backbone.get_layer(CUT[blocks]).input
     trunk = keras.Model(backbone.input, cut, name="ferplus_trunk")
+    if blocks == 0:  # the reading is the pooled features themselves
+        features = keras.Input(cut.shape[1:], name="features")
+        return backbone, trunk, keras.Model(features, layers.Identity()(features), name="ferplus_tail")
     tail = keras.Model(cut, backbone.get_layer("faceapi_features").output, name="ferplus_tail")
     for layer in tail.layers:
         layer.trainable = True
@@ -98,3 +101,43 @@ def export_network(backbone: keras.Model, logits: layers.Dense, base: str | Path
                                                        for n in names]}]
     (dest / FACEAPI_MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return dest
+
+
+class Batches(keras.utils.PyDataset):
+    """Shuffled float32 batches of cached float16 readings (rows of one or more arrays, memory-mapped or not)
+    with their targets: nothing is copied whole, so training holds one batch, not the training set, in float32."""
+
+    def __init__(self, sources: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray, batch_size: int,
+                 seed: int) -> None:
+        super().__init__()
+        self.sources, self.targets, self.batch_size = sources, np.asarray(targets, np.float32), batch_size
+        self.index = np.concatenate([np.stack([np.full(len(rows), k), rows], 1) for k, (_, rows) in enumerate(sources)])
+        if len(self.index) != len(self.targets):
+            raise ValueError(f"{len(self.index)} readings for {len(self.targets)} targets")
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(self.index))
+
+    def __len__(self) -> int:
+        return -(-len(self.index) // self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        pick = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        xs, ts = [], []
+        for k, (arr, _) in enumerate(self.sources):
+            at = pick[self.index[pick, 0] == k]
+            if len(at):
+                rows = self.index[at, 1]
+                o = np.argsort(rows, kind="stable")
+                xs.append(np.asarray(arr[rows[o]], np.float32))
+                ts.append(self.targets[at[o]])
+        return np.concatenate(xs), np.concatenate(ts)
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.index))
+
+
+def mix_weights(layers_: list[keras.layers.Layer], start: list[list[np.ndarray]], alpha: float) -> None:
+    """Weight-space ensembling (WiSE-FT, Wortsman et al. 2022): each layer's weights moved back to
+    start + alpha * (fine-tuned - start); alpha 1 keeps the fine-tuned network, 0 the one it started from."""
+    for layer, w0 in zip(layers_, start, strict=True):
+        layer.set_weights([a + alpha * (b - a) for a, b in zip(w0, layer.get_weights(), strict=True)])

@@ -42,7 +42,7 @@ def run(params: Params, base: Path, face_models: Path, network: Path) -> dict[st
     fit = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                       patience=cfg.patience, dropout=cfg.dropout, seed=cfg.seed)
     with atomic_path(network) as tmp:
-        result = finetune(src, params.preprocess, cfg.blocks, cfg.mirror, fit, tmp, cfg.report_test)
+        result = finetune(src, params.preprocess, cfg.blocks, cfg.mirror, fit, tmp, cfg.report_test, cfg.mix)
         if (Path(base) / "LICENSE").is_file():
             shutil.copy2(Path(base) / "LICENSE", tmp / "LICENSE")
         result["settings"] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != "root"}
@@ -59,7 +59,8 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
         for who in ("base", "finetuned"):
             out.update({f"{split}_{who}_{k}": fig[who][k] for k in ("accuracy8", "accuracy7", "macro_f1_7", "ece7")})
         out[f"{split}_face_found"] = fig["face_found"]
-    out.update(temperature=result["temperature"], best_epoch=result["best_epoch"])
+    out.update(temperature=result["temperature"], best_epoch=result["best_epoch"], mix=result["mix"],
+               **{f"valid_unmixed_{k}": v for k, v in result["valid_unmixed"].items()})
     return out
 
 
