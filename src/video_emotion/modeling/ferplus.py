@@ -231,11 +231,12 @@ def model_card(result: dict[str, Any]) -> str:
     cfg = result["settings"]
     lines = ["# face-api.js expression network, fine-tuned on FER+", "",
              "Written by the DVC stage `finetune_faces` (src/video_emotion/stages/finetune_faces.py); the exact",
-             "figures, settings and times are in `ferplus.json` beside this card.", "",
+             "figures, settings and times are in `ferplus.json` beside this card; how the settings were chosen",
+             "(FER+ Valid and the dev photos) and the figures on FER+ Test and the dev photos: docs/ferplus.md.", "",
              "- **Network**: face-api.js's face-expression network (MIT, `LICENSE`), 112x112 grey crops of the",
              f"  product's face path; its last {cfg['blocks']} dense block(s) and its classifier fine-tuned (then"
              f" mixed with the published weights, WiSE-FT, at {result['mix']:g}), the rest"
-             "  as published. Same tensor names and format as the original (float32): `backbones.pretrained_backbone`",
+             " as published. Same tensor names and format as the original (float32): `backbones.pretrained_backbone`",
              "  and face-api.js read it. Outputs the product's 7 labels (an 8-way classifier with contempt was",
              "  trained; its 7 product columns are kept, i.e. the reading renormalised without contempt).",
              "- **Data**: FER+ (Barsoum et al. 2016; labels MIT, Microsoft) over the FER-2013 images (the FER-2013",
