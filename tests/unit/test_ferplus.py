@@ -196,4 +196,4 @@ def test_mixing_moves_weights_back_towards_the_start():
     tuned = [w + 1.0 for w in start]
     layer.set_weights(tuned)
     mix_weights([layer], [start], 0.25)
-    assert all(np.allclose(w, s + 0.25) for w, s in zip(layer.get_weights(), start))
+    assert all(np.allclose(w, s + 0.25) for w, s in zip(layer.get_weights(), start, strict=True))
