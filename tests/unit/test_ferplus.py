@@ -197,3 +197,34 @@ def test_mixing_moves_weights_back_towards_the_start():
     layer.set_weights(tuned)
     mix_weights([layer], [start], 0.25)
     assert all(np.allclose(w, s + 0.25) for w, s in zip(layer.get_weights(), start, strict=True))
+
+
+def test_benchmark_reads_a_bundle_as_its_network(tmp_path, exported_model):
+    """`benchmarks/ferplus.py DIR` scores a model bundle (each face a still window) and a bare network alike: a
+    bundle whose head is untrained reads a still face exactly as its per-frame network does."""
+    import shutil
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    from tests.conftest import ROOT
+    from video_emotion.config import PreprocessConfig
+    from video_emotion.features.faces import save_face_models
+    from video_emotion.labels import LABELS
+
+    require_assets()
+    root = fer_folder(tmp_path / "ferplus")
+    params_file, _ = _params(tmp_path, "")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported_model, bundle)
+    prep = PreprocessConfig(n_frames=16, image_size=112)
+    save_face_models(prep, PRETRAINED.parent, bundle)
+    (bundle / "preprocessing.json").write_text(json.dumps(
+        {"labels": list(LABELS), "window_s": 2.0, "model": {"modalities": ["video"]}, **asdict(prep)}))
+    last = []
+    for which in (["--model", str(bundle)], ["--network", str(PRETRAINED)]):
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ferplus.py"), str(root), "--params",
+                              str(params_file), *which], capture_output=True, text=True, check=True).stdout
+        last.append(out.strip().splitlines()[-1])
+        assert "4 faces, 4 with a majority label" in out
+    assert last[0] == last[1] and last[0].startswith("accuracy8=") and "macro_f1_7=" in last[0]
