@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from video_emotion.config_learned import FinetuneFacesConfig, VoiceConfig
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -28,6 +30,7 @@ class Paths:
     corpora: str = "data/corpora"  # real corpora live here: ingest depends on it, so DVC sees clips added
     base_network: str = "models/pretrained/face_expression"  # face-api.js network as published (make assets)
     ferplus_network: str = "models/face_expression_ferplus"  # it fine-tuned on FER+ (stage finetune_faces)
+    voice_model: str = "models/voice"  # the voice head learned from RAVDESS speech (stage train_voice; shipped)
 
 
 @dataclass(frozen=True)
@@ -170,29 +173,6 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneFacesConfig:
-    """Stage `finetune_faces`: the per-frame network fine-tuned on FER+ (modeling.ferplus)."""
-
-    root: str = ""             # the FER+ folder (manifest.csv or FER+'s label.csv files); "": the stage does nothing
-    blocks: int = 1            # last dense blocks fine-tuned (0: the classifier only; 1 or 2)
-    mirror: bool = False       # also train on the mirror image of every training face
-    epochs: int = 12
-    batch_size: int = 64
-    learning_rate: float = 0.0005
-    patience: int = 3
-    dropout: float = 0.2
-    seed: int = 42
-    mix: float = 1.0           # weight of the fine-tuned weights against the published ones (WiSE-FT); 1: fine-tuned
-    report_test: bool = True   # score FER+ Test once at the end (false while choosing on Valid)
-
-    def __post_init__(self) -> None:
-        if self.blocks not in (0, 1, 2):
-            raise ValueError(f"finetune_faces.blocks must be 0, 1 or 2, got {self.blocks}")
-        if not 0.0 < self.mix <= 1.0:
-            raise ValueError(f"finetune_faces.mix must be in (0, 1], got {self.mix}")
-
-
-@dataclass(frozen=True)
 class SecureConfig:
     key_file: str = "~/.config/video-emotion/data.key"
     encrypted_splits: list = field(default_factory=lambda: ["test"])
@@ -220,6 +200,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     finetune_faces: FinetuneFacesConfig = field(default_factory=FinetuneFacesConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
     secure: SecureConfig = field(default_factory=SecureConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     root: Path = Path(".")  # folder of params.yaml; relative paths resolve against it

@@ -1,6 +1,6 @@
 """Audio files analysed end to end on real files: one espeak-ng English sentence (after a second of silence) made
 into WAV, MP3, M4A (AAC), OGG (Vorbis) and FLAC by the project's ffmpeg, read with a bundle carrying a voice model
-(random weights, tests/voice_media.py: the readings mean nothing, how they travel is what is tested) and the real
+(the shipped one, learned from RAVDESS speech) and the real
 Whisper base. Each gives the voice and the words with no face; silence gives neither and no error; `voice off`
 turns the voice off; a video with a face and speech combines both; the CLI's JSON and CSV and `batch` carry it."""
 
@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import fer_bundle
 from tests.speech_media import POSITIVE, face_with_voice, recall, require_whisper, silence_wav, speak
-from tests.voice_media import AUDIO_CODECS, audio_as, random_voice_model
+from tests.voice_media import AUDIO_CODECS, audio_as, shipped_voice_model
 from video_emotion.labels import LABELS
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory, fer_model) -> Path:
     folder = fer_bundle(fer_model, tmp_path_factory.mktemp("voice-bundle") / "bundle")
-    random_voice_model(folder / "voice")
+    shipped_voice_model(folder / "voice")
     return folder
 
 
@@ -62,7 +62,7 @@ def test_each_audio_format_gives_the_voice_and_the_words_and_no_face(bundle, med
     assert res["speech"]["status"] == "transcribed" and recall(POSITIVE, res["transcript"]) >= 0.8
     assert res["transcript"]["score"] > 0
     voice = res["voice"]
-    assert voice["status"] == "read" and voice["model"]["name"] == "test-voice"
+    assert voice["status"] == "read" and voice["model"]["name"] == "voice-ravdess"
     windows = voice["timeline"]
     assert len(windows) == int(np.ceil(res["duration_s"])) and windows[-1]["end_s"] == res["duration_s"]
     assert windows[0]["speech"] is False and windows[0]["emotion"] is None  # the second of silence: marked

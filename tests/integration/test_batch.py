@@ -221,10 +221,10 @@ def test_videos_not_analysed_by_the_deadline_are_lost_and_say_why(ray_local, set
 
 def test_ray_reads_audio_files_with_their_voice_as_analyze_does(ray_local, setup, fer_model, tmp_path):
     """A folder of calls (a WAV and an MP3 of English speech, a silent WAV) and a video through the Ray engine with a
-    bundle carrying a voice model (test-only random weights): each recording is read as sound, its row carries the
+    bundle carrying a voice model (the shipped one): each recording is read as sound, its row carries the
     voice's emotion, and its voice timeline is the one `analyze_video` gives here; silence is a row without one."""
     from tests.speech_media import POSITIVE, require_whisper, silence_wav, speak
-    from tests.voice_media import audio_as, random_voice_model
+    from tests.voice_media import audio_as, shipped_voice_model
     from video_emotion.config import load_params
     from video_emotion.data.library import list_videos
     from video_emotion.inference.analyze import analyze_video
@@ -234,7 +234,7 @@ def test_ray_reads_audio_files_with_their_voice_as_analyze_does(ray_local, setup
     from video_emotion.scale.batch import RayEngine, resolve_model
 
     bundle = fer_bundle(fer_model, tmp_path / "voice-bundle")
-    random_voice_model(bundle / "voice")
+    shipped_voice_model(bundle / "voice")
     lib = tmp_path / "calls"
     lib.mkdir()
     wav = speak(POSITIVE, lib / "call.wav", lead_s=1.0)

@@ -1,5 +1,5 @@
 """The voice through the service and the web page: a real `bentoml serve` on 127.0.0.1 of a bundle carrying a voice
-model (random weights, tests/voice_media.py: what is read means nothing, how it travels is tested) with the real
+model (the shipped one, learned from RAVDESS speech) with the real
 Whisper base, and the page in a real headless Chromium. An audio upload (WAV, an MP3 without a file name suffix)
 gives the voice and the words with no face; the `voice` field turns it off; the page shows the voice as its own row
 (windows without speech as such), the face/voice shares, English and Chinese, and no face row for a recording."""
@@ -20,7 +20,7 @@ from tests.conftest import ROOT, fer_bundle
 from tests.integration.conftest import BIN, GOOD
 from tests.integration.test_web import ARTIFACTS, browser  # noqa: F401  (the module's Chromium fixture)
 from tests.speech_media import POSITIVE, face_with_voice, require_whisper, speak
-from tests.voice_media import audio_as, random_voice_model
+from tests.voice_media import audio_as, shipped_voice_model
 from video_emotion.labels import LABELS, translate
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def voiced(tmp_path_factory, fer_model):
     require_whisper()
     tmp = tmp_path_factory.mktemp("voice-service")
     bundle = fer_bundle(fer_model, tmp / "bundle")
-    random_voice_model(bundle / "voice")
+    shipped_voice_model(bundle / "voice")
     env = {k: v for k, v in os.environ.items() if k not in ("VIDEO_EMOTION_API_KEY_FILE", "VIDEO_EMOTION_WHISPER_DIR")}
     env.update(BENTOML_HOME=str(tmp / "bentoml"), VIDEO_EMOTION_API_KEYS=GOOD, VIDEO_EMOTION_RATE_LIMIT="100000",
                VIDEO_EMOTION_API_KEY_FILE=str(tmp / "no-key-file"), TMPDIR=str(tmp / "svc-tmp"))
@@ -62,7 +62,7 @@ def _post(voiced, path: Path, name: str | None = None, **fields) -> requests.Res
 
 def test_the_api_reads_an_audio_upload_and_the_voice_field_turns_it_off(voiced, media, tmp_path):
     model = requests.get(f"{voiced['url']}/model", headers=AUTH, timeout=30).json()
-    assert model["voice"]["available"] and model["voice"]["name"] == "test-voice"
+    assert model["voice"]["available"] and model["voice"]["name"] == "voice-ravdess"
     r = _post(voiced, media["wav"])
     assert r.status_code == 200, r.text
     res = r.json()

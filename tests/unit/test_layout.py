@@ -12,7 +12,7 @@ PKG = ROOT / "src" / "video_emotion"
 
 # Floors, bottom to top: a module may import its own floor and the floors below.
 FLOORS = {
-    "config": 0, "labels": 0, "io_utils": 0, "security": 0,
+    "config": 0, "config_learned": 0, "labels": 0, "io_utils": 0, "security": 0,
     "data": 1, "features": 1, "text": 1,
     "modeling": 2,
     "inference": 3,

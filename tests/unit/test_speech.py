@@ -152,7 +152,7 @@ class _FakeModel:
 def _fake(monkeypatch, model, window_s=300.0) -> speech.Transcriber:
     t = speech.Transcriber(MODEL_DIR, window_s=window_s)
     t._model = model
-    monkeypatch.setattr(speech, "_speech_spans", lambda samples: [{"start": 0, "end": len(samples)}])
+    monkeypatch.setattr(speech, "speech_spans", lambda samples: [{"start": 0, "end": len(samples)}])
     return t
 
 

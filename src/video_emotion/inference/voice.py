@@ -1,6 +1,6 @@
 """The voice: how something is said, read from the Whisper encoder's states over the speech.
 
-`VoiceModel` is the head `modeling.voice` trains (on RAVDESS speech, by default), run here in NumPy: no
+`VoiceModel` is the read-out `modeling.voice` trains (on RAVDESS speech, by default), run here in NumPy: no
 TensorFlow is loaded to read a voice. `voice_block` turns a recording's `SpeechStates` into the result's
 `voice` block: a timeline of windows (the analysis's window grid), each either read (emotion, confidence,
 probabilities over the product's seven labels, valence, arousal, sentiment) or marked `speech: false`
@@ -19,7 +19,8 @@ import numpy as np
 
 from video_emotion.labels import LABELS, arousal_of, polarity, translate, valence_of
 from video_emotion.modeling.calibration import apply_temperature
-from video_emotion.text.voice_states import STATES_PER_S, SpeechStates
+from video_emotion.modeling.voice import predict, stats
+from video_emotion.text.voice_states import STATES_PER_S, VOICE_LAYERS, SpeechStates
 
 VOICE_SETTINGS = "voice.json"
 VOICE_WEIGHTS = "voice_weights.npz"
@@ -31,23 +32,6 @@ class VoiceModelError(ValueError):
     """A voice model folder that cannot be read."""
 
 
-def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * gamma + beta
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf  # Keras's exact GELU
-
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
-
-
-def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(x - x.max(axis, keepdims=True))
-    return e / e.sum(axis, keepdims=True)
-
-
 @dataclass
 class VoiceModel:
     """The trained voice head: encoder states (T, D) of one stretch of speech -> probabilities."""
@@ -55,7 +39,6 @@ class VoiceModel:
     folder: Path
     classes: list[str]          # what it was trained on (RAVDESS: eight, calm among them)
     to_labels: dict[str, str]   # each class -> one of the product's labels (calm -> neutral)
-    pool: int                   # states averaged in groups of this many before the head
     temperature: float
     info: dict[str, Any] = field(default_factory=dict)
     w: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -73,28 +56,15 @@ class VoiceModel:
         to_labels = dict(settings["to_labels"])
         if set(to_labels) != set(classes) or not set(to_labels.values()) <= set(LABELS):
             raise VoiceModelError(f"{folder}: its classes do not map onto the labels {', '.join(LABELS)}")
-        return cls(folder, classes, to_labels, int(settings.get("pool", 1)), float(settings.get("temperature", 1.0)),
-                   settings.get("info", {}), weights)
+        layers = settings.get("encoder", {}).get("layers")
+        if tuple(layers or ()) != VOICE_LAYERS:
+            raise VoiceModelError(f"{folder}: reads encoder layers {layers}; this version reads {list(VOICE_LAYERS)}")
+        return cls(folder, classes, to_labels, float(settings.get("temperature", 1.0)), settings.get("info", {}),
+                   weights)
 
     def class_probs(self, states: np.ndarray) -> np.ndarray:
-        """(T, D) states -> (n_classes,) raw probabilities (the network's, before calibration)."""
-        x = np.asarray(states, np.float32)
-        if self.pool > 1 and len(x) >= self.pool:
-            n = len(x) // self.pool * self.pool
-            x = x[:n].reshape(-1, self.pool, x.shape[1]).mean(1)
-        w = self.w
-        h = _layer_norm(x, w["ln_gamma"], w["ln_beta"], float(w["ln_eps"]))
-        h = _gelu(h @ w["proj_kernel"] + w["proj_bias"])
-        if "conv_kernel" in w:  # residual temporal convolution, "same" padding
-            k = w["conv_kernel"]  # (width, in, out)
-            pad = (k.shape[0] - 1) // 2
-            hp = np.pad(h, ((pad, k.shape[0] - 1 - pad), (0, 0)))
-            conv = sum(hp[i:i + len(h)] @ k[i] for i in range(k.shape[0])) + w["conv_bias"]
-            h = h + _gelu(conv)
-        score = np.tanh(h @ w["att_kernel"] + w["att_bias"]) @ w["att_v_kernel"] + w["att_v_bias"]
-        a = _softmax(score[:, 0], axis=0)
-        pooled = (a[:, None] * h).sum(0)
-        return _softmax(pooled @ w["out_kernel"] + w["out_bias"])
+        """(T, D) states of one stretch of speech -> (n_classes,) raw probabilities (before calibration)."""
+        return predict(self.w, stats(states)[None])[0]
 
     def read(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(calibrated, raw) probabilities over the product's labels for one stretch of speech."""

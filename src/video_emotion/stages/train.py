@@ -11,6 +11,8 @@ from typing import Any
 from video_emotion.config import ModelConfig, TrainConfig
 from video_emotion.data.processed import data_hash, load_split
 from video_emotion.features.faces import BUNDLE_DIR as FACE_MODELS
+from video_emotion.inference.bundle import VOICE_DIR
+from video_emotion.inference.voice import VOICE_SETTINGS
 from video_emotion.io_utils import atomic_path, write_json, write_text
 from video_emotion.modeling.export import export_inference
 from video_emotion.modeling.training import fit
@@ -19,14 +21,16 @@ from video_emotion.stages.runner import Context, Stage, param_path
 log = logging.getLogger("video_emotion.train")
 
 STAGE = Stage("train", "Train the CNN+LSTM video emotion model (stage `train`).",
-              reads={"processed_dir": param_path("processed_dir"), "pretrained": param_path("pretrained")},
+              reads={"processed_dir": param_path("processed_dir"), "pretrained": param_path("pretrained"),
+                     "voice_model": param_path("voice_model")},
               writes={"model_dir": param_path("model_dir"), "metrics": param_path("metrics_dir", "train.json"),
                       "plot": param_path("plots_dir", "train_history.csv")})
 
 
 def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir: Path,
-        pretrained: Path | None) -> dict[str, Any]:
-    """Train and write the bundle (model.keras, its inference exports, preprocessing.json, history.json) atomically."""
+        pretrained: Path | None, voice_model: Path | None = None) -> dict[str, Any]:
+    """Train and write the bundle (model.keras, its inference exports, preprocessing.json, history.json) atomically.
+    The voice model learned from real speech (`voice_model`, stage `train_voice`) travels in it as `voice/`."""
     settings = json.loads((Path(processed_dir) / "preprocessing.json").read_text(encoding="utf-8"))
     train, val = load_split(processed_dir, "train"), load_split(processed_dir, "val")
     train_fn = fit
@@ -43,6 +47,8 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, processed_dir: Path, model_dir
         if (Path(processed_dir) / FACE_MODELS).is_dir():  # the detector the crops were made with travels with the model
             shutil.copytree(Path(processed_dir) / FACE_MODELS, tmp / FACE_MODELS)
         write_json(tmp / "history.json", history)
+        if voice_model is not None and (Path(voice_model) / VOICE_SETTINGS).is_file():
+            shutil.copytree(voice_model, tmp / VOICE_DIR)
     log.info("trained %d epochs in %.1f s (%.1f clips/s); best val accuracy %.3f at epoch %d",
              epochs_run, seconds, metrics["train_clips_per_second"], metrics["best_val_accuracy"], best + 1)
     return {"metrics": metrics, "history": history}
@@ -64,7 +70,7 @@ def body(ctx: Context) -> None:
     params, model_dir, processed = ctx.params, ctx.path("model_dir"), ctx.path("processed_dir")
     model_cfg, design = params.model.effective(params.ingest.source)  # chosen by the corpus (model.adapt)
     log.info("model design: %s", design)
-    result = run(model_cfg, params.train, processed, model_dir, ctx.path("pretrained"))
+    result = run(model_cfg, params.train, processed, model_dir, ctx.path("pretrained"), ctx.path("voice_model"))
     write_outputs(result, ctx.path("metrics"), ctx.path("plot"))
     run_id = registry.start_run(params, "train", {"data_hash": data_hash(processed),
                                 "model_design": f"{model_cfg.init}/{model_cfg.head}/{model_cfg.fine_tune}",

@@ -32,7 +32,7 @@ from video_emotion.text.speech_audio import (
     media_windows,
 )
 from video_emotion.text.transcript_block import to_srt, transcript_sentiment
-from video_emotion.text.voice_states import EncoderTap, SpeechStates, encode_spans
+from video_emotion.text.voice_states import SpeechStates, VoiceEncoder, encode_spans
 from video_emotion.text.whisper_model import DEFAULT_MODEL_DIR, is_installed, model_name
 
 log = logging.getLogger("video_emotion.speech")
@@ -86,7 +86,7 @@ def _vad_options():
     return VadOptions(min_silence_duration_ms=500, speech_pad_ms=200)
 
 
-def _speech_spans(samples: np.ndarray) -> list[dict[str, int]]:
+def speech_spans(samples: np.ndarray) -> list[dict[str, int]]:
     """Silero VAD speech spans (in samples); the ONNX model ships inside the faster-whisper wheel."""
     from faster_whisper.vad import get_speech_timestamps
 
@@ -144,9 +144,20 @@ class Transcriber:
         self.beam_size = beam_size
         self.window_s = window_s
         self._model = None
+        self._voice: VoiceEncoder | None = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self.load_seconds: float | None = None
+
+    def voice_encoder(self) -> VoiceEncoder:
+        """The encoder at the voice's layers (`voice_states`), built from this model's files on first use."""
+        with self._load_lock:
+            if self._voice is None:
+                if not is_installed(self.model_dir):
+                    raise FileNotFoundError(f"Whisper model missing or incomplete in {self.model_dir}: "
+                                            "run `make assets`")
+                self._voice = VoiceEncoder(self.model_dir, cpu_threads=self.cpu_threads)
+        return self._voice
 
     @property
     def loaded(self) -> bool:
@@ -212,18 +223,15 @@ class Transcriber:
         for offset, window in windows:
             if cancel is not None and cancel.is_set():
                 return None
-            spans = _speech_spans(window) if has_voice_energy(window) else []
+            spans = speech_spans(window) if has_voice_energy(window) else []
             states = SpeechStates.empty()
             if spans:
-                model = self.model()
+                model = self.model() if words else None
                 with self._run_lock:
-                    if words:
-                        with EncoderTap(model, spans) as tap:  # the encoder's passes serve the voice too
-                            if not self._decode(model, window, spans, offset, heard, cues, cancel):
-                                return None
-                        states = tap.states()
-                    elif on_states is not None:
-                        states = encode_spans(model, window, spans)
+                    if words and not self._decode(model, window, spans, offset, heard, cues, cancel):
+                        return None
+                    if on_states is not None:
+                        states = encode_spans(self.voice_encoder(), window, spans)
             if on_states is not None:
                 on_states(states.shifted(offset), offset + len(window) / SAMPLE_RATE)
         if not cues:
@@ -269,5 +277,5 @@ def get_transcriber(model_dir: str | Path = DEFAULT_MODEL_DIR) -> Transcriber:
 
 
 __all__ = ["DEFAULT_MODEL_DIR", "SAMPLE_RATE", "NoAudioStream", "SpeechModelError", "Transcriber", "get_transcriber",
-           "has_voice_energy", "is_installed", "project_language", "to_srt", "transcript_sentiment",
+           "has_voice_energy", "is_installed", "project_language", "speech_spans", "to_srt", "transcript_sentiment",
            "whisper_language"]
