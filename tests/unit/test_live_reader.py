@@ -131,17 +131,19 @@ def test_no_face_means_no_reading_and_no_state(bundle):
 
 
 @pytest.mark.parametrize("photo", ["posed_surprise", "posed_disgust"])
+@pytest.mark.parametrize("which", ["shipped", "2.99"])
 def test_a_face_reads_the_same_live_and_uploaded_at_the_shipped_temperature(tmp_path, pretrained, exported_model,
-                                                                             real_faces, photo):
-    """Valence and sentiment come from the network's own reading (the temperature undone) in both paths. At the
-    shipped temperature (2.99) the softened probabilities read these two photos 0.07 and 0.2 lower in valence
-    (surprise: neutral instead of positive), which is what the live reader used to say."""
+                                                                             real_faces, photo, which):
+    """Valence and sentiment come from the network's own reading (the temperature undone) in both paths, at the
+    temperature that ships and at 2.99 (the face-api.js network's, which the issue measured): there the softened
+    probabilities read these two photos 0.07 and 0.2 lower in valence (surprise: neutral instead of positive),
+    which is what the live reader used to say."""
     from video_emotion.inference.analyze import analyze_video
     from video_emotion.inference.bundle import ModelBundle
     from video_emotion.inference.live import LiveReader
     from video_emotion.labels import valence_of
 
-    temperature = shipped_temperature()
+    temperature = shipped_temperature() if which == "shipped" else 2.99
     assert temperature != 1.0
     b = ModelBundle.load(live_bundle(tmp_path / "b", pretrained, exported_model, temperature), {"version": "1"})
     jpeg = cv2.imencode(".jpg", cv2.imread(str(real_faces / f"{photo}.jpg")))[1]
@@ -154,7 +156,8 @@ def test_a_face_reads_the_same_live_and_uploaded_at_the_shipped_temperature(tmp_
     for said in (face, state):
         assert abs(said["valence"] - upload["sentiment_score"]) < 0.02, (said, upload)
         assert said["sentiment"] == upload["sentiment"]
-    assert abs(valence_of(face["probabilities"]) - upload["sentiment_score"]) > 0.05  # the softened reading differs
+    if which == "2.99":  # the softened reading differs: the old rule fails this test
+        assert abs(valence_of(face["probabilities"]) - upload["sentiment_score"]) > 0.05
 
 
 def test_the_reading_in_docs_live_md_has_the_fields_the_code_sends(bundle, real_faces):

@@ -249,3 +249,26 @@ def test_version_tags_keep_both_scores_and_every_gate():
     assert tags["gate.real_face_check"] == "pass" and tags["gate.x"] == "not run"
     assert tags["alias_decision"].startswith("gate not run: x")
     assert scores_of(c.selection) == {score_key("realfaces_macro_f1", SET_A): 0.58, score_key(TIE_METRIC, SET_A): 0.9}
+
+
+def test_a_voice_learned_from_generated_voices_never_displaces_one_learned_from_real_speech():
+    """Whatever its faces score, a candidate whose voice is its own audio branch trained on the synthetic corpus (or
+    that has no voice) stays challenger where the champion's voice was learned from real speech; a real voice is
+    compared as usual, and the voice's source is recorded on the version."""
+    from dataclasses import replace
+
+    from video_emotion.modeling.promotion import version_tags, voice_source
+
+    assert voice_source({"model": {"modalities": ["video", "audio"]}}, None, "synthetic") == "generated:synthetic"
+    assert voice_source({"model": {"modalities": ["video"]}}, None, "synthetic") == "none"
+    real = voice_source({"model": {"modalities": ["video"]}}, {"info": {"trained_on": "ravdess-speech"}}, "synthetic")
+    assert real == "real:ravdess-speech"
+    held = Champion.from_tags("3", {**{k: str(v) for k, v in scores_of(cand(0.50).selection).items()},
+                                    "voice_source": real})
+    for weaker in ("generated:synthetic", "none"):
+        d = decide(replace(cand(0.90), voice=weaker), held)
+        assert d.alias == CHALLENGER and "not learned from real speech" in d.reason and d.compared_with == "3"
+    better = replace(cand(0.90), voice=real)
+    d = decide(better, held)
+    assert d.alias == CHAMPION
+    assert version_tags(d, better)["voice_source"] == real

@@ -54,6 +54,7 @@ class Gate:
 class Candidate:
     selection: Selection
     gates: dict[str, Gate] = field(default_factory=dict)
+    voice: str = "none"  # where its voice was learned: "real:<corpus>", "generated:<corpus>" or "none" (voice_source)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Champion:
     version: str
     scores: dict[str, float] = field(default_factory=dict)  # score_key(metric, digest) -> value
     unmeasured: str = ""  # why it could not be measured on the candidate's set ("": it was, or it need not be)
+    voice: str = "none"   # its version tag voice_source
 
     @classmethod
     def from_tags(cls, version: str, tags: dict[str, str], unmeasured: str = "") -> Champion:
@@ -73,7 +75,7 @@ class Champion:
                     scores[key] = float(value)
                 except ValueError:
                     continue
-        return cls(version=str(version), scores=scores, unmeasured=unmeasured)
+        return cls(version=str(version), scores=scores, unmeasured=unmeasured, voice=tags.get("voice_source", "none"))
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def version_tags(decision: Decision, candidate: Candidate) -> dict[str, str]:
     """The decision as model-version tags: alias reason, selection metric, set digest, scores and gates."""
     sel = candidate.selection
     return {"alias_decision": decision.reason, "selection_metric": sel.metric, "selection_data_digest": sel.data_digest,
+            "voice_source": candidate.voice,
             **{k: f"{v:.6f}" for k, v in scores_of(sel).items()},
             **{f"gate.{g}": GATE_TAG[v.passed] for g, v in candidate.gates.items()}}
 
@@ -139,6 +142,9 @@ def decide(candidate: Candidate, champion: Champion | None) -> Decision:
     base = f"; pretrained network alone {_fmt(sel.baseline)}" if sel.baseline is not None else ""
     if champion is None:
         return Decision(CHAMPION, f"first version to pass the gates: {sel.metric} {_fmt(value)} {where}{base}")
+    if champion.voice.startswith("real:") and not candidate.voice.startswith("real:"):
+        why = f"its voice ({candidate.voice}) was not learned from real speech; champion v{champion.version}'s was"
+        return Decision(CHALLENGER, f"{why} ({champion.voice}): the champion stays", champion.version)
     held = champion.scores.get(score_key(sel.metric, sel.data_digest))
     if held is None and champion.unmeasured:  # it would block every candidate the same way: say so
         why = f"champion v{champion.version} could not be measured {where} ({champion.unmeasured})"
@@ -191,7 +197,7 @@ def selection_from(real: dict[str, Any], set_digest: str, set_name: str = "real 
 
 
 def candidate_from(metrics: dict[str, Any], real: dict[str, Any], set_digest: str, set_name: str,
-                   min_test_macro_f1: float, check_enabled: bool = True) -> Candidate:
+                   min_test_macro_f1: float, check_enabled: bool = True, voice: str = "none") -> Candidate:
     """The candidate as the evaluate stage measured it: the real-face selection score and the gates."""
     f1 = float(metrics["macro_f1"])
     gates = {"test_floor": Gate(f1 >= min_test_macro_f1,
@@ -203,7 +209,17 @@ def candidate_from(metrics: dict[str, Any], real: dict[str, Any], set_digest: st
     elif not real or not check_enabled:
         why = "disabled (evaluate.real_face_check)" if not check_enabled else "needs a face (video) model"
         gates["real_face_check"] = Gate(None, why)
-    return Candidate(selection_from(real, set_digest, set_name), gates)
+    return Candidate(selection_from(real, set_digest, set_name), gates, voice)
+
+
+def voice_source(bundle_settings: dict[str, Any], voice_settings: dict[str, Any] | None, corpus: str) -> str:
+    """Where a bundle's voice was learned: its voice model's corpus (`real:`: the stage train_voice learns only
+    from real speech), else its own audio branch's training corpus (`generated:` for the synthetic one)."""
+    if voice_settings is not None:
+        return f"real:{voice_settings.get('info', {}).get('trained_on', 'unknown')}"
+    if "audio" in bundle_settings.get("model", {}).get("modalities", []):
+        return f"{'generated' if corpus == 'synthetic' else 'real'}:{corpus}"
+    return "none"
 
 
 def _labelled_gate(real: dict[str, Any]) -> Gate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,12 @@ def body(ctx: Context) -> None:
     m, real, ev = result["metrics"], result["real_face"], params.evaluate
     test_ref = lineage.split_ref(params, "test", processed)
     faces_ref = lineage.folder_ref(labelled or faces, params.root)
+    voice = model_dir / "voice" / "voice.json"
+    source = promotion.voice_source(json.loads((model_dir / "preprocessing.json").read_text(encoding="utf-8")),
+                                    json.loads(voice.read_text(encoding="utf-8")) if voice.is_file() else None,
+                                    params.ingest.source)
     candidate = promotion.candidate_from(m, real, faces_ref.digest, faces_ref.source["path"], ev.min_test_macro_f1,
-                                         ev.real_face_check)
+                                         ev.real_face_check, source)
     report = runlog.evaluation_report(m, real, result["labels"], test_ref, faces_ref, artifacts)
     rescore = lambda bundle_dir: promotion.selection_from(  # noqa: E731  (the champion, on the same real faces)
         run(ev, bundle_dir, processed, faces, ring, labelled=labelled)["real_face"], faces_ref.digest,
