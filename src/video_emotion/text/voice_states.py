@@ -16,7 +16,7 @@ read where nobody speaks.
 
 from __future__ import annotations
 
-import io
+import mmap
 import re
 import struct
 import threading
@@ -70,7 +70,7 @@ _ENCODER_LAYER = re.compile(rb"^encoder/layer_(\d+)/")
 _DECODER_LAYER = re.compile(rb"^decoder/layer_([1-9]\d*)/")  # CTranslate2 needs the decoder's first block
 
 
-def truncated_model_bin(model_bin: bytes, encoder_layers: int) -> bytes:
+def truncated_model_bin(model_bin: bytes | mmap.mmap, encoder_layers: int) -> bytes:
     """A CTranslate2 Whisper `model.bin` keeping the first `encoder_layers` encoder blocks (and one decoder
     block, which loading needs and encoding never runs): its encoder output is layer `encoder_layers`'s,
     through the encoder's final layer norm. The format: version, spec name, revision, variable count, then
@@ -106,14 +106,8 @@ def truncated_model_bin(model_bin: bytes, encoder_layers: int) -> bytes:
         m = _ENCODER_LAYER.match(var)
         if (m and int(m.group(1)) >= encoder_layers) or _DECODER_LAYER.match(var):
             continue
-        kept.append(model_bin[start:pos])
-    buf = io.BytesIO()
-    buf.write(model_bin[:header_end])
-    buf.write(struct.pack("<I", len(kept)))
-    for k in kept:
-        buf.write(k)
-    buf.write(model_bin[pos:])
-    return buf.getvalue()
+        kept.append(memoryview(model_bin)[start:pos])  # no copy until the one join
+    return b"".join([model_bin[:header_end], struct.pack("<I", len(kept)), *kept, model_bin[pos:]])
 
 
 class VoiceEncoder:
@@ -129,13 +123,18 @@ class VoiceEncoder:
         import ctranslate2
         from faster_whisper.feature_extractor import FeatureExtractor
 
-        data = (self.whisper_dir / "model.bin").read_bytes()
+        fh = open(self.whisper_dir / "model.bin", "rb")  # noqa: SIM115  (mapped, not read: closed below)
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         files = {n: (self.whisper_dir / n).read_bytes() for n in ("config.json", "vocabulary.json")
                  if (self.whisper_dir / n).is_file()}
-        for k in self.layers:
+        for k in self.layers:  # one truncated copy in memory at a time
+            model_bin = truncated_model_bin(data, k)
             self._models[k] = ctranslate2.models.Whisper(
                 f"{self.whisper_dir}#encoder{k}", device="cpu", compute_type="int8", intra_threads=self.cpu_threads,
-                files={**files, "model.bin": truncated_model_bin(data, k)})
+                files={**files, "model.bin": model_bin})
+            del model_bin
+        data.close()
+        fh.close()
         self._extractor = FeatureExtractor()
 
     def states(self, samples: np.ndarray) -> np.ndarray:
