@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -85,21 +84,20 @@ def voice_alone(wav: Path) -> dict[str, float]:
             "cpu_s_per_speech_min": round(cpu / speech_min, 2), "wall_s_per_speech_min": round(wall / speech_min, 2)}
 
 
-def whole(clip: Path, bundle: Path, voice: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one `video-emotion analyze` process."""
+def whole(clip: Path, bundle: Path, voice: str) -> float:
+    """Wall seconds of one `video-emotion analyze` process."""
     cmd = [str(ROOT / ".venv" / "bin" / "video-emotion"), "analyze", str(clip), "--model", str(bundle),
            "--voice", voice, "--out", os.devnull]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, env=common.ENV)
-    wall = time.perf_counter() - t0
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return time.perf_counter() - t0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, default=ROOT / "models" / "video_emotion")
-    ap.add_argument("--speech", type=Path, help="a RAVDESS speech folder or a WAV (default: the pinned footage's own "
-                                               "track is not speech: one is required)", required=True)
+    ap.add_argument("--speech", type=Path, required=True,
+                    help="a RAVDESS speech folder or a WAV (the footage's own track holds no speech)")
     ap.add_argument("--seconds", type=float, default=197.0)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
@@ -116,7 +114,7 @@ def main() -> int:
         times: dict[str, list[float]] = {"auto": [], "off": []}
         for _ in range(args.runs):
             for voice in ("off", "auto"):
-                times[voice].append(whole(clip, args.bundle, voice)[0])
+                times[voice].append(whole(clip, args.bundle, voice))
                 common.log(f"voice {voice}: {times[voice][-1]:.1f} s")
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"machine": common.machine(), "speech": str(args.speech.name), "seconds": args.seconds, "voice_alone": alone,

@@ -147,20 +147,26 @@ def test_source_name_of_urls():
     assert Source("s3://b/x/clip.mp4").name == "clip.mp4" and Source("/a/b.mp4").name == "b.mp4"
 
 
-def test_a_row_says_whether_its_video_ended_early_and_older_parts_read_as_unknown(tmp_path):
-    import pandas as pd
+def _with_part_before(out: Path, column: str) -> BatchStore:
+    """A store whose folder holds a part written before `column` existed (old.mp4, read sad), opened again."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from video_emotion.inference.batch_store import SCHEMA
 
-    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    store = BatchStore(out, BatchOptions().job({"name": "m", "version": "1"}))
     old = summary_row("old.mp4", None, 1, 1.0, _fake_result("sad"), None, "local", 0.1)
-    del old["ends_early"]  # a part written before the column existed
+    del old[column]
     pq.write_table(pa.Table.from_pylist([{**old, "distribution": list(old["distribution"].items())}],
-                                        schema=pa.schema([f for f in SCHEMA if f.name != "ends_early"])),
+                                        schema=pa.schema([f for f in SCHEMA if f.name != column])),
                    store.summary_dir / "part-000001.parquet")
-    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    return BatchStore(out, BatchOptions().job({"name": "m", "version": "1"}))
+
+
+def test_a_row_says_whether_its_video_ended_early_and_older_parts_read_as_unknown(tmp_path):
+    import pandas as pd
+
+    store = _with_part_before(tmp_path / "o", "ends_early")
     cut = {**_fake_result("happy"), "ends_early": {"header_duration_s": 19.7, "decoded_duration_s": 3.3, "note": "."}}
     store.add(summary_row("cut.mp4", None, 1, 1.0, cut, None, "local", 0.1), None)
     store.add(summary_row("whole.mp4", None, 1, 1.0, {**_fake_result("happy"), "ends_early": None}, None, "local", 0.1),
@@ -186,20 +192,11 @@ def test_a_folder_gives_its_audio_files_too(tmp_path):
 
 def test_a_row_carries_the_voices_emotion_and_older_parts_read_as_null(tmp_path):
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from video_emotion.inference.batch_store import SCHEMA
 
-    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
-    old = summary_row("old.mp4", None, 1, 1.0, _fake_result("sad"), None, "local", 0.1)
-    del old["voice_emotion"]  # a part written before the column existed
-    pq.write_table(pa.Table.from_pylist([{**old, "distribution": list(old["distribution"].items())}],
-                                        schema=pa.schema([f for f in SCHEMA if f.name != "voice_emotion"])),
-                   store.summary_dir / "part-000001.parquet")
     heard = {**_fake_result("happy"), "voice": {"status": "read", "summary": {"dominant_emotion": "angry"}}}
     silent = {**_fake_result("happy"), "voice": {"status": "no_speech", "summary": {"dominant_emotion": None}}}
-    store = BatchStore(tmp_path / "o", BatchOptions().job({"name": "m", "version": "1"}))
+    store = _with_part_before(tmp_path / "o", "voice_emotion")
     for name, res in (("heard.wav", heard), ("silent.mp4", silent), ("face_only.mp4", _fake_result("sad"))):
         store.add(summary_row(name, None, 1, 1.0, res, None, "local", 0.1), None)
     store.add(summary_row("bad.mp3", None, 1, 1.0, None, "bad", "local", 0.1), None)

@@ -16,12 +16,12 @@ WHISPER = ROOT / "models" / "pretrained" / "whisper-base"
 def test_a_truncated_encoder_reads_as_the_whole_model_at_full_depth_and_differs_when_cut():
     """At all six blocks the in-memory truncation gives the encoder output of the model as installed (its decoder
     blocks dropped); cut at 3 it is another reading of the same frames."""
-    ctranslate2 = pytest.importorskip("ctranslate2")
+    import ctranslate2
+
+    from tests.speech_media import require_whisper
     from video_emotion.text.voice_states import truncated_model_bin
 
-    if not (WHISPER / "model.bin").is_file():
-        pytest.skip("Whisper base not installed (make assets)")
-    data = (WHISPER / "model.bin").read_bytes()
+    data = (require_whisper() / "model.bin").read_bytes()
     files = {n: (WHISPER / n).read_bytes() for n in ("config.json", "vocabulary.json")}
     feats = ctranslate2.StorageView.from_array(np.random.default_rng(0).normal(0, 1, (1, 80, 200)).astype(np.float32))
     whole = np.asarray(ctranslate2.models.Whisper(str(WHISPER), compute_type="float32").encode(feats))

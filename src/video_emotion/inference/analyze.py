@@ -21,10 +21,9 @@ from video_emotion.features.streams import prefetched
 from video_emotion.features.video import FrameClock, VideoError, VideoInfo
 from video_emotion.inference.audio_file import analyze_audio, probe_media
 from video_emotion.inference.bundle import ModelBundle
-from video_emotion.inference.hearing import hear, model_block
+from video_emotion.inference.hearing import hear, listener, model_block
 from video_emotion.inference.readability import is_unreadable, readable_mask, unreadable_segment, window_quality
 from video_emotion.inference.summary import segment, summarize
-from video_emotion.inference.voice import VoiceTimeline
 from video_emotion.inference.windows import DETECT_INTERVAL_S, Window, iter_windows
 from video_emotion.inference.words import AnalysisStopped, Words, check_options
 from video_emotion.labels import TRANSLATIONS, translate
@@ -153,8 +152,8 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     `pipeline` (default) decodes, finds faces and runs the model side by side, each on its own thread with
     bounded queues between them (docs/speed.md); False runs them in turn (the same result, slower).
     `decoder`: "auto" decodes only the sampled frames of Motion JPEG (libjpeg), "ffmpeg" every frame.
-    `voice` "auto" reads the voice with the bundle's voice model (from the encoder passes that hear the words
-    when they are transcribed), "off" does not; the summary combines face and voice (`inference.fusion`).
+    `voice` "auto" reads the voice with the bundle's voice model (Whisper's encoder at layers 2 and 3 over the
+    speech), "off" does not; the summary combines face and voice (`inference.fusion`).
     A file with sound and no video stream is an audio file: its voice and words, no face (`inference.audio_file`).
     """
     if lang not in TRANSLATIONS:
@@ -175,10 +174,8 @@ def analyze_video(path: str | Path, bundle: ModelBundle, sample_fps: float | Non
     if sample_fps is not None and not (0 < sample_fps <= 120):
         raise ValueError(f"sample_fps must be in (0, 120], got {sample_fps}")
     audio = _AudioTrack(path, bundle.n_audio_frames) if "audio" in bundle.modalities else None
-    hears = VoiceTimeline(bundle.voice_model(), bundle.window_s, lang) if voice == "auto" and bundle.voice_model() \
-        else None
     words = Words(path, text, transcribe, speech_lang, speech_model, audio.samples if audio else None,
-                  audio_decoded=audio is not None, voice=hears)
+                  audio_decoded=audio is not None, voice=listener(bundle, voice, lang))
     try:
         stream = {"detect_interval_s": detect_interval_s, "fast": fast, "pipeline": pipeline, "decoder": decoder}
         readings, frames_analysed, info = _read_frames(path, bundle, info, lang, audio, sample_fps, batch_windows,

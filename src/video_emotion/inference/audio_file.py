@@ -14,9 +14,8 @@ from typing import Any
 
 from video_emotion.features.audio import AUDIO_SUFFIXES, SAMPLE_RATE, load_audio, stream_listing
 from video_emotion.features.video import VideoError, VideoInfo, probe
-from video_emotion.inference.hearing import hear, model_block
+from video_emotion.inference.hearing import hear, listener, model_block
 from video_emotion.inference.summary import summarize
-from video_emotion.inference.voice import VoiceTimeline
 from video_emotion.inference.words import AnalysisStopped, Words
 from video_emotion.labels import translate
 from video_emotion.text.speech import Transcriber
@@ -70,9 +69,8 @@ def analyze_audio(path: Path, bundle, lang: str = "en", text: dict[str, Any] | N
     duration = len(samples) / SAMPLE_RATE
     if duration <= 0:
         raise VideoError(f"{path.name}: an audio stream with no sound in it (0 s)")
-    model = bundle.voice_model() if voice == "auto" else None
-    hears = VoiceTimeline(model, bundle.window_s, lang) if model is not None else None
-    words = Words(path, text, transcribe, speech_lang, speech_model, samples, audio_decoded=True, voice=hears)
+    words = Words(path, text, transcribe, speech_lang, speech_model, samples, audio_decoded=True,
+                  voice=listener(bundle, voice, lang))
     try:
         if not words.wait(should_stop):
             raise AnalysisStopped(f"{path.name}: stopped while hearing its speech")

@@ -59,7 +59,6 @@ def combine(face_summary: dict[str, Any], timeline: list[dict[str, Any]], voice:
     if wf <= 0:
         why = "the voice alone: " + (face_summary.get("note") or "no face could be read")
     out["sources"] = {"face": round(share_f, 4), "voice": round(share_v, 4), "note": why}
-    out.pop("note", None) if wf > 0 else None
     if lang != "en":
         out["dominant_emotion_label"] = translate(top, lang)
         out["tag_labels"] = [translate(t, lang) for t in tags]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from video_emotion.inference.fusion import combine
-from video_emotion.inference.voice import voice_block
+from video_emotion.inference.voice import VoiceTimeline, voice_block
 from video_emotion.inference.words import Words
 from video_emotion.labels import polarity
 
@@ -19,6 +19,13 @@ def model_block(bundle) -> dict[str, Any]:
     """The result's `model`: name, registry version, labels and modalities of the bundle."""
     return {"name": bundle.info.get("name", "video-emotion"), "version": str(bundle.info.get("version", "local")),
             "labels": list(bundle.labels), "modalities": list(bundle.modalities)}
+
+
+def listener(bundle, voice: str, lang: str) -> VoiceTimeline | None:
+    """The voice timeline an analysis fills as its audio is heard: None with `voice="off"` or a bundle without a
+    voice model."""
+    model = bundle.voice_model() if voice == "auto" else None
+    return VoiceTimeline(model, bundle.window_s, lang) if model is not None else None
 
 
 def _reading(sources: dict[str, Any]) -> str:
@@ -56,4 +63,4 @@ def hear(result: dict[str, Any], timeline: list[dict[str, Any]], words: Words, l
     return result
 
 
-__all__ = ["hear", "model_block"]
+__all__ = ["hear", "listener", "model_block"]

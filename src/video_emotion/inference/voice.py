@@ -19,7 +19,7 @@ import numpy as np
 
 from video_emotion.labels import LABELS, arousal_of, polarity, translate, valence_of
 from video_emotion.modeling.calibration import apply_temperature
-from video_emotion.modeling.voice import predict, stats
+from video_emotion.modeling.voice import onto_labels, predict, stats
 from video_emotion.text.voice_states import STATES_PER_S, VOICE_LAYERS, SpeechStates
 
 VOICE_SETTINGS = "voice.json"
@@ -68,10 +68,7 @@ class VoiceModel:
 
     def read(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(calibrated, raw) probabilities over the product's labels for one stretch of speech."""
-        p = self.class_probs(states)
-        raw = np.zeros(len(LABELS), np.float64)
-        for c, v in zip(self.classes, p, strict=True):
-            raw[LABELS.index(self.to_labels[c])] += v
+        raw = onto_labels(self.class_probs(states)[None], self.classes, self.to_labels)[0]
         return apply_temperature(raw[None], self.temperature)[0], raw
 
 

@@ -58,9 +58,8 @@ def check_options(transcribe: str, speech_lang: str | None, voice: str = "auto")
 class Words:
     """The words (and the voice's encoder states) of one video: started before the frames are read, finished after.
 
-    `voice`, when given, receives the encoder's states over the speech as the audio is heard: from the very
-    passes that transcribe the words, or, with no words to recognise (a user's transcript, `transcribe="off"`),
-    from the encoder alone over the speech."""
+    `voice`, when given, receives the encoder's states over the speech (`text.voice_states`) as the audio is heard,
+    window by window, whether or not the words are recognised (a user's transcript, `transcribe="off"`)."""
 
     def __init__(self, path: Path, user: dict[str, Any] | None, transcribe: str, speech_lang: str | None,
                  speech_model: Transcriber | str | Path | None, samples: np.ndarray | None,

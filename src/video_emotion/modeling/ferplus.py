@@ -26,22 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from video_emotion.config import FinetuneFacesConfig
 from video_emotion.data.ferplus import CLASSES8, CONTEMPT
 from video_emotion.io_utils import atomic_path
 from video_emotion.modeling.calibration import apply_temperature, ece
 from video_emotion.modeling.metrics import class_scores, confusion_counts, macro_f1
 
 log = logging.getLogger("video_emotion.ferplus")
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    epochs: int = 12
-    batch_size: int = 64
-    learning_rate: float = 0.0005
-    patience: int = 3
-    dropout: float = 0.2
-    seed: int = 42
 
 
 def readings(trunk: Any, crops: np.ndarray, mirror: bool = False, batch_size: int = 128) -> np.ndarray:
@@ -113,7 +104,7 @@ def scores(p: np.ndarray, y8: np.ndarray, temperature: float = 1.0) -> dict[str,
             "confusion_matrix": c8[:, :len(CLASSES8)].tolist()}
 
 
-def fit_classifier(model: Any, train: Any, valid: tuple[np.ndarray, np.ndarray], cfg: FitSettings
+def fit_classifier(model: Any, train: Any, valid: tuple[np.ndarray, np.ndarray], cfg: FinetuneFacesConfig
                    ) -> tuple[dict[str, list[float]], float]:
     """Fit readings -> 8 logits on vote distributions; keep the epoch with the best Valid majority accuracy.
 
@@ -172,8 +163,7 @@ def _data(src: Sources, preprocess: Any, trunk: Any, digest: str, mirror: bool, 
     return out, seconds
 
 
-def finetune(src: Sources, preprocess: Any, blocks: int, mirror: bool, fit: FitSettings, out_dir: Path,
-             report_test: bool = True, mix: float = 1.0) -> dict[str, Any]:
+def finetune(src: Sources, preprocess: Any, fit: FinetuneFacesConfig, out_dir: Path) -> dict[str, Any]:
     """Fine-tune the last `blocks` blocks + an 8-way classifier on FER+ Train's vote distributions, chosen on
     Valid; with `mix` < 1 the trained weights are moved back towards the published ones (`ferplus_net.mix_weights`);
     write the network to `out_dir` (face-api.js format); figures of the base and the fine-tuned network on Valid
@@ -188,6 +178,7 @@ def finetune(src: Sources, preprocess: Any, blocks: int, mirror: bool, fit: FitS
     )
 
     t_start = time.perf_counter()
+    blocks, mirror, report_test, mix = fit.blocks, fit.mirror, fit.report_test, fit.mix
     backbone, trunk, tail = split_network(src.base, blocks)
     splits = ("train", "valid", "test") if report_test else ("train", "valid")
     data, seconds = _data(src, preprocess, trunk, network_digest(src.base, blocks), mirror, splits)

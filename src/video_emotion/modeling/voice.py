@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from video_emotion.config import VoiceConfig
+from video_emotion.labels import LABELS
 
 
 def stats(states: np.ndarray) -> np.ndarray:
@@ -57,6 +58,15 @@ def predict(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+def onto_labels(probs: np.ndarray, classes: list[str] | tuple[str, ...], to_labels: dict[str, str]) -> np.ndarray:
+    """(N, n_classes) probabilities over a corpus's classes -> (N, 7) over the product's labels (e.g. RAVDESS's calm
+    joins neutral)."""
+    out = np.zeros((len(probs), len(LABELS)))
+    for i, c in enumerate(classes):
+        out[:, LABELS.index(to_labels[c])] += probs[:, i]
+    return out
+
+
 def crossval(cfg: VoiceConfig, features: np.ndarray, y: np.ndarray, groups: np.ndarray,
              folds: list[tuple[Any, ...]], n_classes: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Out-of-fold probabilities: fold i's groups (actors) are read by a head trained on every other group."""
@@ -73,4 +83,4 @@ def crossval(cfg: VoiceConfig, features: np.ndarray, y: np.ndarray, groups: np.n
     return oof, per_fold
 
 
-__all__ = ["crossval", "fit_head", "predict", "stats"]
+__all__ = ["crossval", "onto_labels", "fit_head", "predict", "stats"]

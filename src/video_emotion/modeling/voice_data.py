@@ -21,6 +21,7 @@ from video_emotion.io_utils import atomic_path
 from video_emotion.labels import LABELS
 from video_emotion.modeling.calibration import ece
 from video_emotion.modeling.metrics import classification_metrics
+from video_emotion.modeling.voice import onto_labels
 
 log = logging.getLogger("video_emotion.voice")
 
@@ -92,10 +93,7 @@ def utterance_states(items: list[Utterance], encoder, cache_dir: str | Path | No
 
 def to_labels(probs8: np.ndarray) -> np.ndarray:
     """Probabilities over the eight classes -> over the product's seven labels (calm joins neutral)."""
-    out = np.zeros((len(probs8), len(LABELS)))
-    for i, c in enumerate(CLASSES):
-        out[:, LABELS.index(TO_LABELS[c])] += probs8[:, i]
-    return out
+    return onto_labels(probs8, CLASSES, TO_LABELS)
 
 
 def protocol_figures(probs8: np.ndarray, y8: np.ndarray) -> dict[str, Any]:

@@ -46,8 +46,9 @@ def train_voice(params: Params, root: Path, whisper_dir: Path, out_dir: Path) ->
     oof, per_fold = crossval(cfg, feats, y, actors, list(FOLDS), len(CLASSES))
     figures = protocol_figures(oof, y)
     y7 = np.array([LABELS.index(TO_LABELS[CLASSES[c]]) for c in y])
-    temperature = fit_temperature(to_labels(oof), y7)
-    figures["ece7_calibrated"] = round(ece(apply_temperature(to_labels(oof), temperature), y7), 4)
+    oof7 = to_labels(oof)
+    temperature = fit_temperature(oof7, y7)
+    figures["ece7_calibrated"] = round(ece(apply_temperature(oof7, temperature), y7), 4)
     weights, history = fit_head(cfg, feats, y, len(CLASSES))
     settings = {"classes": list(CLASSES), "to_labels": TO_LABELS, "temperature": round(float(temperature), 4),
                 "encoder": {"model": "whisper-base", "layers": list(VOICE_LAYERS), "pooling": "mean and std over time"},

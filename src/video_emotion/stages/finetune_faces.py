@@ -33,16 +33,14 @@ HISTORY_KEYS = ("loss", "val_loss", "accuracy", "val_accuracy")
 def run(params: Params, base: Path, face_models: Path, network: Path) -> dict[str, Any]:
     """Fine-tune (see the module docstring) and write the network folder atomically; the result dict."""
     from video_emotion.modeling import lineage, packaging
-    from video_emotion.modeling.ferplus import FitSettings, Sources, finetune, model_card
+    from video_emotion.modeling.ferplus import Sources, finetune, model_card
 
     cfg = params.finetune_faces
     root = (params.root / cfg.root).resolve()
     src = Sources(root=root, base=Path(base), face_models=Path(face_models),
                   cache_dir=params.root / ".cache" / "ferplus")
-    fit = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                      patience=cfg.patience, dropout=cfg.dropout, seed=cfg.seed)
     with atomic_path(network) as tmp:
-        result = finetune(src, params.preprocess, cfg.blocks, cfg.mirror, fit, tmp, cfg.report_test, cfg.mix)
+        result = finetune(src, params.preprocess, cfg, tmp)
         if (Path(base) / "LICENSE").is_file():
             shutil.copy2(Path(base) / "LICENSE", tmp / "LICENSE")
         result["settings"] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != "root"}

@@ -192,8 +192,8 @@ class Transcriber:
         `language` (`en`, `zh`, or any Whisper language; None: detected) is given to Whisper as is.
         `cancel`, once set, stops the work at the next window or cue (the result is then None).
         `on_states(states, heard_until_s)`, when given, receives the encoder's states over the speech of each
-        window (`voice_states.SpeechStates`: what the voice model reads), from the passes that heard the words;
-        `words=False` skips the words (no decoding) and encodes only the speech for `on_states`.
+        window (`voice_states.SpeechStates`: layers 2 and 3, what the voice model reads; a pass of their own, as
+        the words' pass ends at layer 6); `words=False` skips the words (no decoding).
         """
         samples = np.asarray(samples)
         if samples.ndim != 1:
